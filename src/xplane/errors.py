@@ -1,0 +1,27 @@
+"""The root of xplane's error hierarchy.
+
+Every package raises subclasses of :class:`XplaneError` (see ``xplane.oci.errors`` and friends).
+Messages say what happened, to which object, and what to try. They never carry secrets: credential
+types redact themselves, so an error can format any object it holds.
+"""
+
+from __future__ import annotations
+
+
+class XplaneError(Exception):
+    """Base class of every error xplane raises on purpose.
+
+    ``exit_code`` is what the CLI exits with when this error reaches it (see docs/cli.md).
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message

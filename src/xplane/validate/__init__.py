@@ -1,0 +1,1 @@
+"""xplane.validate."""
