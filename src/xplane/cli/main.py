@@ -1,0 +1,59 @@
+"""The ``xp`` command: a thin layer over the xplane library.
+
+Exit codes (documented in docs/cli.md): 0 success, 1 an xplane error (registry, package, function,
+...), 2 usage error (click), 3 not found / not in cache under the chosen pull policy,
+4 authentication or authorisation failure, 5 TLS failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from xplane._version import __version__
+from xplane.cli.lazy import LazyGroup
+
+XPKG_COMMANDS = {
+    "pull": "xplane.cli.xpkg_pull:pull",
+    "load": "xplane.cli.xpkg_pull:load",
+    "build": "xplane.cli.xpkg_build:build",
+    "push": "xplane.cli.xpkg_build:push",
+    "inspect": "xplane.cli.xpkg_build:inspect",
+    "extract": "xplane.cli.xpkg_build:extract",
+    "init": "xplane.cli.xpkg_build:init",
+}
+
+TOP_COMMANDS = {
+    "cache": "xplane.cli.cache:cache",
+    "registry": "xplane.cli.registry:registry",
+    "fn": "xplane.cli.fn:fn",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=TOP_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xp")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """xplane: Crossplane packages and functions on one machine, no cluster, no Docker."""
+    from xplane.cli.output import configure_logging
+
+    configure_logging(verbose)
+    ctx.ensure_object(dict)
+
+
+@cli.group(cls=LazyGroup, lazy_commands=XPKG_COMMANDS)
+def xpkg() -> None:
+    """Build, pull, load, push and inspect Crossplane packages."""
+
+
+def main() -> None:
+    """Entry point of the ``xp`` console script."""
+    from xplane.cli.output import run_cli
+
+    sys.exit(run_cli(cli))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Shared CLI plumbing: logging set-up, error-to-exit-code mapping, machine-readable output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from xplane.errors import XplaneError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def configure_logging(verbose: int) -> None:
+    """Send xplane's log records to stderr; ``-v`` is INFO, ``-vv`` DEBUG, default WARNING."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_cli(command: click.Command, args: list[str] | None = None) -> int:
+    """Run a click command; turn :class:`XplaneError` into its message on stderr and its exit code."""
+    try:
+        command.main(args=args, prog_name="xp", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except XplaneError as e:
+        click.echo(f"xp: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (for ``-o json``)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def print_yaml(data: Any) -> None:
+    """Print ``data`` as YAML on stdout (for ``-o yaml``)."""
+    import yaml
+
+    click.echo(yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False), nl=False)

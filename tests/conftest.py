@@ -1,0 +1,1 @@
+"""Suite-wide pytest configuration. Registry/servers fixtures live in tests/support/."""
