@@ -53,4 +53,6 @@ def print_yaml(data: Any) -> None:
     """Print ``data`` as YAML on stdout (for ``-o yaml``)."""
     import yaml
 
-    click.echo(yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False), nl=False)
+    click.echo(
+        yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False), nl=False
+    )

@@ -44,7 +44,9 @@ class Digest:
         """Parse ``alg:hex``; raise :class:`InvalidReferenceError` when it is not a digest."""
         m = _DIGEST_RE.match(value)
         if not m:
-            raise InvalidReferenceError(f"invalid digest {value!r}: want <algorithm>:<hex>, e.g. sha256:<64 hex>")
+            raise InvalidReferenceError(
+                f"invalid digest {value!r}: want <algorithm>:<hex>, e.g. sha256:<64 hex>"
+            )
         alg, hexpart = m.group("alg"), m.group("hex")
         want = _KNOWN_DIGEST_LENGTHS.get(alg)
         if want is not None and len(hexpart) != want:
@@ -106,16 +108,16 @@ class Reference:
         explicit_registry = registry is not None
         if registry is None or registry == "docker.io":
             registry = DEFAULT_REGISTRY
+        if strict and not explicit_registry:
+            raise InvalidReferenceError(
+                f"invalid reference {value!r}: the registry must be given, e.g. registry.example.com/{rest}"
+            )
         if registry == DEFAULT_REGISTRY and "/" not in repository:
             if strict:
                 raise InvalidReferenceError(
                     f"invalid reference {value!r}: the full repository path is required (missing 'library/')"
                 )
             repository = f"library/{repository}"
-        if strict and not explicit_registry:
-            raise InvalidReferenceError(
-                f"invalid reference {value!r}: the registry must be given, e.g. registry.example.com/{rest}"
-            )
         if strict and tag is None and digest is None:
             raise InvalidReferenceError(f"invalid reference {value!r}: a tag or digest is required")
         _check_repository(repository, value)
@@ -172,7 +174,9 @@ def _split_registry(rest: str, value: str) -> tuple[str | None, str]:
 
 def _check_repository(repository: str, value: str) -> None:
     if len(repository) > 255:
-        raise InvalidReferenceError(f"invalid reference {value!r}: the repository is longer than 255 characters")
+        raise InvalidReferenceError(
+            f"invalid reference {value!r}: the repository is longer than 255 characters"
+        )
     for component in repository.split("/"):
         if not _COMPONENT_RE.match(component):
             raise InvalidReferenceError(
