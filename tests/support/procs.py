@@ -1,0 +1,113 @@
+"""Child processes for test servers that never outlive the test run.
+
+Every process started here is killed (SIGKILL to its process group) by :func:`kill`, by an
+``atexit`` hook, and, when started from the main thread, by the kernel if the Python process dies
+(``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from xplane.errors import XplaneError
+
+_PR_SET_PDEATHSIG = 1
+_live: dict[int, subprocess.Popen[bytes]] = {}
+_lock = threading.Lock()
+
+
+class TestServerError(XplaneError):
+    """A test server could not be started (the message carries the tail of its log)."""
+
+    __test__ = False  # not a pytest test class
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host`` (bind port 0, read it back, close)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _pdeathsig() -> Callable[[], None] | None:
+    if threading.current_thread() is not threading.main_thread():
+        # PDEATHSIG fires when the *thread* that forked exits; only safe from the main thread.
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    prctl = libc.prctl
+
+    def _pre() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return _pre
+
+
+def clean_env(extra: Mapping[str, str] | None = None, *, drop_prefixes: Sequence[str] = ()) -> dict[str, str]:
+    """A copy of ``os.environ`` without variables starting with ``drop_prefixes``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not any(k.startswith(p) for p in drop_prefixes)}
+    env.update(extra or {})
+    return env
+
+
+def spawn(
+    argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session with stdout+stderr going to ``log_path``; track it."""
+    log = log_path.open("ab")
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+            preexec_fn=_pdeathsig(),
+        )
+    finally:
+        log.close()
+    with _lock:
+        _live[proc.pid] = proc
+    return proc
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc``'s process group (it is a session leader) and reap it. Idempotent."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    with _lock:
+        _live.pop(proc.pid, None)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file (empty string if it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@atexit.register
+def _kill_all() -> None:
+    with _lock:
+        procs = list(_live.values())
+    for p in procs:
+        kill(p)
