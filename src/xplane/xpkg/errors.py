@@ -1,0 +1,40 @@
+"""Errors raised while reading, checking and building Crossplane packages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from xplane.errors import XplaneError
+
+if TYPE_CHECKING:
+    from xplane.xpkg.lint import Finding
+
+
+class PackageError(XplaneError):
+    """Base class of the errors in ``xplane.xpkg``."""
+
+
+class SemverError(PackageError):
+    """A version or constraint does not parse. ``message`` is Masterminds v3.5's error text."""
+
+    exit_code = 2
+
+
+class MetaError(PackageError):
+    """A ``meta.pkg.crossplane.io`` object (``crossplane.yaml``) is malformed."""
+
+
+class UnknownKindError(PackageError):
+    """A document's apiVersion/kind is not in the package object scheme."""
+
+
+class LintError(PackageError):
+    """A package failed lint. ``findings`` holds every located error (and warning) found."""
+
+    def __init__(self, findings: Sequence[Finding], *, hint: str | None = None) -> None:
+        self.findings = tuple(findings)
+        errors = [f for f in self.findings if f.severity == "error"]
+        shown = errors or list(self.findings)
+        head = f"package failed lint with {len(errors)} error(s)"
+        super().__init__(head + "".join(f"\n  {f}" for f in shown), hint=hint)

@@ -1,0 +1,416 @@
+"""Per-package-type lint with Crossplane's rules and messages, located at file, line and object.
+
+Upstream (crossplane-runtime ``pkg/xpkg/lint.go``) runs, in order: package-level checks
+(``OneMeta``), per-meta checks (``IsConfiguration``/``IsProvider``/``IsFunction`` then
+``PackageValidSemver``) and one per-object check (an ``Or`` of the allowed kinds), and stops at the
+first error. This linter reports every finding instead, each naming where it is, and keeps the
+first one upstream would have returned in :attr:`LintResult.upstream_error` (``xpkg build`` wraps it
+as ``failed to build package: failed to lint package: <error>``).
+
+It adds warnings upstream lacks (codes ``dependency-version``, ``invalid-dependency``,
+``unqualified-package``, ``package-has-tag``, ``meta-name``): a package that passes upstream lint
+can still fail to install for these reasons.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from xplane.oci.errors import InvalidReferenceError
+from xplane.oci.reference import Reference
+from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindError
+from xplane.xpkg.meta import Dependency, PackageMeta
+from xplane.xpkg.objects import classify, is_meta_package
+from xplane.xpkg.semver import Constraint, Version, is_digest_constraint
+
+ERR_NOT_EXACTLY_ONE_META = "not exactly one package meta type"
+ERR_NOT_META = "meta type is not a package"
+ERR_NOT_META_FMT = "package meta type is not {}"
+ERR_BAD_CONSTRAINTS = "package version constraints are poorly formatted"
+ERR_CROSSPLANE_INCOMPATIBLE_FMT = "package is not compatible with Crossplane version ({})"
+ERR_OR_FMT = "object did not pass any of the linters with following errors: {}"
+
+Severity = Literal["error", "warning"]
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Located:
+    """A decoded YAML document with where it came from (``line`` is 1-based, of its first line)."""
+
+    doc: Mapping[str, Any]
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def api_version(self) -> str:
+        """The document's apiVersion ('' if missing)."""
+        v = self.doc.get("apiVersion")
+        return v if isinstance(v, str) else ""
+
+    @property
+    def kind(self) -> str:
+        """The document's kind ('' if missing)."""
+        v = self.doc.get("kind")
+        return v if isinstance(v, str) else ""
+
+    @property
+    def name(self) -> str:
+        """``metadata.name`` ('' if missing)."""
+        md = self.doc.get("metadata")
+        n = md.get("name") if isinstance(md, Mapping) else None
+        return n if isinstance(n, str) else ""
+
+    @property
+    def ref(self) -> str:
+        """``kind/name``, as users name objects."""
+        return f"{self.kind or '<no kind>'}/{self.name or '<no name>'}"
+
+    @property
+    def where(self) -> str:
+        """``file:line`` (or what is known of it)."""
+        if self.file and self.line:
+            return f"{self.file}:{self.line}"
+        return self.file or (f"line {self.line}" if self.line else "<input>")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result. ``message`` is upstream's text for errors upstream reports."""
+
+    severity: Severity
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    object: str | None = None
+    hint: str | None = None
+
+    @classmethod
+    def at(
+        cls, loc: Located | None, severity: Severity, code: str, message: str, hint: str | None = None
+    ) -> Finding:
+        """A finding located at ``loc`` (or unlocated)."""
+        if loc is None:
+            return cls(severity, code, message, hint=hint)
+        return cls(severity, code, message, loc.file, loc.line, loc.ref, hint)
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file and self.line else (self.file or "")
+        parts = [p for p in (where, self.object) if p]
+        prefix = ": ".join(parts) + ": " if parts else ""
+        sev = "warning: " if self.severity == "warning" else ""
+        return f"{prefix}{sev}{self.message}"
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """All findings of one lint run, in document order."""
+
+    findings: tuple[Finding, ...]
+    upstream_error: str | None
+    meta: PackageMeta | None
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings that fail the package."""
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Findings that do not fail the package."""
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there are no errors."""
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`LintError` holding every finding when there is an error."""
+        if not self.ok:
+            raise LintError(self.findings, hint="fix the objects named above, then build again")
+
+
+# Object linters: each returns upstream's error message, or None when the object passes.
+ObjectCheck = Callable[[Located], "str | None"]
+
+
+def _kind_check(message: str, pairs: Iterable[tuple[str, str]]) -> ObjectCheck:
+    allowed = frozenset(pairs)
+
+    def check(loc: Located) -> str | None:
+        return None if (loc.api_version, loc.kind) in allowed else message
+
+    return check
+
+
+_XP = "apiextensions.crossplane.io"
+is_crd = _kind_check(
+    "object is not a CRD",
+    [
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition"),
+    ],
+)
+is_mrd = _kind_check("object is not an MRD", [(f"{_XP}/v1alpha1", "ManagedResourceDefinition")])
+is_xrd = _kind_check(
+    "object is not an XRD",
+    [(f"{_XP}/v1", "CompositeResourceDefinition"), (f"{_XP}/v2", "CompositeResourceDefinition")],
+)
+is_composition = _kind_check("object is not a Composition", [(f"{_XP}/v1", "Composition")])
+is_activation_policy = _kind_check(
+    "object is not an ManagedResourceActivationPolicy",
+    [(f"{_XP}/v1alpha1", "ManagedResourceActivationPolicy")],
+)
+is_operation = _kind_check("object is not an Operation", [("ops.crossplane.io/v1alpha1", "Operation")])
+is_cron_operation = _kind_check(
+    "object is not a CronOperation", [("ops.crossplane.io/v1alpha1", "CronOperation")]
+)
+is_watch_operation = _kind_check(
+    "object is not a WatchOperation", [("ops.crossplane.io/v1alpha1", "WatchOperation")]
+)
+is_validating_webhook = _kind_check(
+    "object is not an ValidatingWebhookConfiguration",
+    [("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")],
+)
+is_mutating_webhook = _kind_check(
+    "object is not a MutatingWebhookConfiguration",
+    [("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")],
+)
+
+
+def either(*checks: ObjectCheck) -> ObjectCheck:
+    """Upstream's ``Or``: pass if any check passes, else join every message."""
+
+    def check(loc: Located) -> str | None:
+        errs = []
+        for c in checks:
+            err = c(loc)
+            if err is None:
+                return None
+            errs.append(err)
+        return ERR_OR_FMT.format(", ".join(errs))
+
+    return check
+
+
+#: The per-object check of each package type (crossplane-runtime New*Linter).
+OBJECT_CHECKS: Mapping[str, ObjectCheck] = {
+    "Configuration": either(
+        is_xrd, is_activation_policy, is_composition, is_operation, is_cron_operation, is_watch_operation
+    ),
+    "Provider": either(is_crd, is_mrd, is_validating_webhook, is_mutating_webhook),
+    "Function": is_crd,
+}
+
+
+def crossplane_incompatibility(constraint: str | None, crossplane_version: str) -> str | None:
+    """Upstream's ``PackageCrossplaneCompatible``: ``None`` when compatible, else its message.
+
+    No constraint is compatible. Parse errors of either string are appended after ``: ``.
+    """
+    if constraint is None:
+        return None
+    msg = ERR_CROSSPLANE_INCOMPATIBLE_FMT.format(crossplane_version)
+    try:
+        ok = Constraint.parse(constraint).check(Version.parse(crossplane_version))
+    except SemverError as e:
+        return f"{msg}: {e.message}"
+    return None if ok else msg
+
+
+def is_crossplane_compatible(constraint: str | None, crossplane_version: str) -> bool:
+    """True when ``crossplane_version`` satisfies the package's ``spec.crossplane.version``."""
+    return crossplane_incompatibility(constraint, crossplane_version) is None
+
+
+def _as_located(d: Located | Mapping[str, Any]) -> Located:
+    return d if isinstance(d, Located) else Located(d)
+
+
+def lint_package(
+    docs: Iterable[Located | Mapping[str, Any]],
+    *,
+    package_type: str | None = None,
+    crossplane_version: str | None = None,
+    check_objects: bool = True,
+) -> LintResult:
+    """Lint a package's documents (meta object plus objects), in the order they were read.
+
+    ``package_type`` picks the linter (``Configuration``, ``Provider``, ``Function``); by default
+    the single meta object's kind does, as in ``xpkg build``. With ``crossplane_version`` the
+    package must also be compatible with that Crossplane version (as a revision is). Without
+    ``check_objects`` this is the package manager's fatal *validator* (no object-kind check).
+    """
+    findings: list[Finding] = []
+    upstream: list[str] = []  # upstream's first error wins: package-level, then meta, then objects
+    metas: list[Located] = []
+    objects: list[Located] = []
+    for loc in map(_as_located, docs):
+        try:
+            (metas if classify(loc.doc) == "meta" else objects).append(loc)
+        except UnknownKindError as e:
+            findings.append(Finding.at(loc, "error", "unknown-kind", e.message, e.hint))
+            upstream.append(e.message)
+    if len(metas) != 1:
+        extra: list[Located | None] = [*metas[1:]] or [None]
+        for where in extra:
+            hint = (
+                "a package needs exactly one Configuration, Provider or Function meta object (crossplane.yaml); "
+                + (
+                    "found none"
+                    if not metas
+                    else "also at " + ", ".join(f"{m.where} ({m.ref})" for m in metas)
+                )
+            )
+            findings.append(Finding.at(where, "error", "one-meta", ERR_NOT_EXACTLY_ONE_META, hint))
+        upstream.append(ERR_NOT_EXACTLY_ONE_META)
+    ptype = package_type or (metas[0].kind if len(metas) == 1 else None)
+    meta = None
+    for loc in metas:
+        m, errs = _lint_meta(loc, ptype, crossplane_version)
+        findings.extend(errs)
+        upstream.extend(f.message for f in errs if f.severity == "error")
+        meta = meta or m
+    check = OBJECT_CHECKS.get(ptype or "") if check_objects else None
+    for loc in objects:
+        err = check(loc) if check is not None else None
+        if err is not None:
+            findings.append(Finding.at(loc, "error", "object-kind", err, _kind_hint(ptype)))
+            upstream.append(err)
+    findings.sort(key=lambda f: (f.file or "", f.line or 0))
+    return LintResult(tuple(findings), upstream[0] if upstream else None, meta)
+
+
+def _kind_hint(ptype: str | None) -> str:
+    allowed = {
+        "Configuration": "CompositeResourceDefinitions, Compositions, ManagedResourceActivationPolicies and Operations",
+        "Provider": "CRDs, ManagedResourceDefinitions and webhook configurations",
+        "Function": "CRDs (input schemas)",
+    }.get(ptype or "", "")
+    return f"a {ptype} package may only contain {allowed}; move other objects out of the package root or --ignore them"
+
+
+def _lint_meta(
+    loc: Located, ptype: str | None, crossplane_version: str | None
+) -> tuple[PackageMeta | None, list[Finding]]:
+    out: list[Finding] = []
+    if (ptype is not None and loc.kind != ptype) or not is_meta_package(loc.api_version, loc.kind):
+        msg = ERR_NOT_META_FMT.format(ptype) if ptype else ERR_NOT_META
+        return None, [
+            Finding.at(loc, "error", "meta-type", msg, f"this document is {loc.api_version} {loc.kind}")
+        ]
+    try:
+        meta = PackageMeta.from_dict(loc.doc)
+    except MetaError as e:
+        return None, [Finding.at(loc, "error", "meta-decode", e.message, e.hint)]
+    constraint = meta.crossplane_constraint
+    if constraint is not None:
+        try:
+            Constraint.parse(constraint)
+        except SemverError as e:
+            out.append(
+                Finding.at(loc, "error", "crossplane-version", f"{ERR_BAD_CONSTRAINTS}: {e.message}", e.hint)
+            )
+        else:
+            if crossplane_version is not None:
+                err = crossplane_incompatibility(constraint, crossplane_version)
+                if err is not None:
+                    hint = (
+                        f"spec.crossplane.version is {constraint!r}; a prerelease Crossplane needs a -0 bound"
+                    )
+                    out.append(Finding.at(loc, "error", "crossplane-incompatible", err, hint))
+    out.extend(_meta_warnings(loc, meta))
+    return meta, out
+
+
+def _meta_warnings(loc: Located, meta: PackageMeta) -> list[Finding]:
+    out: list[Finding] = []
+    if not meta.name or len(meta.name) > 63 or not _DNS_LABEL.fullmatch(meta.name):
+        out.append(
+            Finding.at(
+                loc,
+                "warning",
+                "meta-name",
+                f"metadata.name {meta.name!r} is not a DNS label",
+                "use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+            )
+        )
+    for i, dep in enumerate(meta.depends_on):
+        out.extend(_dependency_warnings(loc, i, dep))
+    return out
+
+
+def _dependency_warnings(loc: Located, i: int, dep: Dependency) -> list[Finding]:
+    out: list[Finding] = []
+    version = dep.version
+    path = f"spec.dependsOn[{i}]"
+    try:
+        resolved = dep.resolve()
+    except MetaError as e:
+        return [Finding.at(loc, "warning", "invalid-dependency", f"{path}: {e.message}", e.hint)]
+    pkg = resolved.package
+    if not is_digest_constraint(version):
+        try:
+            Constraint.parse(version)
+        except SemverError as e:
+            out.append(
+                Finding.at(
+                    loc,
+                    "warning",
+                    "dependency-version",
+                    f"{path}: version {version!r} of {pkg!r} does not parse: {e.message}",
+                    "Crossplane cannot resolve this dependency; use a semver constraint such as '>=v1.0.0' "
+                    "or a digest 'sha256:<64 hex>'",
+                )
+            )
+    out.extend(_reference_warnings(loc, path, pkg))
+    return out
+
+
+def _reference_warnings(loc: Located, path: str, pkg: str) -> list[Finding]:
+    try:
+        ref = Reference.parse(pkg)
+    except InvalidReferenceError as e:
+        return [
+            Finding.at(
+                loc, "warning", "unqualified-package", f"{path}: package {pkg!r} is not valid: {e.message}"
+            )
+        ]
+    out = []
+    first, sep, _ = pkg.partition("/")
+    if not sep or not ("." in first or ":" in first):
+        out.append(
+            Finding.at(
+                loc,
+                "warning",
+                "unqualified-package",
+                f"{path}: package {pkg!r} does not name a registry",
+                f"Crossplane resolves it against its default registry, other tools against Docker Hub; write it "
+                f"fully qualified, e.g. xpkg.crossplane.io/{ref.repository.removeprefix('library/')}",
+            )
+        )
+    if ref.tag is not None or ref.digest is not None:
+        out.append(
+            Finding.at(
+                loc,
+                "warning",
+                "package-has-tag",
+                f"{path}: package {pkg!r} carries a tag or digest",
+                "name the repository only and put the constraint or digest in version:",
+            )
+        )
+    return out
+
+
+def lint_or_raise(
+    docs: Sequence[Located | Mapping[str, Any]], *, package_type: str | None = None
+) -> LintResult:
+    """:func:`lint_package`, raising :class:`LintError` when there is an error (``xpkg build``)."""
+    result = lint_package(docs, package_type=package_type)
+    result.raise_for_errors()
+    return result
