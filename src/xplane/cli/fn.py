@@ -1,0 +1,16 @@
+"""``xp fn``: the function runner from the ``xp`` command (same code as the ``xfn`` script)."""
+
+from __future__ import annotations
+
+import click
+
+from xplane.cli.xfn import run, serve
+
+
+@click.group("fn")
+def fn() -> None:
+    """Serve composition functions, or run one request through a function locally."""
+
+
+fn.add_command(serve)
+fn.add_command(run)

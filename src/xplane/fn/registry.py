@@ -1,0 +1,503 @@
+"""The set of functions a runner serves, where they come from, and how they reload.
+
+A :class:`FunctionSource` turns a load mode into a directory of function directories (a *snapshot*):
+
+- ``local``: the functions directory itself.
+- ``secret``: a mounted Kubernetes Secret volume (keys are files; ``..data`` symlink layout). Each
+  key is copied into a fresh snapshot; keys ending in ``.tar.gz``/``.tgz`` are unpacked into it.
+- ``http``: a ``.tar.gz`` bundle at ``FUNCTION_HTTP_URL``, fetched with ``If-None-Match`` so an
+  unchanged bundle (same ETag) costs one 304.
+
+:class:`FunctionRegistry` loads a snapshot with ``xplane.fn.loader.discover`` and swaps functions in
+without dropping calls: a replaced function is *retired* and closed only when its last in-flight
+call has finished. A function that fails to load is reported; the rest keep serving, and a function
+that breaks on reload keeps serving its previous version (marked stale) until it loads again.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xplane.errors import XplaneError
+
+if TYPE_CHECKING:
+    from xplane.fn.base import Function
+
+log = logging.getLogger(__name__)
+
+DiscoverFn = Callable[[Path], Mapping[str, Any]]
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+
+
+class FunctionSourceError(XplaneError):
+    """The function source (directory, Secret volume or HTTP bundle) cannot be read."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A directory of functions as the source looked at one moment."""
+
+    root: Path
+    fingerprint: str
+    owned: bool = False  # the registry made this directory and deletes it when no function uses it
+
+
+def tree_fingerprint(root: Path, *, content: bool = False, limit: int = 20000) -> str:
+    """Hash of the names, sizes and mtimes (or contents) of every file under ``root``."""
+    h = hashlib.sha256()
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            rel = os.path.relpath(path, root)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mode & 0o111}\0".encode())
+            if content:
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            else:
+                h.update(str(st.st_mtime_ns).encode())
+            count += 1
+            if count >= limit:
+                return h.hexdigest()
+    return h.hexdigest()
+
+
+class FunctionSource(abc.ABC):
+    """Where functions come from. :meth:`poll` is blocking and runs in a worker thread."""
+
+    mode: str = ""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Human description for logs and ``/functions``."""
+
+    @abc.abstractmethod
+    def poll(self, current: Snapshot | None) -> Snapshot | None:
+        """A new snapshot if the source changed since ``current``, else ``None``.
+
+        Raises :class:`FunctionSourceError` when the source cannot be read.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the source holds (temporary directories)."""
+
+
+class LocalSource(FunctionSource):
+    """Functions read in place from a directory; changes are seen through file sizes and mtimes."""
+
+    mode = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def describe(self) -> str:
+        return f"local:{self.root}"
+
+    def poll(self, current: Snapshot | None) -> Snapshot | None:
+        if not self.root.is_dir():
+            raise FunctionSourceError(
+                f"functions directory {self.root} does not exist",
+                hint="set FUNCTIONS_DIR or --functions-dir to a directory of functions",
+            )
+        fp = tree_fingerprint(self.root)
+        if current is not None and current.fingerprint == fp:
+            return None
+        return Snapshot(self.root, fp)
+
+
+class _StagingSource(FunctionSource):
+    """A source that copies or unpacks functions into fresh directories under a work directory."""
+
+    def __init__(self, work_dir: Path | None) -> None:
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(tempfile.mkdtemp(prefix="xfn-")) if work_dir is None else work_dir
+        self._n = 0
+
+    def _new_dir(self) -> Path:
+        self._n += 1
+        path = self.work_dir / f"snapshot-{os.getpid()}-{self._n}"
+        path.mkdir(parents=True)
+        return path
+
+    def close(self) -> None:
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def unpack_bundle(data: bytes, dest: Path, *, what: str) -> None:
+    """Unpack a ``.tar.gz`` bundle into ``dest``, refusing paths or links that leave it."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise FunctionSourceError(
+            f"cannot unpack {what}: {e}", hint="it must be a .tar.gz of function directories"
+        ) from None
+
+
+class SecretSource(_StagingSource):
+    """A mounted Secret volume: keys are files (through ``..data`` symlinks); bundles are unpacked."""
+
+    mode = "secret"
+
+    def __init__(self, root: Path, work_dir: Path | None = None) -> None:
+        super().__init__(work_dir)
+        self.root = root
+
+    def describe(self) -> str:
+        return f"secret:{self.root}"
+
+    def _keys(self) -> list[Path]:
+        data = self.root / "..data"
+        base = data.resolve() if data.exists() else self.root
+        return sorted(p for p in base.iterdir() if not p.name.startswith(".") and p.is_file())
+
+    def poll(self, current: Snapshot | None) -> Snapshot | None:
+        if not self.root.is_dir():
+            raise FunctionSourceError(
+                f"Secret volume {self.root} is not mounted", hint="check the volumeMount"
+            )
+        keys = self._keys()
+        h = hashlib.sha256()
+        for key in keys:
+            h.update(key.name.encode() + b"\0" + key.read_bytes() + b"\0")
+        fp = h.hexdigest()
+        if current is not None and current.fingerprint == fp:
+            return None
+        dest = self._new_dir()
+        for key in keys:
+            if key.name.endswith((".tar.gz", ".tgz")):
+                unpack_bundle(key.read_bytes(), dest, what=f"Secret key {key.name}")
+            else:
+                shutil.copyfile(key, dest / key.name)
+                os.chmod(dest / key.name, key.stat().st_mode & 0o755 | 0o400)
+        return Snapshot(dest, fp, owned=True)
+
+
+class HttpSource(_StagingSource):
+    """A ``.tar.gz`` bundle over HTTP(S), refreshed by ETag."""
+
+    mode = "http"
+
+    def __init__(self, url: str, work_dir: Path | None = None, *, timeout: float = 30.0) -> None:
+        super().__init__(work_dir)
+        self.url = url
+        self.timeout = timeout
+        self._etag: str | None = None
+
+    def describe(self) -> str:
+        return f"http:{self.url.split('?', 1)[0]}"
+
+    def poll(self, current: Snapshot | None) -> Snapshot | None:
+        headers = {"Accept": "application/gzip, application/octet-stream, */*"}
+        if current is not None and self._etag:
+            headers["If-None-Match"] = self._etag
+        request = urllib.request.Request(self.url, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                data = resp.read(MAX_BUNDLE_BYTES + 1)
+                etag = resp.headers.get("ETag")
+        except urllib.error.HTTPError as e:
+            if e.code == 304:
+                return None
+            raise FunctionSourceError(f"GET {self.describe()[5:]} answered {e.code} {e.reason}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise FunctionSourceError(
+                f"cannot fetch the function bundle from {self.describe()[5:]}: {reason}",
+                hint="check FUNCTION_HTTP_URL and that the server answers",
+            ) from None
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise FunctionSourceError(f"the function bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+        fp = etag or hashlib.sha256(data).hexdigest()
+        self._etag = etag
+        if current is not None and current.fingerprint == fp:
+            return None
+        dest = self._new_dir()
+        unpack_bundle(data, dest, what=f"the bundle from {self.describe()[5:]}")
+        return Snapshot(dest, fp, owned=True)
+
+
+def make_source(
+    mode: str, *, functions_dir: Path, http_url: str | None, timeout: float = 30.0
+) -> FunctionSource:
+    """The source for a ``FUNCTION_LOAD_MODE``."""
+    if mode == "local":
+        return LocalSource(functions_dir)
+    if mode == "secret":
+        return SecretSource(functions_dir)
+    if mode == "http":
+        if not http_url:
+            raise FunctionSourceError("FUNCTION_LOAD_MODE=http needs FUNCTION_HTTP_URL")
+        return HttpSource(http_url, timeout=timeout)
+    raise FunctionSourceError(f"unknown FUNCTION_LOAD_MODE {mode!r}", hint="use local, http or secret")
+
+
+@dataclass(eq=False)
+class LoadedFunction:
+    """One function serving calls, with its in-flight count."""
+
+    function: Function
+    source: str
+    snapshot: Snapshot
+    fingerprint: str
+    loaded_at: float = field(default_factory=time.time)
+    inflight: int = 0
+    retired: bool = False
+    closed: bool = False
+
+    @property
+    def name(self) -> str:
+        """The function's name (what routing matches)."""
+        return str(self.function.name)
+
+
+class FunctionRegistry:
+    """The loaded functions of one runner; loads, reloads and retires them."""
+
+    def __init__(self, source: FunctionSource, *, discover: DiscoverFn | None = None) -> None:
+        self.source = source
+        self._discover = discover
+        self.functions: dict[str, LoadedFunction] = {}
+        self.errors: dict[str, str] = {}
+        self.source_error: str | None = None
+        self.snapshot: Snapshot | None = None
+        self.loaded_once = False
+        self.reloads = 0
+        self._retired: set[LoadedFunction] = set()
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # -- lookups (hot path: plain dict access) -------------------------------------------------
+    def get(self, name: str) -> LoadedFunction | None:
+        """The function called ``name``, if loaded."""
+        return self.functions.get(name)
+
+    def names(self) -> list[str]:
+        """Names of the functions serving calls, sorted."""
+        return sorted(self.functions)
+
+    @contextlib.contextmanager
+    def using(self, entry: LoadedFunction) -> Iterator[Function]:
+        """Hold ``entry`` for the length of one call; a retired entry closes after its last call."""
+        entry.inflight += 1
+        try:
+            yield entry.function
+        finally:
+            entry.inflight -= 1
+            if entry.retired and entry.inflight == 0:
+                self._schedule_close(entry)
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _discover_fn(self) -> DiscoverFn:
+        if self._discover is None:
+            from xplane.fn.loader import discover
+
+            self._discover = discover
+        return self._discover
+
+    async def refresh(self) -> bool:
+        """Look at the source; load what changed. Returns whether the set of functions changed."""
+        async with self._lock:
+            try:
+                snapshot = await asyncio.to_thread(self.source.poll, self.snapshot)
+            except FunctionSourceError as e:
+                if self.source_error != str(e):
+                    log.error(
+                        "cannot read functions",
+                        extra={"fields": {"source": self.source.describe(), "error": str(e)}},
+                    )
+                self.source_error = str(e)
+                self.loaded_once = True
+                return False
+            self.source_error = None
+            if snapshot is None:
+                self.loaded_once = True
+                return False
+            changed = await self._load_snapshot(snapshot)
+            self.loaded_once = True
+            return changed
+
+    async def _load_snapshot(self, snapshot: Snapshot) -> bool:
+        discover = self._discover_fn()
+        try:
+            found = await asyncio.to_thread(discover, snapshot.root)
+        except Exception as e:  # a loader bug must not take the runner down
+            log.exception("loading functions failed", extra={"fields": {"root": str(snapshot.root)}})
+            self.source_error = f"loading {snapshot.root} failed: {e}"
+            return False
+        previous = self.snapshot
+        self.snapshot = snapshot
+        first = previous is None
+        changed = False
+        errors: dict[str, str] = {}
+        seen: set[str] = set()
+        for name, item in found.items():
+            seen.add(name)
+            if isinstance(item, BaseException):
+                errors[name] = str(item)
+                log.error("function failed to load", extra={"fields": {"function": name, "error": str(item)}})
+                continue
+            fingerprint = await asyncio.to_thread(_function_fingerprint, item)
+            old = self.functions.get(name)
+            if old is not None and old.fingerprint == fingerprint and old.snapshot.root == snapshot.root:
+                await _close_quietly(item)  # unchanged: keep the instance that is already serving
+                continue
+            self.functions[name] = LoadedFunction(item, self.source.describe(), snapshot, fingerprint)
+            changed = True
+            log.info(
+                "function loaded" if old is None else "function reloaded",
+                extra={"fields": {"function": name, "kind": _kind(item), "version": _version(item)}},
+            )
+            if old is not None:
+                self._retire(old)
+        for name in [n for n in self.functions if n not in seen]:
+            log.info("function removed", extra={"fields": {"function": name}})
+            self._retire(self.functions.pop(name))
+            changed = True
+        for name in errors:
+            if name in self.functions:  # broken on reload: the previous version keeps serving
+                errors[name] += " (serving the previous version)"
+        self.errors = errors
+        if not first:
+            self.reloads += 1
+        self._cleanup_snapshots()
+        return changed
+
+    def _retire(self, entry: LoadedFunction) -> None:
+        entry.retired = True
+        self._retired.add(entry)
+        if entry.inflight == 0:
+            self._schedule_close(entry)
+
+    def _schedule_close(self, entry: LoadedFunction) -> None:
+        if entry.closed:
+            return
+        entry.closed = True
+        task = asyncio.get_running_loop().create_task(self._close_entry(entry))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_entry(self, entry: LoadedFunction) -> None:
+        await _close_quietly(entry.function)
+        self._retired.discard(entry)
+        self._cleanup_snapshots()
+
+    def _cleanup_snapshots(self) -> None:
+        live = {e.snapshot for e in self.functions.values()} | {e.snapshot for e in self._retired}
+        if self.snapshot is not None:
+            live.add(self.snapshot)
+        root = getattr(self.source, "work_dir", None)
+        if root is None or not Path(root).is_dir():
+            return
+        keep = {s.root for s in live}
+        for child in Path(root).iterdir():
+            if child.name.startswith("snapshot-") and child not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+    async def watch(self, interval: float) -> None:
+        """Refresh every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:  # keep watching; the next poll may succeed
+                log.exception("reloading functions failed")
+
+    async def close(self) -> None:
+        """Close every function (waiting for in-flight calls is the server's job) and the source."""
+        for entry in list(self.functions.values()):
+            self._retire(entry)
+        self.functions.clear()
+        for entry in list(self._retired):
+            if not entry.closed:
+                entry.closed = True
+                await _close_quietly(entry.function)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        await asyncio.to_thread(self.source.close)
+
+    def status(self) -> list[dict[str, Any]]:
+        """What ``/functions`` shows: each function (or load error), its kind, origin and version."""
+        out: list[dict[str, Any]] = []
+        for name in sorted(set(self.functions) | set(self.errors)):
+            entry = self.functions.get(name)
+            item: dict[str, Any] = {"name": name}
+            if entry is not None:
+                fn = entry.function
+                spec = getattr(fn, "spec", None)
+                item.update(
+                    {
+                        "status": "stale" if name in self.errors else "ready",
+                        "kind": _kind(fn),
+                        "source": entry.source,
+                        "path": str(getattr(spec, "path", "")) or None,
+                        "version": _version(fn),
+                        "loadedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.loaded_at)),
+                        "inflight": entry.inflight,
+                    }
+                )
+            else:
+                item.update({"status": "error", "source": self.source.describe()})
+            if name in self.errors:
+                item["error"] = self.errors[name]
+            out.append(item)
+        return out
+
+
+def _kind(fn: Any) -> str | None:
+    spec = getattr(fn, "spec", None)
+    return getattr(spec, "kind", None)
+
+
+def _version(fn: Any) -> str | None:
+    try:
+        version = fn.version
+    except Exception:
+        return None
+    return None if version is None else str(version)
+
+
+def _function_fingerprint(fn: Any) -> str:
+    spec = getattr(fn, "spec", None)
+    path = getattr(spec, "path", None)
+    version = _version(fn) or ""
+    if path is None:
+        return f"version:{version}"
+    p = Path(path)
+    if p.is_dir():
+        return f"{version}:{tree_fingerprint(p)}"
+    try:
+        st = p.stat()
+    except OSError:
+        return f"version:{version}"
+    return f"{version}:{st.st_size}:{st.st_mtime_ns}"
+
+
+async def _close_quietly(fn: Any) -> None:
+    try:
+        await fn.close()
+    except Exception:
+        log.warning("closing a function failed", exc_info=True, extra={"fields": {"function": fn.name}})

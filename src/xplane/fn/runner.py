@@ -1,0 +1,224 @@
+"""The runner: loads functions, serves them over gRPC and HTTP, reloads them, shuts down cleanly.
+
+Start order keeps start-to-ready short and honest: the HTTP server first (so ``/health`` answers
+while functions load), then the functions, then gRPC; ``/ready`` turns 200 when gRPC is serving at
+least one function. SIGTERM flips readiness off, stops accepting calls, lets in-flight calls finish
+(``SHUTDOWN_GRACE`` seconds) and closes every function.
+
+``CROSSPLANE_API_URL``: Crossplane calls the runner, so the runner needs no Kubernetes API access.
+When the variable is set, ``/ready`` reports whether that URL answers (any HTTP status counts),
+without making readiness depend on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xplane.fn.http import HttpApp, HttpServer
+from xplane.fn.metrics import Metrics
+from xplane.fn.registry import DiscoverFn, FunctionRegistry, FunctionSource, make_source
+from xplane.fn.router import Router
+from xplane.fn.server import FunctionServer, load_server_credentials
+from xplane.fn.settings import RunnerConfigError, Settings
+
+if TYPE_CHECKING:
+    import grpc
+
+    from xplane.fn.proto import fnv1
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 5.0
+API_CHECK_INTERVAL = 10.0
+
+
+class Runner:
+    """One runner process's servers and functions; drive it with :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self, settings: Settings, *, source: FunctionSource | None = None, discover: DiscoverFn | None = None
+    ) -> None:
+        self.settings = settings
+        self.source = source or make_source(
+            settings.load_mode,
+            functions_dir=settings.functions_dir,
+            http_url=settings.http_url,
+            timeout=settings.timeout,
+        )
+        self.metrics = Metrics()
+        self.registry = FunctionRegistry(self.source, discover=discover)
+        self.router = Router(
+            self.registry, self.metrics, default_timeout=settings.timeout, debug=settings.debug
+        )
+        self.grpc = FunctionServer(self.router, max_message_size=settings.max_message_size)
+        self.http = HttpServer(HttpApp(self.router, ready=self.readiness, max_body=settings.max_message_size))
+        self.serving = False
+        self.stopping = False
+        self.started_at = time.monotonic()
+        self.ready_after: float | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._api_check: tuple[float, dict[str, Any]] | None = None
+
+    @property
+    def grpc_port(self) -> int | None:
+        """The bound gRPC port (after :meth:`start`)."""
+        return self.grpc.port
+
+    @property
+    def http_port(self) -> int | None:
+        """The bound HTTP port (after :meth:`start`)."""
+        return self.http.port
+
+    def credentials(self) -> grpc.ServerCredentials | None:
+        """mTLS credentials, or ``None`` with ``--insecure`` (which wins over TLS_SERVER_CERTS_DIR)."""
+        s = self.settings
+        if s.insecure:
+            if s.tls_certs_dir is not None:
+                log.warning(
+                    "--insecure given: serving gRPC without TLS, ignoring TLS_SERVER_CERTS_DIR",
+                    extra={"fields": {"tlsCertsDir": str(s.tls_certs_dir)}},
+                )
+            return None
+        if s.tls_certs_dir is None:
+            raise RunnerConfigError(
+                "no TLS certificates for the gRPC server",
+                hint="set TLS_SERVER_CERTS_DIR to a directory holding tls.crt, tls.key and ca.crt, "
+                "or pass --insecure",
+            )
+        return load_server_credentials(s.tls_certs_dir)
+
+    async def start(self) -> None:
+        """Start HTTP, load functions, start gRPC, begin watching the source for changes."""
+        s = self.settings
+        creds = self.credentials()  # fail on bad TLS settings before binding anything
+        http_port = await self.http.start(s.listen_addr.host, s.listen_addr.port)
+        try:
+            await self.registry.refresh()
+            grpc_port = await self.grpc.start(str(s.grpc_addr), creds)
+        except BaseException:
+            await self.http.stop()
+            raise
+        await self.grpc.set_serving(True)
+        self.serving = True
+        self.ready_after = time.monotonic() - self.started_at
+        if s.reload_interval > 0:
+            self._watch = asyncio.get_running_loop().create_task(self.registry.watch(s.reload_interval))
+        log.info(
+            "xfn serving",
+            extra={
+                "fields": {
+                    "grpc": f"{s.grpc_addr.host}:{grpc_port}",
+                    "http": f"{s.listen_addr.host}:{http_port}",
+                    "tls": creds is not None,
+                    "source": self.source.describe(),
+                    "functions": self.registry.names(),
+                    "loadErrors": self.registry.errors,
+                    "maxMessageSize": s.max_message_size,
+                }
+            },
+        )
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the runner is ready for calls, and why (what ``/ready`` shows)."""
+        registry = self.registry
+        details: dict[str, Any] = {"functions": registry.names(), "loadErrors": registry.errors}
+        if registry.source_error:
+            details["sourceError"] = registry.source_error
+        ok = self.serving and not self.stopping and registry.loaded_once and bool(registry.functions)
+        if not ok:
+            details["reason"] = (
+                "shutting down" if self.stopping else "starting" if not self.serving else "no function loaded"
+            )
+        if self.settings.crossplane_api_url:
+            details["crossplaneApi"] = await self._check_api()
+        return ok, details
+
+    async def _check_api(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._api_check is not None and now - self._api_check[0] < API_CHECK_INTERVAL:
+            return self._api_check[1]
+        url = str(self.settings.crossplane_api_url)
+        result = await asyncio.to_thread(probe_url, url)
+        self._api_check = (now, result)
+        return result
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop serving: readiness off, finish in-flight calls within ``grace``, close everything."""
+        self.stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self.grpc.stop(grace)
+        await self.http.stop()
+        await self.registry.close()
+        self.serving = False
+
+
+def probe_url(url: str, timeout: float = 2.0) -> dict[str, Any]:
+    """Whether ``url`` answers HTTP at all (any status counts); credentials are cut from the URL."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return {"url": shown, "reachable": True, "status": resp.status}
+    except urllib.error.HTTPError as e:
+        return {"url": shown, "reachable": True, "status": e.code}
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return {"url": shown, "reachable": False, "error": str(getattr(e, "reason", e))}
+
+
+async def serve_async(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run a runner until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    runner = Runner(settings)
+    await runner.start()
+    try:
+        await stop.wait()
+        log.info("xfn shutting down", extra={"fields": {"grace": SHUTDOWN_GRACE}})
+    finally:
+        await runner.stop()
+
+
+def serve(settings: Settings) -> None:
+    """Blocking entry point of ``xfn serve``."""
+    asyncio.run(serve_async(settings))
+
+
+async def run_request(
+    functions_dir: Path,
+    name: str,
+    request: fnv1.RunFunctionRequest,
+    *,
+    timeout: float = 30.0,
+    discover: DiscoverFn | None = None,
+) -> fnv1.RunFunctionResponse:
+    """Load the functions in ``functions_dir`` (or one function directory) and run ``request`` on ``name``."""
+    from xplane.fn.registry import LocalSource
+
+    registry = FunctionRegistry(LocalSource(functions_dir), discover=discover)
+    router = Router(registry, Metrics(), default_timeout=timeout)
+    try:
+        await registry.refresh()
+        if registry.source_error:
+            raise RunnerConfigError(registry.source_error)
+        if name not in registry.functions and name in registry.errors:
+            raise RunnerConfigError(f"function {name!r} failed to load: {registry.errors[name]}")
+        entry = router.resolve(name=name)
+        return await router.run(entry, request, transport="local")
+    finally:
+        await registry.close()
