@@ -1,0 +1,260 @@
+"""Python functions, in process: an SDK ``FunctionRunner`` servicer or a plain (async) callable.
+
+Each function is imported under a unique module name, with its directory on ``sys.path`` only while
+it imports; modules it brought in from its own directory are taken out of ``sys.modules`` again, so
+two functions with a ``helpers.py`` each, or a reload, never see each other's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import itertools
+import logging
+import sys
+import threading
+import traceback
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+
+from xplane.fn.base import Function, FunctionSpec, ensure_tag, fatal_response
+from xplane.fn.errors import FunctionLoadError
+from xplane.fn.proto import fnv1, grpcv1, grpcv1beta1
+
+log = logging.getLogger(__name__)
+
+_counter = itertools.count(1)
+_import_lock = threading.Lock()
+_CALLABLE_NAMES = ("run_function", "RunFunction", "run")
+#: Threads each function may run synchronous code in at once (a hung call holds one until it returns).
+SYNC_WORKERS = 4
+
+
+class CallContext:
+    """A minimal stand-in for ``grpc.aio.ServicerContext`` handed to SDK ``RunFunction(req, context)``."""
+
+    def __init__(self, timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        self._metadata = tuple(metadata)
+
+    def time_remaining(self) -> float:
+        """Seconds left before the call's deadline."""
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata (empty when called in process)."""
+        return self._metadata
+
+    def peer(self) -> str:
+        """The caller; in process."""
+        return "local"
+
+    async def abort(self, code: Any, details: str = "") -> None:
+        """Abort the call: becomes a FATAL result."""
+        raise _Abort(f"{getattr(code, 'name', code)}: {details}")
+
+    def set_code(self, code: Any) -> None:
+        """Accepted and ignored."""
+
+    def set_details(self, details: str) -> None:
+        """Accepted and ignored."""
+
+
+class _Abort(Exception):
+    pass
+
+
+def _module_name(spec: FunctionSpec, path: Path) -> str:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    safe = "".join(c if c.isalnum() else "_" for c in spec.name)
+    return f"_xplane_fn_{safe}_{digest}_{next(_counter)}"
+
+
+def _under(mod: types.ModuleType, root: Path) -> bool:
+    f = getattr(mod, "__file__", None)
+    if not f:
+        return False
+    try:
+        return Path(f).resolve().is_relative_to(root)
+    except (OSError, ValueError):
+        return False
+
+
+def import_function_module(spec: FunctionSpec) -> types.ModuleType:
+    """Import the function's module or package under a unique name. Raises FunctionLoadError."""
+    entry = (spec.entrypoint or "").split(":", 1)[0] or None
+    target = spec.directory / entry if entry else spec.path
+    if target.is_dir():
+        target = target / "__init__.py"
+    if not target.is_file():
+        raise FunctionLoadError(f"entrypoint {target} does not exist", path=spec.path, field="entrypoint")
+    is_pkg = target.name == "__init__.py"
+    root = target.parent.resolve()
+    roots = [str(root.parent)] if is_pkg else list(dict.fromkeys([str(root), str(spec.directory.resolve())]))
+    owned = Path(roots[-1])
+    name = _module_name(spec, target)
+    mspec = importlib.util.spec_from_file_location(
+        name, target, submodule_search_locations=[str(root)] if is_pkg else None
+    )
+    if mspec is None or mspec.loader is None:
+        raise FunctionLoadError(f"cannot import {target}", path=target)
+    module = importlib.util.module_from_spec(mspec)
+    with _import_lock:
+        before = set(sys.modules)
+        sys.modules[name] = module
+        sys.path[0:0] = roots
+        try:
+            mspec.loader.exec_module(module)
+        except BaseException as e:
+            sys.modules.pop(name, None)
+            tb = traceback.format_exception(type(e), e, e.__traceback__)
+            raise FunctionLoadError(
+                f"importing failed: {type(e).__name__}: {e}",
+                path=target,
+                hint="".join(tb[-3:]).strip()[-1500:],
+            ) from (e if isinstance(e, Exception) else None)
+        finally:
+            for r in roots:
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(r)
+            # Modules the function imported from its own directory stay reachable through it, but leave
+            # the global table so another function (or this one, reloaded) imports its own copies.
+            for added in set(sys.modules) - before:
+                mod = sys.modules.get(added)
+                mine = added == name or added.startswith(name + ".")
+                if not mine and mod is not None and _under(mod, owned):
+                    del sys.modules[added]
+    return module
+
+
+def _find_target(module: types.ModuleType, spec: FunctionSpec) -> tuple[str, Any]:
+    wanted = spec.options.get("object")
+    if spec.entrypoint and ":" in spec.entrypoint:
+        wanted = spec.entrypoint.split(":", 1)[1]
+    if wanted:
+        if not hasattr(module, wanted):
+            raise FunctionLoadError(
+                f"{module.__file__} has no attribute {wanted!r}", path=spec.path, field="object"
+            )
+        return wanted, getattr(module, wanted)
+    if hasattr(module, "FunctionRunner"):
+        return "FunctionRunner", module.FunctionRunner
+    bases = (grpcv1.FunctionRunnerServiceServicer, grpcv1beta1.FunctionRunnerServiceServicer)
+    servicers = [
+        (n, v)
+        for n, v in vars(module).items()
+        if isinstance(v, type) and issubclass(v, bases) and v not in bases and v.__module__ == module.__name__
+    ]
+    if len(servicers) == 1:
+        return servicers[0]
+    for n in _CALLABLE_NAMES:
+        if callable(getattr(module, n, None)):
+            return n, getattr(module, n)
+    raise FunctionLoadError(
+        "no function found: define class FunctionRunner (an SDK FunctionRunnerServiceServicer) "
+        f"or a callable named one of {', '.join(_CALLABLE_NAMES)}",
+        path=module.__file__ or spec.path,
+        hint="or name the object with 'object:' in function.yaml or 'entrypoint: fn.py:my_function'",
+    )
+
+
+class PythonFunction(Function):
+    """An in-process Python function."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        super().__init__(spec)
+        self.module = import_function_module(spec)
+        attr, target = _find_target(self.module, spec)
+        self._servicer_style = False
+        if isinstance(target, type):
+            try:
+                target = target()
+            except Exception as e:
+                raise FunctionLoadError(
+                    f"creating {attr}() failed: {type(e).__name__}: {e}", path=self.module.__file__
+                ) from e
+        method = getattr(target, "RunFunction", None)
+        if method is not None and callable(method):
+            self._call: Callable[..., Any] = method
+            self._servicer_style = True
+        elif callable(target):
+            self._call = target
+        else:
+            raise FunctionLoadError(f"{attr} is not callable", path=self.module.__file__)
+        self._is_async = inspect.iscoroutinefunction(self._call) or inspect.iscoroutinefunction(
+            getattr(self._call, "__call__", None)  # noqa: B004 - async __call__ objects
+        )
+        self._slots = threading.BoundedSemaphore(SYNC_WORKERS)
+        self.object_name = attr
+
+    async def _in_thread(self, args: tuple[Any, ...]) -> Any:
+        # Daemon threads, not a ThreadPoolExecutor: the interpreter joins executor threads at exit, so
+        # one hung synchronous function would keep the runner from ever shutting down.
+        while not self._slots.acquire(blocking=False):
+            await asyncio.sleep(0.005)  # all slots held by running (maybe hung) calls; the timeout applies
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def deliver(result: Any, error: BaseException | None) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+        def work() -> None:
+            try:
+                result, error = self._call(*args), None
+            except BaseException as e:
+                result, error = None, e
+            finally:
+                self._slots.release()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(deliver, result, error)
+
+        threading.Thread(target=work, name=f"fn-{self.name}", daemon=True).start()
+        return await fut
+
+    async def _invoke(self, req: fnv1.RunFunctionRequest, timeout: float) -> Any:
+        args: tuple[Any, ...] = (req, CallContext(timeout)) if self._servicer_style else (req,)
+        if self._is_async:
+            return await self._call(*args)
+        result = await self._in_thread(args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
+        """Call the function with its own copy of the request; exceptions and timeouts become FATAL."""
+        own = fnv1.RunFunctionRequest()
+        own.CopyFrom(req)
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self._invoke(own, timeout)
+        except TimeoutError:
+            return fatal_response(req, f"function {self.name!r} timed out after {timeout:g}s")
+        except _Abort as e:
+            return fatal_response(req, f"function {self.name!r} aborted the call: {e}")
+        except Exception as e:
+            log.info("function raised", extra={"fields": {"function": self.name}}, exc_info=True)
+            return fatal_response(req, f"function {self.name!r} raised {type(e).__name__}: {e}")
+        return ensure_tag(req, self._coerce(req, result))
+
+    def _coerce(self, req: fnv1.RunFunctionRequest, result: Any) -> fnv1.RunFunctionResponse:
+        if isinstance(result, fnv1.RunFunctionResponse):
+            return result
+        if isinstance(result, Message) and result.DESCRIPTOR.name == "RunFunctionResponse":
+            out = fnv1.RunFunctionResponse()
+            out.ParseFromString(result.SerializeToString())  # e.g. a v1beta1 response
+            return out
+        return fatal_response(
+            req, f"function {self.name!r} returned {type(result).__name__}, not a RunFunctionResponse"
+        )

@@ -1,0 +1,101 @@
+"""Sandboxing for executable functions: bubblewrap when the machine allows it, else none.
+
+``auto`` probes ``bwrap`` once (it needs unprivileged user namespaces) and falls back to no sandbox;
+``bwrap`` insists (the function fails to load without it); ``none`` runs the process directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from xplane.fn.errors import FunctionLoadError
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "bwrap", "none")
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_available() -> str | None:
+    """Path of a working ``bwrap`` (probed once with ``true``), or None with the reason logged."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        log.info("bubblewrap not found on PATH; executable functions run without a sandbox")
+        return None
+    true = shutil.which("true") or "/bin/true"
+    try:
+        proc = subprocess.run(
+            [exe, *base_args(Path("/"), network=False), true],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning("bubblewrap probe failed (%s); executable functions run without a sandbox", e)
+        return None
+    if proc.returncode != 0:
+        log.warning(
+            "bubblewrap cannot create namespaces here (%s); executable functions run without a sandbox",
+            proc.stderr.decode(errors="replace").strip()[:300],
+        )
+        return None
+    return exe
+
+
+def base_args(workdir: Path, *, network: bool, binds: Sequence[Path] = ()) -> list[str]:
+    """bwrap flags: read-only root, private /tmp, /dev and /proc, all namespaces, dies with its parent.
+
+    ``binds`` (and ``workdir``) are bound read-only again on top, so a function living under /tmp
+    stays visible behind the private /tmp.
+    """
+    args = [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind", "/", "/",
+        "--tmpfs", "/tmp",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--setenv", "HOME", "/tmp",
+    ]  # fmt: skip
+    for path in dict.fromkeys([workdir, *binds]):
+        if path != Path("/"):
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--chdir", str(workdir)]
+    if network:
+        args.insert(1, "--share-net")
+    return args
+
+
+def resolve_mode(mode: str | None, *, function: str, path: Path) -> str:
+    """The sandbox actually used (``bwrap`` or ``none``) for a requested mode. Raises FunctionLoadError."""
+    mode = mode or "auto"
+    if mode == "none":
+        return "none"
+    exe = bwrap_available()
+    if exe is not None:
+        return "bwrap"
+    if mode == "bwrap":
+        raise FunctionLoadError(
+            "sandbox: bwrap was requested but bubblewrap is missing or cannot create user namespaces",
+            path=path,
+            field="sandbox",
+            hint="install bubblewrap (apt-get install bubblewrap) or set sandbox: auto or none",
+        )
+    return "none"
+
+
+def wrap(
+    command: Sequence[str], *, mode: str, workdir: Path, network: bool, binds: Sequence[Path] = ()
+) -> list[str]:
+    """The command line that runs ``command`` under the chosen sandbox."""
+    if mode != "bwrap":
+        return list(command)
+    exe = bwrap_available()
+    assert exe is not None  # resolve_mode checked it
+    return [exe, *base_args(workdir, network=network, binds=binds), "--", *command]

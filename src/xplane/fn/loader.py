@@ -1,0 +1,134 @@
+"""Load functions from files: one function per directory (or single file) in a functions directory.
+
+A directory's ``function.yaml`` says what it holds; without one the files decide (see :mod:`xplane.fn.spec`).
+A top-level ``<name>.yaml`` describes a function without a directory (e.g. ``kind: remote``), which
+also suits Kubernetes Secret volumes, where every key is a flat file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from xplane.fn.base import Function, FunctionSpec
+from xplane.fn.errors import FunctionLoadError
+from xplane.fn.spec import SPEC_FILE, WASM_SUFFIXES, load_spec_file, spec_from_convention
+
+__all__ = ["FunctionLoadError", "create_function", "discover", "load_function"]
+
+log = logging.getLogger(__name__)
+
+_IGNORED_FILES = {"README", "README.md", "LICENSE", "requirements.txt", "pyproject.toml"}
+
+
+def _factory(kind: str) -> Callable[[FunctionSpec], Function]:
+    # Imported lazily: a runner serving only Python functions never loads wasmtime.
+    if kind == "python":
+        from xplane.fn.kinds.python import PythonFunction
+
+        return PythonFunction
+    if kind == "exec":
+        from xplane.fn.kinds.exec import ExecFunction
+
+        return ExecFunction
+    if kind == "wasm":
+        from xplane.fn.kinds.wasm import WasmFunction
+
+        return WasmFunction
+    if kind == "remote":
+        from xplane.fn.kinds.remote import RemoteFunction
+
+        return RemoteFunction
+    raise FunctionLoadError(f"unknown kind {kind!r}")
+
+
+def create_function(spec: FunctionSpec) -> Function:
+    """Instantiate the kind a spec names. Raises FunctionLoadError."""
+    try:
+        return _factory(spec.kind)(spec)
+    except FunctionLoadError:
+        raise
+    except Exception as e:  # e.g. an OSError reading files
+        raise FunctionLoadError(
+            f"loading {spec.kind} function {spec.name!r} failed: {e}", path=spec.path
+        ) from e
+
+
+def load_spec(path: Path, *, name: str | None = None) -> FunctionSpec:
+    """The spec of the function at ``path``: a directory, a single file, or a top-level ``*.yaml``."""
+    if not path.exists():
+        raise FunctionLoadError("does not exist", path=path)
+    if path.is_dir():
+        spec_file = path / SPEC_FILE
+        if spec_file.is_file():
+            return load_spec_file(spec_file, base=path, name=name)
+        return spec_from_convention(path, name=name)
+    if path.suffix in (".yaml", ".yml"):
+        spec = load_spec_file(path, base=path, name=name or path.stem)  # entrypoints: next to it
+        if spec.kind != "remote" and spec.entrypoint is None:
+            raise FunctionLoadError(
+                f"a {spec.kind} function described by a top-level YAML file needs an entrypoint",
+                path=path,
+                field="entrypoint",
+            )
+        return spec
+    return spec_from_convention(path, name=name)
+
+
+def load_function(path: Path, *, name: str | None = None) -> Function:
+    """Load the function at ``path`` (directory, file or ``*.yaml``). Raises FunctionLoadError."""
+    return create_function(load_spec(Path(path), name=name))
+
+
+def _candidates(functions_dir: Path) -> list[Path]:
+    out = []
+    for p in sorted(functions_dir.iterdir()):
+        if p.name.startswith((".", "_")) or p.name in _IGNORED_FILES or p.name == SPEC_FILE:
+            continue  # hidden, Secret volume internals (..data), __pycache__
+        if (
+            p.is_dir()
+            or p.suffix in (".py", ".yaml", ".yml", *WASM_SUFFIXES)
+            or (p.is_file() and _executable(p))
+        ):
+            out.append(p)
+        else:
+            log.debug("ignoring %s: not a function", p)
+    return out
+
+
+def _executable(p: Path) -> bool:
+    return os.access(p, os.X_OK)
+
+
+def discover(functions_dir: Path) -> dict[str, Function | FunctionLoadError]:
+    """Load every function under ``functions_dir``; one entry per function, errors included.
+
+    A ``function.yaml`` directly in ``functions_dir`` makes the directory itself one function.
+    One function's failure (bad YAML, import error, ...) never stops the others loading.
+    """
+    root = Path(functions_dir)
+    if not root.is_dir():
+        raise FunctionLoadError("functions directory does not exist or is not a directory", path=root)
+    entries = [root] if (root / SPEC_FILE).is_file() else _candidates(root)
+    found: dict[str, Function | FunctionLoadError] = {}
+    where: dict[str, Path] = {}
+    for entry in entries:
+        fallback = entry.stem if entry.is_file() else entry.name
+        try:
+            spec = load_spec(entry)
+        except FunctionLoadError as e:
+            found.setdefault(fallback, e)
+            continue
+        if spec.name in where:
+            found[f"{fallback}@{entry.name}"] = FunctionLoadError(
+                f"function name {spec.name!r} is already used by {where[spec.name]}", path=entry, field="name"
+            )
+            continue
+        where[spec.name] = entry
+        try:
+            found[spec.name] = create_function(spec)
+        except FunctionLoadError as e:
+            found[spec.name] = e
+    return found
