@@ -1,0 +1,589 @@
+"""The OCI distribution client: manifests, blobs, tags, uploads; verified and authenticated.
+
+:class:`RegistryClient` speaks the distribution API to any number of registries. Per registry it
+keeps a :class:`~xplane.oci.transport.HostSession` (TLS from ``RegistryConfig``, retries) and
+learns the auth challenge from ``GET /v2/`` once; tokens are cached per scope by the
+:class:`~xplane.oci.auth.Authenticator`. Every byte fetched by digest is verified against it, and
+HTTP failures become errors that name the registry, repository and status (see ``oci.errors``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from xplane.oci.auth import Authenticator, KeychainLike, pick_challenge, repository_scope
+from xplane.oci.errors import (
+    DigestMismatchError,
+    ManifestError,
+    RegistryError,
+    RegistryUnavailableError,
+)
+from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest, new_hasher
+from xplane.oci.transport import Body, HostSession, RetryPolicy, SettingsLike, error_details, status_error
+
+if TYPE_CHECKING:
+    from xplane.oci.reference import Reference
+    from xplane.oci.settings import RegistryConfig
+
+log = logging.getLogger(__name__)
+
+MAX_MANIFEST_SIZE = 4 << 20
+READ_CHUNK = 1 << 20
+MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
+_PULL = ("pull",)
+_PUSH = ("pull", "push")
+
+
+class RegistryClient:
+    """A client for OCI distribution registries (see docs/dev/contracts.md).
+
+    ``keychain`` supplies credentials (default: ``default_keychain()``), ``config`` the per-registry
+    TLS settings (default: ``RegistryConfig.load()``), ``transport`` replaces the network for every
+    host (tests), ``retry`` bounds retries. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        keychain: KeychainLike | None = None,
+        config: RegistryConfig | None = None,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        if keychain is None:
+            from xplane.oci.credentials import default_keychain
+
+            keychain = default_keychain()
+        if config is None:
+            from xplane.oci.settings import RegistryConfig
+
+            config = RegistryConfig.load()
+        self.config = config
+        self.retry = retry or RetryPolicy()
+        self._transport = transport
+        self._user_agent = user_agent
+        self._lock = threading.Lock()
+        self._sessions: dict[str, HostSession] = {}
+        self._realm_sessions: dict[str, HostSession] = {}
+        self.auth = Authenticator(keychain, self._send_token_request)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection pool."""
+        with self._lock:
+            sessions = [*self._sessions.values(), *self._realm_sessions.values()]
+            self._sessions.clear()
+            self._realm_sessions.clear()
+        for s in sessions:
+            s.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- manifests ----------------------------------------------------------------------------
+
+    def head_manifest(self, ref: Reference) -> Descriptor:
+        """The descriptor ``ref`` points at: HEAD, falling back to GET when HEAD fails or has no digest."""
+        path = f"/v2/{ref.repository}/manifests/{ref.identifier}"
+        head_problem: str
+        try:
+            resp = self._request(
+                ref.registry, ref.repository, "HEAD", path, headers={"Accept": MANIFEST_ACCEPT}
+            )
+            with closing(resp):
+                if resp.status_code == 200:
+                    digest = resp.headers.get("Docker-Content-Digest")
+                    length = resp.headers.get("Content-Length")
+                    if digest and length is not None and length.isdigit():
+                        if ref.digest and digest != ref.digest:
+                            raise DigestMismatchError(
+                                f"registry {ref.registry} answered HEAD {ref} with digest {digest}"
+                            )
+                        return Descriptor(media_type=_content_type(resp), digest=digest, size=int(length))
+                    head_problem = "HEAD response had no Docker-Content-Digest"
+                else:
+                    head_problem = f"HEAD answered HTTP {resp.status_code}"
+        except RegistryUnavailableError:
+            raise
+        except RegistryError as e:
+            if e.status is None:
+                raise
+            head_problem = f"HEAD failed: {e.message}"
+        log.debug("%s for %s; falling back to GET", head_problem, ref)
+        try:
+            _, desc = self.get_manifest(ref)
+        except RegistryError as e:
+            e.message = f"{e.message} (after a HEAD request that failed: {head_problem})"
+            e.args = (e.message,)
+            raise
+        return desc
+
+    def get_manifest(self, ref: Reference) -> tuple[bytes, Descriptor]:
+        """The manifest or index bytes for ``ref``, verified against its digest (given or sent)."""
+        path = f"/v2/{ref.repository}/manifests/{ref.identifier}"
+        resp = self._request(
+            ref.registry, ref.repository, "GET", path, headers={"Accept": MANIFEST_ACCEPT}, stream=True
+        )
+        with closing(resp):
+            self._check(resp, ref.registry, ref.repository, f"manifest {ref.identifier}")
+            data = _read_limited(resp, MAX_MANIFEST_SIZE, f"manifest {ref}")
+            header_digest = resp.headers.get("Docker-Content-Digest")
+            media_type = _content_type(resp)
+        expected = ref.digest or header_digest
+        actual = compute_digest(data, expected or "sha256:")
+        if expected and actual != expected:
+            raise DigestMismatchError(
+                f"manifest {ref} from {ref.registry} has digest {actual}, expected {expected}; discarded",
+                hint="the registry or a proxy altered the content; retry, or report it to the registry operator",
+            )
+        try:
+            declared = json.loads(data).get("mediaType")
+        except (ValueError, AttributeError):
+            declared = None
+        if isinstance(declared, str) and declared:
+            media_type = declared
+        return data, Descriptor(media_type=media_type, digest=actual, size=len(data))
+
+    def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
+        """Upload a manifest under ``ref``'s tag (or digest); returns its digest."""
+        digest = compute_digest(data, ref.digest or "sha256:")
+        if ref.digest and digest != ref.digest:
+            raise DigestMismatchError(f"manifest bytes hash to {digest}, not to {ref.digest} of {ref}")
+        target = ref.effective_tag if ref.tag is not None or ref.digest is None else ref.digest
+        path = f"/v2/{ref.repository}/manifests/{target}"
+        resp = self._request(
+            ref.registry, ref.repository, "PUT", path, actions=_PUSH,
+            headers={"Content-Type": media_type}, body=data,
+        )  # fmt: skip
+        with closing(resp):
+            self._check(resp, ref.registry, ref.repository, f"manifest {target}", ok=(200, 201, 202))
+        return digest
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    def blob_exists(self, ref: Reference, digest: str) -> bool:
+        """True when ``ref``'s repository has the blob ``digest``."""
+        resp = self._request(
+            ref.registry,
+            ref.repository,
+            "HEAD",
+            f"/v2/{ref.repository}/blobs/{digest}",
+            follow_redirects=True,
+        )
+        with closing(resp):
+            if resp.status_code == 404:
+                return False
+            self._check(resp, ref.registry, ref.repository, f"blob {digest}")
+        return True
+
+    def fetch_blob(
+        self,
+        ref: Reference,
+        digest: str,
+        dest: BinaryIO,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream blob ``digest`` into ``dest``, verifying it; returns the number of bytes.
+
+        ``progress`` is called with the number of bytes just written (negative when a retry after a
+        dropped connection rewinds ``dest``). On a digest mismatch, ``dest`` is truncated back to
+        where it started (when seekable) and :class:`DigestMismatchError` is raised.
+        """
+        path = f"/v2/{ref.repository}/blobs/{digest}"
+        start = _tell(dest)
+        attempts = self.retry.max_attempts if start is not None else 1
+        hasher = new_hasher(digest)
+        written = 0
+        for attempt in range(1, attempts + 1):
+            hasher = new_hasher(digest)
+            written = 0
+            resp = self._request(
+                ref.registry, ref.repository, "GET", path, stream=True, follow_redirects=True
+            )
+            try:
+                self._check(resp, ref.registry, ref.repository, f"blob {digest}")
+                for chunk in resp.iter_bytes(READ_CHUNK):
+                    hasher.update(chunk)
+                    dest.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                break
+            except httpx.TransportError as exc:
+                _rewind(dest, start)
+                if progress is not None and written:
+                    progress(-written)
+                if attempt >= attempts:
+                    raise RegistryUnavailableError(
+                        f"download of blob {digest} from {ref.registry}/{ref.repository} broke off after "
+                        f"{written} bytes: {exc or type(exc).__name__}",
+                        registry=ref.registry,
+                        repository=ref.repository,
+                        hint="retry; if it persists, check the network path to the registry",
+                    ) from None
+                log.debug("blob %s: %s after %d bytes; retrying", digest, type(exc).__name__, written)
+            finally:
+                resp.close()
+        actual = f"{hasher.name}:{hasher.hexdigest()}"
+        if actual != digest:
+            _rewind(dest, start)
+            raise DigestMismatchError(
+                f"blob from {ref.registry}/{ref.repository} has digest {actual}, expected {digest}; discarded",
+                hint="the registry or a proxy altered the content; retry, or report it to the registry operator",
+            )
+        return written
+
+    def push_blob(
+        self,
+        ref: Reference,
+        digest: str,
+        size: int,
+        source: Callable[[], BinaryIO],
+        *,
+        mount_from: Reference | None = None,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Upload a blob unless the repository has it: mount from ``mount_from`` when it is on the
+        same registry, else a monolithic upload, or PATCH chunks of ``chunk_size`` bytes.
+
+        ``source`` opens the content afresh (it is called again if an upload is retried).
+        """
+        if self.blob_exists(ref, digest):
+            log.debug("blob %s already in %s/%s", digest, ref.registry, ref.repository)
+            return
+        repo, reg = ref.repository, ref.registry
+        start_path = f"/v2/{repo}/blobs/uploads/"
+        scopes: tuple[str, ...] = ()
+        params: list[tuple[str, str]] = []
+        if mount_from is not None and mount_from.registry == reg and mount_from.repository != repo:
+            params = [("mount", digest), ("from", mount_from.repository)]
+            scopes = (repository_scope(mount_from.repository, _PULL),)
+        resp = self._request(reg, repo, "POST", start_path, actions=_PUSH, extra_scopes=scopes, params=params)
+        with closing(resp):
+            if resp.status_code == 201 and params:
+                log.debug("mounted blob %s into %s/%s from %s", digest, reg, repo, mount_from)
+                if progress is not None:
+                    progress(size)
+                return
+            self._check(resp, reg, repo, f"upload of blob {digest}", ok=(202,))
+            location = self._location(resp, reg, repo)
+        if chunk_size:
+            location = self._upload_chunks(ref, location, source, chunk_size, progress)
+            body: Body = b""
+            headers = {"Content-Length": "0"}
+        else:
+            body = _chunks_of(source, progress)
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        put_url = str(httpx.URL(location).copy_merge_params({"digest": digest}))
+        resp = self._request(reg, repo, "PUT", put_url, actions=_PUSH, headers=headers, body=body)
+        with closing(resp):
+            self._check(resp, reg, repo, f"upload of blob {digest}", ok=(201, 204))
+
+    def _upload_chunks(
+        self,
+        ref: Reference,
+        location: str,
+        source: Callable[[], BinaryIO],
+        chunk_size: int,
+        progress: Callable[[int], None] | None,
+    ) -> str:
+        reg, repo = ref.registry, ref.repository
+        offset = 0
+        with source() as stream:
+            while True:
+                chunk = stream.read(chunk_size)
+                if not chunk:
+                    break
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                    "Content-Length": str(len(chunk)),
+                }
+                resp = self._request(reg, repo, "PATCH", location, actions=_PUSH, headers=headers, body=chunk)
+                with closing(resp):
+                    self._check(resp, reg, repo, f"chunk at offset {offset}", ok=(202,))
+                    location = self._location(resp, reg, repo)
+                offset += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        return location
+
+    # -- tags and auth ------------------------------------------------------------------------
+
+    def list_tags(self, ref: Reference, *, page_size: int | None = None) -> list[str]:
+        """Every tag of ``ref``'s repository, following ``Link`` pagination (``n``/``last``)."""
+        url: str | None = f"/v2/{ref.repository}/tags/list"
+        params = [("n", str(page_size))] if page_size else []
+        tags: list[str] = []
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen:
+                raise RegistryError(
+                    f"registry {ref.registry} returned a tags page loop for {ref.repository}",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                )
+            seen.add(url)
+            resp = self._request(ref.registry, ref.repository, "GET", url, params=params or None)
+            with closing(resp):
+                self._check(resp, ref.registry, ref.repository, "tag list")
+                try:
+                    page = resp.json().get("tags") or []
+                except (ValueError, AttributeError):
+                    raise ManifestError(
+                        f"registry {ref.registry} sent an invalid tag list for {ref.repository}"
+                    ) from None
+                tags.extend(str(t) for t in page)
+                nxt = resp.links.get("next", {}).get("url")
+            url = urljoin(str(resp.url), nxt) if nxt else None
+            params = []
+        return tags
+
+    def check_auth(self, registry: str, repository: str | None = None) -> None:
+        """Verify that the keychain's credentials are accepted by ``registry`` (``xp registry login``).
+
+        Raises :class:`AuthenticationError` when they are missing or rejected. A registry that asks
+        for no authentication passes.
+        """
+        session = self._session(registry)
+        self._ping(registry, session, force=True)
+        ch = self.auth.challenge(registry)
+        if ch is None:
+            return
+        match = self.auth.credentials(registry, repository or "")
+        if match is None:
+            raise self.auth.rejected(registry, repository, None)
+        if ch.scheme == "bearer" and not match.credentials.registry_token:
+            scopes = [repository_scope(repository, _PULL)] if repository else []
+            self.auth.token(registry, repository, ch, scopes, match, refresh=True)
+        if repository:
+            resp = self._request(
+                registry, repository, "GET", f"/v2/{repository}/tags/list", params=[("n", "1")]
+            )
+            with closing(resp):
+                if resp.status_code != 404:
+                    self._check(resp, registry, repository, "tag list")
+            return
+        if ch.scheme == "basic" or match.credentials.registry_token:
+            header = self.auth.authorization(registry, "", [])
+            resp = session.send("GET", "/v2/", headers={"Authorization": header} if header else None)
+            with closing(resp):
+                if resp.status_code in (401, 403):
+                    raise self.auth.rejected(registry, None, match, resp.status_code)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _settings(self, host: str) -> SettingsLike:
+        return cast(SettingsLike, self.config.for_registry(host))
+
+    def _session(self, registry: str) -> HostSession:
+        with self._lock:
+            session = self._sessions.get(registry)
+        if session is not None:
+            return session
+        session = HostSession(
+            self._settings(registry),
+            registry=registry,
+            transport=self._transport,
+            retry=self.retry,
+            user_agent=self._user_agent,
+        )
+        with self._lock:
+            existing = self._sessions.setdefault(registry, session)
+        if existing is not session:
+            session.close()
+        return existing
+
+    def _ping(self, registry: str, session: HostSession, *, force: bool = False) -> None:
+        """Learn how ``registry`` wants to be authenticated (``GET /v2/``), once."""
+        if self.auth.known(registry) and not force:
+            return
+        resp = session.send("GET", "/v2/")
+        with closing(resp):
+            challenge = pick_challenge(resp.headers) if resp.status_code == 401 else None
+            if resp.status_code >= 500:
+                self._check(resp, registry, None, "API version check")
+        self.auth.set_challenge(registry, challenge)
+
+    def _request(
+        self,
+        registry: str,
+        repository: str,
+        method: str,
+        url: str,
+        *,
+        actions: Sequence[str] = _PULL,
+        extra_scopes: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        params: list[tuple[str, str]] | None = None,
+        stream: bool = False,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
+        """Send an authenticated request; on 401, answer the (new) challenge once and resend."""
+        session = self._session(registry)
+        self._ping(registry, session)
+        scopes = [repository_scope(repository, actions), *extra_scopes]
+        auth = self.auth.authorization(registry, repository, scopes)
+
+        def send(authorization: str | None) -> httpx.Response:
+            h = dict(headers or {})
+            if authorization:
+                h["Authorization"] = authorization
+            return session.send(
+                method, url, headers=h, body=body, params=params, stream=stream,
+                follow_redirects=follow_redirects, repository=repository,
+            )  # fmt: skip
+
+        resp = send(auth)
+        if resp.status_code != 401:
+            return resp
+        challenge = pick_challenge(resp.headers)
+        if challenge is None:
+            return resp
+        if challenge != self.auth.challenge(registry):
+            self.auth.set_challenge(registry, challenge)
+        wanted = [*scopes, *(s for s in challenge.scopes if s not in scopes)]
+        retry_auth = self.auth.authorization(registry, repository, wanted, refresh=True)
+        if retry_auth is None or retry_auth == auth:
+            return resp
+        resp.close()
+        return send(retry_auth)
+
+    def _send_token_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        form: Mapping[str, str] | None,
+        params: list[tuple[str, str]] | None,
+    ) -> httpx.Response:
+        parts = urlsplit(url)
+        host = parts.netloc
+        if parts.scheme not in ("http", "https") or not host:
+            raise RegistryError(f"token realm {url!r} is not an http(s) URL", registry=host or url)
+        settings = self._settings(host)
+        if parts.scheme == "http" and not settings.plain_http and not self._any_plain_registry_at(host):
+            raise RegistryError(
+                f"token realm {parts.scheme}://{host}{parts.path} uses plain HTTP; refusing to send credentials",
+                registry=host,
+                hint=f"if {host} really serves plain HTTP, set plain_http for it in the xplane config",
+            )
+        if (parts.scheme == "http") != settings.plain_http:
+            settings = cast(
+                SettingsLike, dataclasses.replace(cast(Any, settings), plain_http=parts.scheme == "http")
+            )
+        key = f"{parts.scheme}://{host}"
+        with self._lock:
+            session = self._realm_sessions.get(key)
+            if session is None:
+                session = HostSession(
+                    settings,
+                    registry=host,
+                    transport=self._transport,
+                    retry=self.retry,
+                    user_agent=self._user_agent,
+                )
+                self._realm_sessions[key] = session
+        body: bytes | None = None
+        h = dict(headers)
+        if form is not None:
+            body = httpx.QueryParams(form).__str__().encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        return session.send(method, url, headers=h, body=body, params=params, stream=True)
+
+    def _any_plain_registry_at(self, host: str) -> bool:
+        """A realm on plain HTTP is acceptable when a plain-HTTP registry we talk to sent it."""
+        hostname = host.rsplit(":", 1)[0]
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return any(s.settings.plain_http and s.settings.host.rsplit(":", 1)[0] == hostname for s in sessions)
+
+    def _location(self, resp: httpx.Response, registry: str, repository: str) -> str:
+        loc = resp.headers.get("Location")
+        if not loc:
+            raise RegistryError(
+                f"registry {registry} started an upload to {repository} without a Location header",
+                registry=registry,
+                repository=repository,
+                status=resp.status_code,
+            )
+        return str(urljoin(str(resp.url), loc))
+
+    def _check(
+        self,
+        resp: httpx.Response,
+        registry: str,
+        repository: str | None,
+        what: str,
+        ok: Sequence[int] = (200,),
+    ) -> None:
+        """Raise the error matching ``resp``'s status unless it is in ``ok``."""
+        status = resp.status_code
+        if status in ok:
+            return
+        if status in (401, 403):
+            match = self.auth.credentials(registry, repository or "")
+            if status == 401:
+                raise self.auth.rejected(registry, repository, match, status)
+            raise self.auth.denied(registry, repository, match, what, error_details(resp)[1])
+        raise status_error(resp, registry=registry, repository=repository, what=what)
+
+
+def _content_type(resp: httpx.Response) -> str:
+    value: str = resp.headers.get("Content-Type", "")
+    return value.split(";")[0].strip()
+
+
+def _read_limited(resp: httpx.Response, limit: int, what: str) -> bytes:
+    buf = bytearray()
+    for chunk in resp.iter_bytes(READ_CHUNK):
+        buf += chunk
+        if len(buf) > limit:
+            raise ManifestError(f"{what} is larger than {limit} bytes; refusing to read it")
+    return bytes(buf)
+
+
+def _tell(f: BinaryIO) -> int | None:
+    try:
+        return f.tell() if f.seekable() else None
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def _rewind(f: BinaryIO, start: int | None) -> None:
+    if start is None:
+        return
+    f.seek(start)
+    f.truncate()
+
+
+def _chunks_of(source: Callable[[], BinaryIO], progress: Callable[[int], None] | None) -> Body:
+    def factory() -> Iterator[bytes]:
+        with source() as stream:
+            while chunk := stream.read(READ_CHUNK):
+                if progress is not None:
+                    progress(len(chunk))
+                yield chunk
+
+    return factory
