@@ -28,23 +28,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def registry_flags(f: F) -> F:
-    """The shared registry flags (``xplane.cli.options.registry_options``) when available."""
-    try:
-        from xplane.cli.options import registry_options
-    except ImportError:
-        return f
-    return registry_options(f)  # type: ignore[no-any-return]
+    """The shared registry flags (``--ca-file``, ``--plain-http``, ``--username``...)."""
+    from xplane.cli.options import registry_options
+
+    return registry_options(f)
 
 
 def make_client(options: dict[str, Any]) -> RegistryClient:
-    """A registry client built from the shared registry flags (default settings without them)."""
-    try:
-        from xplane.cli.options import build_registry_access
-    except ImportError:
-        from xplane.oci.client import RegistryClient
+    """A registry client built from the shared registry flags."""
+    from xplane.cli.options import make_registry_client
 
-        return RegistryClient()
-    return build_registry_access(**options)  # type: ignore[no-any-return]
+    return make_registry_client(**options)
 
 
 def cache_option(f: F) -> F:

@@ -1,0 +1,382 @@
+"""Per-registry connection settings: plain HTTP, TLS verification, CA files, client certificates.
+
+:meth:`RegistryConfig.load` merges, per ``host[:port]`` (later wins; CA files accumulate)::
+
+    certs.d/<host:port>/   ($XDG_CONFIG_HOME/containers/certs.d, /etc/containers/certs.d,
+                            /etc/docker/certs.d: the first that has the host's directory)
+    registries.conf        ($CONTAINERS_REGISTRIES_CONF, else $XDG_CONFIG_HOME/containers/registries.conf
+                            if present, else /etc/containers/registries.conf): insecure = true
+    xplane's config.yaml   ($XPLANE_CONFIG, else $XDG_CONFIG_HOME/xplane/config.yaml)
+    CLI overrides          (RegistryOverrides: apply to every registry of one command)
+
+Nothing is automatic: plain HTTP is used only for a registry marked so, loopback included.
+See docs/registries.md for the file formats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xplane.oci.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_FLAG_KEYS = {"plainHTTP": "plain_http", "insecureSkipVerify": "insecure_skip_verify"}
+_PATH_KEYS = ("caFile", "caFiles", "clientCert", "clientKey")
+_KNOWN_KEYS = frozenset({*_FLAG_KEYS, *_PATH_KEYS})
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How to connect to one registry host (``host[:port]`` as written in references)."""
+
+    host: str
+    plain_http: bool = False
+    insecure_skip_verify: bool = False
+    ca_files: tuple[Path, ...] = ()
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    source: str = "defaults"
+    http_fallback: bool = False
+    """registries.conf ``insecure = true``: HTTPS without verification, else plain HTTP (see docs)."""
+
+
+@dataclass(frozen=True)
+class RegistryOverrides:
+    """Settings from CLI flags; they apply to every registry one command talks to."""
+
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+    plain_http: bool = False
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One registry's settings from one file; None means "not said here"."""
+
+    source: str
+    plain_http: bool | None = None
+    insecure_skip_verify: bool | None = None
+    insecure: bool | None = None  # registries.conf: HTTP or skip-verify
+    ca_files: tuple[Path, ...] = ()
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+@dataclass
+class RegistryConfig:
+    """Per-registry settings from xplane's config, registries.conf and certs.d, plus CLI overrides."""
+
+    xplane: Mapping[str, _Entry] = field(default_factory=dict)
+    containers: tuple[tuple[str, _Entry], ...] = ()  # (location pattern, entry), file order
+    certs_d_roots: tuple[Path, ...] = ()
+    overrides: RegistryOverrides | None = None
+
+    def __post_init__(self) -> None:
+        self._cache: dict[str, RegistrySettings] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: RegistryOverrides | None = None,
+        system_root: Path = Path("/"),
+    ) -> RegistryConfig:
+        """Read the config files named by ``env`` (default ``os.environ``); ConfigError if malformed.
+
+        ``config_file`` replaces ``$XPLANE_CONFIG``; ``system_root`` prefixes /etc paths (tests).
+        """
+        env = os.environ if env is None else env
+        config_home = _config_home(env)
+        path = config_file or _xplane_config_path(env, config_home)
+        xplane = load_xplane_config(path) if path is not None and path.is_file() else {}
+        if config_file is not None and not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        containers: tuple[tuple[str, _Entry], ...] = ()
+        conf = _registries_conf_path(env, config_home, system_root)
+        if conf is not None:
+            containers = load_registries_conf(conf)
+        roots = [
+            *([config_home / "containers" / "certs.d"] if config_home else []),
+            system_root / "etc" / "containers" / "certs.d",
+            system_root / "etc" / "docker" / "certs.d",
+        ]
+        return cls(xplane, containers, tuple(roots), overrides)
+
+    def for_registry(self, host: str) -> RegistrySettings:
+        """The merged settings for ``host[:port]`` (cached; reads its certs.d directory once)."""
+        with self._lock:
+            cached = self._cache.get(host)
+        if cached is not None:
+            return cached
+        settings = self._merge(host)
+        with self._lock:
+            self._cache[host] = settings
+        return settings
+
+    def _merge(self, host: str) -> RegistrySettings:
+        entries: list[_Entry] = []
+        certs = read_certs_d(self.certs_d_roots, host)
+        if certs is not None:
+            entries.append(certs)
+        entries.extend(e for pattern, e in self.containers if _host_matches(pattern, host))
+        if host in self.xplane:
+            entries.append(self.xplane[host])
+        s = RegistrySettings(host=host)
+        sources: list[str] = []
+        for e in entries:
+            sources.append(e.source)
+            if e.insecure:
+                s = replace(s, insecure_skip_verify=True, http_fallback=True)
+            if e.plain_http is not None:
+                s = replace(s, plain_http=e.plain_http, http_fallback=False)
+            if e.insecure_skip_verify is not None:
+                s = replace(s, insecure_skip_verify=e.insecure_skip_verify)
+            if e.ca_files:
+                s = replace(s, ca_files=(*s.ca_files, *e.ca_files))
+            if e.client_cert is not None:
+                s = replace(s, client_cert=e.client_cert, client_key=e.client_key)
+        o = self.overrides
+        if o is not None and (o.ca_file or o.insecure_skip_verify or o.plain_http):
+            sources.append("command-line flags")
+            if o.plain_http:
+                s = replace(s, plain_http=True, http_fallback=False)
+            if o.insecure_skip_verify:
+                s = replace(s, insecure_skip_verify=True)
+            if o.ca_file is not None:
+                s = replace(s, ca_files=(*s.ca_files, o.ca_file))
+        return replace(s, source="; ".join(sources) or "defaults")
+
+
+# -- locations ----------------------------------------------------------------------------------
+
+
+def _config_home(env: Mapping[str, str]) -> Path | None:
+    if env.get("XDG_CONFIG_HOME"):
+        return Path(env["XDG_CONFIG_HOME"])
+    return Path(env["HOME"]) / ".config" if env.get("HOME") else None
+
+
+def _xplane_config_path(env: Mapping[str, str], config_home: Path | None) -> Path | None:
+    if env.get("XPLANE_CONFIG"):
+        return Path(env["XPLANE_CONFIG"])
+    return config_home / "xplane" / "config.yaml" if config_home else None
+
+
+def _registries_conf_path(env: Mapping[str, str], config_home: Path | None, system_root: Path) -> Path | None:
+    if env.get("CONTAINERS_REGISTRIES_CONF"):
+        return Path(env["CONTAINERS_REGISTRIES_CONF"])
+    for candidate in (
+        *([config_home / "containers" / "registries.conf"] if config_home else []),
+        system_root / "etc" / "containers" / "registries.conf",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    """registries.conf ``location``/``prefix`` against a host: exact host, or ``*.domain`` wildcard.
+
+    A location with a repository path (``host/ns``) applies to the whole host: TLS is per host.
+    """
+    loc = pattern.split("://", 1)[-1].split("/", 1)[0].lower()
+    h = host.lower()
+    if loc.startswith("*."):
+        return fnmatch(h.split(":", 1)[0], loc) and ":" not in loc
+    return loc == h
+
+
+# -- xplane's config.yaml -----------------------------------------------------------------------
+
+
+def _err(path: Path, node: yaml.Node | None, msg: str) -> ConfigError:
+    where = f"{path}:{node.start_mark.line + 1}" if node is not None else str(path)
+    return ConfigError(f"{where}: {msg}", hint="see docs/registries.md for the config file format")
+
+
+def _scalar(path: Path, node: yaml.Node, what: str) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _err(path, node, f"{what} must be a string")
+    return str(node.value)
+
+
+def _bool(path: Path, node: yaml.Node, key: str) -> bool:
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool"):
+        return str(node.value).lower() in ("true", "yes", "on")
+    value = node.value if isinstance(node, yaml.ScalarNode) else "a non-scalar"
+    raise _err(path, node, f"{key} must be true or false, not {value!r}")
+
+
+def _path(path: Path, node: yaml.Node, key: str) -> Path:
+    p = Path(os.path.expanduser(_scalar(path, node, key)))
+    return p if p.is_absolute() else (path.parent / p)
+
+
+def load_xplane_config(path: Path) -> dict[str, _Entry]:
+    """The ``registries:`` section of xplane's config.yaml; ConfigError with file:line if malformed."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise _err(path, root, "the config file must be a mapping")
+    out: dict[str, _Entry] = {}
+    for knode, vnode in root.value:
+        if _scalar(path, knode, "a top-level key") != "registries":
+            continue
+        if isinstance(vnode, yaml.ScalarNode) and vnode.tag.endswith(":null"):
+            continue
+        if not isinstance(vnode, yaml.MappingNode):
+            raise _err(path, vnode, "registries must map host[:port] to settings")
+        for hnode, snode in vnode.value:
+            host = _scalar(path, hnode, "a registry host")
+            if "/" in host or "://" in host:
+                raise _err(path, hnode, f"registry {host!r} must be host[:port], without scheme or path")
+            out[host] = _registry_entry(path, hnode, snode)
+    return out
+
+
+def _registry_entry(path: Path, hnode: yaml.Node, snode: yaml.Node) -> _Entry:
+    if not isinstance(snode, yaml.MappingNode):
+        raise _err(path, snode, f"settings of {hnode.value!r} must be a mapping")
+    kw: dict[str, Any] = {}
+    ca: list[Path] = []
+    for knode, vnode in snode.value:
+        key = _scalar(path, knode, "a setting name")
+        if key not in _KNOWN_KEYS:
+            known = ", ".join(sorted(_KNOWN_KEYS))
+            raise _err(path, knode, f"unknown setting {key!r} for {hnode.value!r} (known: {known})")
+        if key in _FLAG_KEYS:
+            kw[_FLAG_KEYS[key]] = _bool(path, vnode, key)
+        elif key == "caFile":
+            ca.append(_path(path, vnode, key))
+        elif key == "caFiles":
+            if not isinstance(vnode, yaml.SequenceNode):
+                raise _err(path, vnode, "caFiles must be a list of paths")
+            ca.extend(_path(path, n, key) for n in vnode.value)
+        else:
+            kw["client_cert" if key == "clientCert" else "client_key"] = _path(path, vnode, key)
+    if ("client_cert" in kw) != ("client_key" in kw):
+        raise _err(path, hnode, f"{hnode.value!r}: clientCert and clientKey must be given together")
+    if kw.get("plain_http") and (ca or "client_cert" in kw):
+        raise _err(path, hnode, f"{hnode.value!r}: plainHTTP cannot be combined with TLS files")
+    return _Entry(source=f"{path}:{hnode.start_mark.line + 1}", ca_files=tuple(ca), **kw)
+
+
+# -- containers' registries.conf ----------------------------------------------------------------
+
+
+def load_registries_conf(path: Path) -> tuple[tuple[str, _Entry], ...]:
+    """``[[registry]]`` (v2, with ``[[registry.mirror]]``) and ``[registries.insecure]`` (v1) entries."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}", hint="check the file with podman info") from None
+    out: list[tuple[str, _Entry]] = []
+    regs = data.get("registry", [])
+    if not isinstance(regs, list):
+        raise ConfigError(f"{path}: 'registry' must be an array of tables ([[registry]])")
+    for i, reg in enumerate(regs):
+        if not isinstance(reg, dict):
+            raise ConfigError(f"{path}: [[registry]] #{i + 1} is not a table")
+        loc = reg.get("location") or reg.get("prefix")
+        insecure = reg.get("insecure", False)
+        if not isinstance(insecure, bool):
+            raise ConfigError(f"{path}: [[registry]] {loc!r}: insecure must be true or false")
+        if isinstance(loc, str) and loc and insecure:
+            out.append((loc, _Entry(source=f"{path} ([[registry]] {loc})", insecure=True)))
+        for m in reg.get("mirror", []) or []:
+            if isinstance(m, dict) and isinstance(m.get("location"), str) and m.get("insecure") is True:
+                mloc = m["location"]
+                out.append((mloc, _Entry(source=f"{path} ([[registry.mirror]] {mloc})", insecure=True)))
+    v1 = data.get("registries", {})
+    insecure_v1 = v1.get("insecure", {}).get("registries", []) if isinstance(v1, dict) else []
+    if not isinstance(insecure_v1, list):
+        raise ConfigError(f"{path}: [registries.insecure] registries must be a list")
+    out.extend(
+        (str(h), _Entry(source=f"{path} ([registries.insecure] {h})", insecure=True)) for h in insecure_v1
+    )
+    return tuple(out)
+
+
+# -- certs.d ------------------------------------------------------------------------------------
+
+
+def read_certs_d(roots: tuple[Path, ...], host: str) -> _Entry | None:
+    """CA files (``*.crt``) and a client pair (``X.cert`` + ``X.key``) from the first ``root/host``."""
+    for root in roots:
+        d = root / host
+        if not d.is_dir():
+            continue
+        try:
+            names = sorted(p.name for p in d.iterdir())
+        except OSError as e:
+            raise ConfigError(f"cannot read certs.d directory {d}: {e.strerror or e}") from None
+        cas = tuple(d / n for n in names if n.endswith(".crt"))
+        cert: Path | None = None
+        key: Path | None = None
+        for n in names:
+            if n.endswith(".cert"):
+                pair = n[: -len(".cert")] + ".key"
+                if pair not in names:
+                    raise ConfigError(f"{d / n}: client certificate without its key {pair}")
+                cert, key = d / n, d / pair
+            elif n.endswith(".key") and n[: -len(".key")] + ".cert" not in names:
+                raise ConfigError(f"{d / n}: client key without its certificate {n[:-4]}.cert")
+        return _Entry(source=f"certs.d {d}", ca_files=cas, client_cert=cert, client_key=key)
+    return None
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def ssl_context_for(settings: RegistrySettings) -> ssl.SSLContext:
+    """An SSLContext: the system trust store plus ``ca_files``, the client pair, and no
+    verification only when ``insecure_skip_verify`` is set. ConfigError names a bad file."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for ca in settings.ca_files:
+        try:
+            ctx.load_verify_locations(cafile=str(ca))
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(
+                f"CA file {ca} for {settings.host} cannot be loaded: {getattr(e, 'strerror', None) or e}",
+                hint=f"settings from {settings.source}",
+            ) from None
+    if settings.client_cert is not None:
+        try:
+            ctx.load_cert_chain(str(settings.client_cert), str(settings.client_key or settings.client_cert))
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(
+                f"client certificate {settings.client_cert} (key {settings.client_key}) for "
+                f"{settings.host} cannot be loaded: {getattr(e, 'strerror', None) or e}",
+                hint=f"settings from {settings.source}",
+            ) from None
+    if settings.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
