@@ -1,0 +1,145 @@
+"""Finding ``package.yaml`` in a package image, exactly as Crossplane does (and a little faster).
+
+Upstream's reader (crossplane-runtime ``ExtractPackageYAML``): take the first layer annotated
+``io.crossplane.xpkg: base``; if none is annotated, flatten all layers (the top layer wins, whiteouts
+are honoured); the first file whose *basename* is ``package.yaml`` is the package, in any
+directory. The content is read through a 200 MiB limit.
+
+xplane adds one step between the two: an image whose layer descriptors lost their annotations (a
+``.xpkg`` side-loaded from a docker-save tarball has none) but whose config still carries the
+``io.crossplane.xpkg:<digest>`` labels is read from the labelled layer directly. Contents are the
+same as the flatten fallback would give; it just avoids reading runtime layers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import posixpath
+import tarfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from xplane.oci.models import Descriptor
+from xplane.xpkg.errors import PackageError
+from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
+
+MAX_PACKAGE_SIZE = 200 << 20
+PACKAGE_FILE = "package.yaml"
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+
+
+class PackageNotFoundError(PackageError):
+    """The image holds no ``package.yaml``: it is not a Crossplane package."""
+
+
+class PackageTooLargeError(PackageError):
+    """``package.yaml`` is larger than the limit Crossplane reads (200 MiB)."""
+
+
+def base_layer_index(layers: Sequence[Descriptor], config: dict[str, object] | None = None) -> int | None:
+    """Index of the package layer: the first annotated ``base``, else the first labelled ``base``."""
+    for i, d in enumerate(layers):
+        if d.annotations.get(ANNOTATION_KEY) == PACKAGE_ANNOTATION:
+            return i
+    if config:
+        labelled = {digest for digest, value in xpkg_labels(config).items() if value == PACKAGE_ANNOTATION}
+        for i, d in enumerate(layers):
+            if d.digest in labelled:
+                return i
+    return None
+
+
+def _open_layer(path: Path) -> IO[bytes]:
+    f = path.open("rb")
+    magic = f.read(4)
+    f.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    if magic == b"\x28\xb5\x2f\xfd":
+        f.close()
+        raise PackageError(f"layer {path.name} is zstd-compressed, which xplane cannot read yet")
+    return f
+
+
+def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    with _open_layer(path) as raw:
+        try:
+            with tarfile.open(fileobj=raw, mode="r|") as tf:
+                for member in tf:
+                    yield member, tf
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise PackageError(f"layer {path.name} is not a readable tar: {e}") from e
+
+
+def _read_limited(tf: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+    if member.size > MAX_PACKAGE_SIZE:
+        raise PackageTooLargeError(
+            f"{where}: package.yaml is {member.size} bytes, over the {MAX_PACKAGE_SIZE >> 20} MiB limit "
+            "Crossplane reads"
+        )
+    f = tf.extractfile(member)
+    if f is None:
+        raise PackageError(f"{where}: package.yaml is not a regular file")
+    return f.read()
+
+
+def _clean(name: str) -> str:
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+def read_package_yaml(
+    layer_paths: Sequence[Path], layers: Sequence[Descriptor], config: dict[str, object] | None = None
+) -> bytes:
+    """The bytes of ``package.yaml`` from an image's layers (blob paths in the same order as ``layers``)."""
+    i = base_layer_index(layers, config)
+    if i is not None:
+        for member, tf in _members(layer_paths[i]):
+            if member.isreg() and posixpath.basename(member.name) == PACKAGE_FILE:
+                return _read_limited(tf, member, f"layer {layers[i].digest}")
+        raise PackageNotFoundError(
+            f"package.yaml not found in package: layer {layers[i].digest} is marked as the package "
+            "layer but holds no package.yaml"
+        )
+    return _flattened_package_yaml(layer_paths, layers)
+
+
+def _flattened_package_yaml(layer_paths: Sequence[Path], layers: Sequence[Descriptor]) -> bytes:
+    """Flatten from the top layer down, honouring whiteouts; the first visible package.yaml wins."""
+    seen: set[str] = set()
+    hidden: set[str] = set()  # paths deleted (or made opaque) by an upper layer
+    for idx in range(len(layers) - 1, -1, -1):
+        layer_hidden: set[str] = set()
+        for member, tf in _members(layer_paths[idx]):
+            name = _clean(member.name)
+            base = posixpath.basename(name)
+            parent = posixpath.dirname(name)
+            if base == _OPAQUE:
+                layer_hidden.add(parent + "/" if parent else "")
+                continue
+            if base.startswith(_WHITEOUT):
+                layer_hidden.add(posixpath.join(parent, base[len(_WHITEOUT) :]))
+                continue
+            if name in seen or _is_hidden(name, hidden):
+                continue
+            seen.add(name)
+            if member.isreg() and base == PACKAGE_FILE:
+                return _read_limited(tf, member, f"layer {layers[idx].digest}")
+        hidden |= layer_hidden
+    raise PackageNotFoundError(
+        "package.yaml not found in package: no layer is annotated 'io.crossplane.xpkg: base' and no "
+        "layer holds a package.yaml",
+        hint="is this a Crossplane package? Build one with 'xp xpkg build'",
+    )
+
+
+def _is_hidden(name: str, hidden: set[str]) -> bool:
+    if name in hidden:
+        return True
+    parts = name.split("/")
+    for k in range(len(parts) - 1, -1, -1):
+        prefix = "/".join(parts[:k])
+        if prefix in hidden or (prefix + "/") in hidden or (k == 0 and "" in hidden):
+            return True
+    return False
