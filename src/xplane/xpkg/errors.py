@@ -38,3 +38,26 @@ class LintError(PackageError):
         shown = errors or list(self.findings)
         head = f"package failed lint with {len(errors)} error(s)"
         super().__init__(head + "".join(f"\n  {f}" for f in shown), hint=hint)
+
+
+class YAMLError(PackageError):
+    """YAML that does not parse, or a value Crossplane's decoder rejects; always located.
+
+    ``line`` and ``column`` are 1-based. The message starts with ``file:line:column:``.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.column = column
+        where = ":".join(str(p) for p in (file or "<input>", line, column) if p is not None)
+        super().__init__(f"{where}: {problem}", hint=hint)

@@ -1,0 +1,113 @@
+"""Parse a provider-sized package.yaml: bare CSafeLoader vs xplane's Kubernetes-exact loader vs the cache.
+
+Usage (from the repository root, with the dev venv):
+
+    .venv/bin/python bench/xpkg_parse.py [--crds 900] [--file PACKAGE_YAML] [--out bench/out]
+
+Without --file it generates ``shared/tools/gen_provider_pkg.py N`` (900 CRDs: ~87 MB). Each case runs
+in its own Python process so peak memory (``ru_maxrss`` growth over the process after imports) is
+the case's own. Cases, each followed by a cheap lint stand-in (count documents by kind):
+
+* ``bare``  — ``list(yaml.load_all(data, Loader=yaml.CSafeLoader))`` (PyYAML's defaults, inexact);
+* ``xplane`` — ``xplane.xpkg.stream.parse_stream`` (Kubernetes' rules, positions, warnings);
+* ``cache`` — ``ParsedCache.get`` of the entry the ``xplane`` case's result was stored under.
+
+Prints a table of ratios from one run and writes ``<out>/xpkg_parse-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN = ROOT.parent / "shared" / "tools" / "gen_provider_pkg.py"
+
+_CHILD = r"""
+import json, resource, sys, time
+from collections import Counter
+mode, path, cache_root = sys.argv[1], sys.argv[2], sys.argv[3]
+import yaml
+from xplane.xpkg.parsedcache import ParsedCache
+from xplane.xpkg.stream import parse_stream
+data = open(path, "rb").read()
+digest = "sha256:" + "0" * 64
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if mode == "bare":
+    docs = list(yaml.load_all(data, Loader=yaml.CSafeLoader))
+    kinds = Counter(d.get("kind", "") for d in docs if isinstance(d, dict))
+elif mode == "xplane":
+    s = parse_stream(data, file="package.yaml")
+    kinds = Counter(d.kind for d in s)
+elif mode == "cache":
+    s = ParsedCache(cache_root).get(digest)
+    assert s is not None, "cache miss"
+    kinds = Counter(d.kind for d in s)
+elif mode == "store":
+    s = parse_stream(data, file="package.yaml")
+    ParsedCache(cache_root).put(digest, s)
+    kinds = Counter(d.kind for d in s)
+seconds = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "peak_kib": peak - base, "docs": sum(kinds.values()), "kinds": len(kinds)}))
+"""
+
+
+def _run(mode: str, path: Path, cache_root: Path) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, str(path), str(cache_root)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--crds", type=int, default=900)
+    ap.add_argument("--file", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="xpkg-parse-") as tmp:
+        path = args.file
+        if path is None:
+            path = Path(tmp) / "package.yaml"
+            subprocess.run([sys.executable, str(GEN), str(args.crds), str(path)], check=True)
+        size = path.stat().st_size
+        cache_root = Path(tmp) / "cache"
+        results = {m: _run(m, path, cache_root) for m in ("bare", "xplane", "store", "cache")}
+    bare, ours, cache = results["bare"], results["xplane"], results["cache"]
+    ratios = {
+        "xplane_time_vs_bare": ours["seconds"] / bare["seconds"],
+        "xplane_peak_vs_bare": ours["peak_kib"] / max(bare["peak_kib"], 1),
+        "cache_speedup_vs_xplane": ours["seconds"] / cache["seconds"],
+    }
+    print(f"package.yaml: {size / 1e6:.1f} MB, {ours['docs']:.0f} documents")
+    print(f"{'case':<8} {'seconds':>9} {'MB/s':>7} {'peak MiB':>9}")
+    for name in ("bare", "xplane", "cache"):
+        r = results[name]
+        print(
+            f"{name:<8} {r['seconds']:>9.3f} {size / 1e6 / r['seconds']:>7.1f} {r['peak_kib'] / 1024:>9.1f}"
+        )
+    print(f"xplane / bare time   {ratios['xplane_time_vs_bare']:.2f}x   (target <= 1.25x)")
+    print(f"xplane / bare peak   {ratios['xplane_peak_vs_bare']:.2f}x   (target <= 2x)")
+    print(f"cache speed-up       {ratios['cache_speedup_vs_xplane']:.1f}x   (target >= 10x)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    dest = args.out / f"xpkg_parse-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    dest.write_text(json.dumps({"bytes": size, "results": results, "ratios": ratios}, indent=2) + "\n")
+    print(f"wrote {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

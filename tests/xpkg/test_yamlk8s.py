@@ -1,0 +1,326 @@
+"""The Kubernetes YAML rules (shared/spec/yaml.md), one row per case: YAML text -> JSON value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xplane.xpkg.errors import YAMLError
+from xplane.xpkg.yamlk8s import (
+    YAMLWarning,
+    dump_documents,
+    load_all,
+    load_file_documents,
+    loads,
+    split_documents,
+)
+
+# Unquoted (and quoted) scalar values: `v: <text>` -> the JSON value sigs.k8s.io/yaml produces.
+VALUES: list[tuple[str, object]] = [
+    # YAML 1.1 booleans
+    *[(w, True) for w in ("yes", "Yes", "YES", "on", "On", "ON", "y", "Y", "true", "True", "TRUE")],
+    *[(w, False) for w in ("no", "No", "NO", "off", "Off", "OFF", "n", "N", "false", "False", "FALSE")],
+    ("tRUE", "tRUE"),
+    ("yES", "yES"),
+    ("oN", "oN"),
+    # quoting always keeps a string
+    ('"yes"', "yes"),
+    ("'on'", "on"),
+    ('"012"', "012"),
+    ("'1e3'", "1e3"),
+    ('"null"', "null"),
+    ('""', ""),
+    # integers
+    ("012", 10),
+    ("007", 7),
+    ("08", 8),
+    ("09", 9),
+    ("0o12", 10),
+    ("0O12", 10),
+    ("0x1F", 31),
+    ("0X1f", 31),
+    ("-0x1F", -31),
+    ("+0x1F", 31),
+    ("0b101", 5),
+    ("-0b101", -5),
+    ("1_000", 1000),
+    ("1__0_0", 100),
+    ("+12", 12),
+    ("-12", -12),
+    ("0", 0),
+    ("-0", 0),
+    ("00", 0),
+    ("9223372036854775807", 9223372036854775807),
+    ("-9223372036854775808", -9223372036854775808),
+    ("12345678901234567890", 12345678901234567890),
+    ("18446744073709551615", 18446744073709551615),
+    ("0x", "0x"),
+    ("0o", "0o"),
+    ("0b2", "0b2"),
+    ("0xG", "0xG"),
+    ("_1", "_1"),
+    # floats; integral floats print without a fraction
+    (".5", 0.5),
+    ("1.5e3", 1500),
+    ("1e3", 1000),
+    ("1E3", 1000),
+    ("3.0", 3),
+    ("0.0", 0),
+    ("-0.0", 0),
+    ("1.", 1),
+    ("+1.5", 1.5),
+    ("-.5", -0.5),
+    ("1.25e-2", 0.0125),
+    ("1e-7", 1e-7),
+    ("1e20", 100000000000000000000),
+    ("1e21", 1e21),
+    ("18446744073709551616", 18446744073709552000),
+    ("99999999999999999999999", 1e23),
+    ("1_0.5", 10.5),
+    (".5e3", 500),
+    ("09.5", 9.5),
+    ("1e400", "1e400"),
+    ("-1e400", "-1e400"),
+    (".5e400", ".5e400"),
+    ("1e", "1e"),
+    (".", "."),
+    ("._5", "._5"),
+    ("1.2.3", "1.2.3"),
+    ("+", "+"),
+    ("+.5", 0.5),
+    ("inf", "inf"),
+    ("nan", "nan"),
+    ("-inf", "-inf"),
+    (".INf", ".INf"),
+    # nulls
+    ("null", None),
+    ("Null", None),
+    ("NULL", None),
+    ("~", None),
+    ("", None),
+    ("nULL", "nULL"),
+    # timestamps and sexagesimals stay strings
+    ("2024-01-01", "2024-01-01"),
+    ("2001-12-14t21:59:43.10-05:00", "2001-12-14t21:59:43.10-05:00"),
+    ("2001-12-14 21:59:43.10", "2001-12-14 21:59:43.10"),
+    ("1:20", "1:20"),
+    ("1:20:30", "1:20:30"),
+    ("-1:20", "-1:20"),
+    # strings that merely start like something else
+    ("type", "type"),
+    ("object", "object"),
+    ("nullable", "nullable"),
+    ("yesterday", "yesterday"),
+    ("1.2.3-rc.1", "1.2.3-rc.1"),
+    ("v1", "v1"),
+    ("~foo", "~foo"),
+    ("12abc", "12abc"),
+    ("0.0.0.0/0", "0.0.0.0/0"),
+    ("<<", "<<"),
+    # explicit tags
+    ("!!str 12", "12"),
+    ("!!str yes", "yes"),
+    ('!!int "12"', 12),
+    ("!!float 1", 1),
+    ("!!float 1.5", 1.5),
+    ("!!bool yes", True),
+    ("!!null ~", "~"),
+    ("!!timestamp 2001-01-01", "2001-01-01"),
+    ("!custom 12", "12"),
+    ("!!binary aGVsbG8=", "hello"),
+    # block scalars are strings
+    ("|\n  012\n", "012\n"),
+    (">-\n  yes\n", "yes"),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), VALUES, ids=[repr(t) for t, _ in VALUES])
+def test_scalar_values(text: str, want: object) -> None:
+    got = loads(f"v: {text}\n")["v"]
+    assert got == want and type(got) is type(want)
+    assert json.loads(json.dumps(got)) == want  # JSON-able as is
+
+
+# Mapping keys are resolved, then stringified like sigs.k8s.io/yaml (float keys as float32 %g).
+KEYS: list[tuple[str, str]] = [
+    ("y", "true"),
+    ("n", "false"),
+    ("on", "true"),
+    ("off", "false"),
+    ("yes", "true"),
+    ("'y'", "y"),
+    ("1", "1"),
+    ("012", "10"),
+    ("0x1F", "31"),
+    ("-5", "-5"),
+    ("1.5", "1.5"),
+    ("1.0", "1"),
+    ("1e3", "1000"),
+    ("1e6", "1e+06"),
+    ("123456.0", "123456"),
+    ("0.1", "0.1"),
+    ("0.0001", "0.0001"),
+    ("0.00001", "1e-05"),
+    ("3.14159265358979", "3.1415927"),
+    (".inf", ".inf"),
+    ("-.inf", "-.inf"),
+    (".nan", ".nan"),
+    ("2024-01-01", "2024-01-01"),
+    ("1:20", "1:20"),
+    ("'<<'", "<<"),
+    ("!!str 1", "1"),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), KEYS, ids=[repr(t) for t, _ in KEYS])
+def test_keys_are_resolved_then_stringified(text: str, want: str) -> None:
+    assert loads(f"{text}: x\n") == {want: "x"}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("v: .inf\n", "json: unsupported value: .inf"),
+        ("v: -.Inf\n", "unsupported value"),
+        ("v: .nan\n", "unsupported value"),
+        ("v: [1, .NaN]\n", "unsupported value"),
+        ("null: x\n", "Unsupported map key of type: <nil>"),
+        ("~: x\n", "Unsupported map key"),
+        ("18446744073709551615: x\n", "uint64"),
+        ("? [a]\n: x\n", "cannot be a mapping key"),
+        ("v: !!int abc\n", "cannot decode !!str `abc` as a !!int"),
+        ("v: !!int 1.5\n", "cannot decode !!float `1.5` as a !!int"),
+        ("v: !!bool 1\n", "as a !!bool"),
+        ("v: !!binary '***'\n", "invalid base64"),
+        ("a: <<: x\n", "invalid YAML"),
+        ("v: {<<: 1}\n", "map merge requires map"),
+        ("v: {<<: [1]}\n", "map merge requires map"),
+    ],
+)
+def test_values_crossplane_rejects(text: str, fragment: str) -> None:
+    with pytest.raises(YAMLError) as e:
+        loads(text, file="f.yaml")
+    assert fragment in str(e.value)
+    assert e.value.file == "f.yaml" and e.value.line == 1 and e.value.column
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("a: 1\nb: [1, 2\n", 3, 1),
+        ("a: 1\n  b: 2\n", 2, 4),
+        ("a:\n  - 1\n - 2\n", 3, 2),
+        ("a: 'unterminated\n", 2, 1),
+        ("a: *nope\n", 1, 4),
+        ("a: 1\n---\nb: .inf\n", 3, 4),
+        ("a: 1\n---\n---\nc: [\n", 5, 1),
+        ("x: \t1\n\tb: 2\n", 2, 1),
+    ],
+)
+def test_errors_carry_file_line_and_column(text: str, line: int, column: int) -> None:
+    with pytest.raises(YAMLError) as e:
+        load_all(text, file="pkg/crds.yaml")
+    assert (e.value.file, e.value.line, e.value.column) == ("pkg/crds.yaml", line, column)
+    assert str(e.value).startswith(f"pkg/crds.yaml:{line}:{column}: ")
+
+
+def test_bad_encoding_is_located() -> None:
+    with pytest.raises(YAMLError) as e:
+        load_all(b"a: 1\nb: \xff\xfe\n", file="x.yaml")
+    assert e.value.line == 2 and "UTF-8" in (e.value.hint or "")
+
+
+def test_anchors_aliases_and_merge_keys() -> None:
+    doc = loads(
+        """
+base: &base {x: 1, p: 2}
+list: &l [1, 2]
+copy: *base
+seq: *l
+merged: {<<: *base, p: 3}
+before: {p: 3, <<: *base}
+multi: {<<: [{a: 1}, {a: 2, b: 2}], c: 3}
+"""
+    )
+    assert doc["copy"] == {"x": 1, "p": 2} and doc["seq"] == [1, 2]
+    assert doc["merged"] == {"x": 1, "p": 3}
+    assert doc["before"] == {"p": 2, "x": 1}  # go-yaml v2: the merge applies in place, so it wins here
+    assert doc["multi"] == {"a": 1, "b": 2, "c": 3}  # earlier mappings in a merge list win
+    doc["copy"]["x"] = 9
+    assert doc["base"]["x"] == 1  # every alias is a copy, as in go-yaml
+
+
+def test_recursive_anchor_and_alias_bomb_are_errors() -> None:
+    with pytest.raises(YAMLError, match="contains it"):
+        loads("a: &a [*a]\n")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    with pytest.raises(YAMLError, match="excessive aliasing"):
+        loads(bomb)
+
+
+def test_duplicate_keys_keep_the_last_and_warn() -> None:
+    warnings: list[YAMLWarning] = []
+    doc = loads("a: 1\nb: 2\na: 3\n1: x\n'1': z\n", file="d.yaml", warnings=warnings)
+    assert doc == {"a": 3, "b": 2, "1": "z"}
+    dups = [w for w in warnings if "duplicate" in w.message]
+    assert [(w.key, w.line, w.column) for w in dups] == [("a", 3, 1), ("1", 5, 1)]
+    assert str(dups[0]).startswith("d.yaml:3:1: warning: duplicate key 'a'")
+    assert "line 1" in dups[0].message
+
+
+def test_yaml11_surprises_are_warned() -> None:
+    warnings: list[YAMLWarning] = []
+    assert loads("y: on\nz: true\n", warnings=warnings) == {"true": True, "z": True}
+    assert [(w.line, w.column) for w in warnings] == [(1, 1), (1, 4)]
+
+
+def test_documents_split_like_kubernetes() -> None:
+    text = "# only a comment\n---\n---\na: 1\n...\n---  # c\n\n---\nb: 2\n...\nignored: 1\n"
+    warnings: list[YAMLWarning] = []
+    assert load_all(text, warnings=warnings) == [{"a": 1}, {"b": 2}]
+    assert any("after '...'" in w.message and w.line == 11 for w in warnings)
+    assert load_all("") == [] and load_all("\n\n# x\n") == []
+    assert load_all("# c\n...\n---\n...\n# d\n") == []  # a comment-only file in upstream's stream
+    assert load_all("~\n") == [None]  # not empty: upstream would reject it later
+
+
+@pytest.mark.parametrize("sep", ["--- {a: 1}", "---a", "--- !!map", "--- |"])
+def test_invalid_document_separator(sep: str) -> None:
+    with pytest.raises(YAMLError, match="invalid Yaml document separator") as e:
+        load_all(f"a: 1\n{sep}\nb: 2\n", file="s.yaml")
+    assert e.value.line == 2
+
+
+def test_split_documents_offsets_and_lines() -> None:
+    data = b"---\na: 1\n---\n\nb: 2\n---\n"
+    chunks = list(split_documents(data))
+    assert [(data[c.start : c.end], c.line) for c in chunks] == [(b"---\na: 1\n", 0), (b"\nb: 2\n", 3)]
+
+
+def test_load_file_documents_locates_each_document(tmp_path: Path) -> None:
+    f = tmp_path / "crds.yaml"
+    f.write_text("# head\n---\napiVersion: v1\nkind: A\n---\n\n  # pad\nkind: B\n")
+    docs, warnings = load_file_documents(f, name="crds.yaml")
+    assert [(d.doc["kind"], d.file, d.line) for d in docs] == [("A", "crds.yaml", 3), ("B", "crds.yaml", 8)]
+    assert warnings == []
+
+
+def test_dump_round_trips_every_scalar_rule() -> None:
+    words = [t for t, _ in VALUES if not t.startswith(("!", "|", ">", '"', "'"))]
+    docs = [
+        {"strings": words, **{w: w for w in words if w}},
+        {"n": [1, 2.5, None, True, 1e21, 12345678901234567890]},
+    ]
+    out = dump_documents(docs)
+    assert out.startswith(b"---\n") and out.endswith(b"---\n")
+    assert load_all(out) == docs
+
+
+def test_plain_output_is_json_like() -> None:
+    doc = loads("a: [1, {b: c}]\nd: 2024-01-01\n")
+    assert json.loads(json.dumps(doc)) == doc
+    assert isinstance(doc["a"], list) and type(doc["a"][1]) is dict
