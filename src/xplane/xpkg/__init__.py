@@ -1,1 +1,64 @@
-"""xplane.xpkg."""
+"""xplane.xpkg: Crossplane packages — YAML with Kubernetes' rules, semver, meta types, lint, build, push, read.
+
+The curated public API: other packages import from ``xplane.xpkg`` only these names. They load
+lazily, so importing ``xplane.xpkg`` costs nothing until a name is used.
+"""
+
+from __future__ import annotations
+
+from xplane._lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    # errors
+    "PackageError": "errors",
+    "YAMLError": "errors",
+    "SemverError": "errors",
+    "MetaError": "errors",
+    "UnknownKindError": "errors",
+    "LintError": "errors",
+    # YAML
+    "load_all": "yamlk8s",
+    "loads": "yamlk8s",
+    "dump_documents": "yamlk8s",
+    "YAMLWarning": "yamlk8s",
+    "Document": "stream",
+    "DocumentStream": "stream",
+    "parse_stream": "stream",
+    "read_files": "stream",
+    "ParsedCache": "parsedcache",
+    # semver
+    "Version": "semver",
+    "Constraint": "semver",
+    "satisfies": "semver",
+    "is_complete_tag": "semver",
+    "is_digest_constraint": "semver",
+    # meta, objects, lint
+    "PackageMeta": "meta",
+    "Configuration": "meta",
+    "Provider": "meta",
+    "Function": "meta",
+    "Dependency": "meta",
+    "ResolvedDependency": "meta",
+    "is_meta_package": "objects",
+    "Located": "lint",
+    "Finding": "lint",
+    "LintResult": "lint",
+    "lint_package": "lint",
+    # build, push, read
+    "BuildOptions": "build",
+    "BuiltPackage": "build",
+    "BuildError": "build",
+    "build_package": "build",
+    "push_packages": "publish",
+    "PushResult": "publish",
+    "Package": "package",
+    "open_package": "package",
+    "open_image": "package",
+    "read_image_package": "package",
+    "extract_to_gzip": "package",
+    "read_package_yaml": "extract",
+    "init_package": "init",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
