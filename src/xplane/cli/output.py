@@ -23,10 +23,10 @@ def configure_logging(verbose: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
-def run_cli(command: click.Command, args: list[str] | None = None) -> int:
+def run_cli(command: click.Command, args: list[str] | None = None, *, prog_name: str = "xp") -> int:
     """Run a click command; turn :class:`XplaneError` into its message on stderr and its exit code."""
     try:
-        command.main(args=args, prog_name="xp", standalone_mode=False)
+        command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_INTERRUPTED
@@ -36,7 +36,7 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> int:
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except XplaneError as e:
-        click.echo(f"xp: error: {e}", err=True)
+        click.echo(f"{prog_name}: error: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from xplane._version import __version__
-from xplane.errors import XplaneError
 
 _HELP = {"-h", "--help", "--version"}
 
@@ -177,22 +176,9 @@ cli.add_command(run)
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``xfn`` console script."""
-    try:
-        cli.main(args=args, prog_name="xfn", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except XplaneError as e:
-        click.echo(f"xfn: error: {e}", err=True)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    from xplane.cli.output import run_cli
+
+    return run_cli(cli, args, prog_name="xfn")
 
 
 if __name__ == "__main__":
