@@ -5,6 +5,7 @@ Flags are named like ``crossplane xpkg``'s, so existing scripts keep working.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def _split_csv(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--output", "output", type=click.Choice(["json"]), default=None, help="Machine-readable summary."
 )
+@cache_option
 def build(
     package_root: Path,
     examples_root: Path,
@@ -62,8 +64,10 @@ def build(
     package_file: Path | None,
     embed_runtime_image_tarball: Path | None,
     output: str | None,
+    cache_dir: Path | None,
 ) -> None:
     """Build a Crossplane package (.xpkg) from a directory of YAML."""
+    from xplane.oci.cache import ImageCache
     from xplane.xpkg.build import BuildOptions, build_package
 
     built = build_package(
@@ -73,6 +77,7 @@ def build(
             ignore=_split_csv(ignore),
             examples_ignore=_split_csv(examples_ignore),
             runtime_image_tarball=embed_runtime_image_tarball,
+            cache=ImageCache(cache_dir) if embed_runtime_image_tarball is not None else None,
         )
     )
     for w in built.warnings:
@@ -88,7 +93,8 @@ def build(
                 "digest": built.digest,
                 "name": built.meta.name,
                 "kind": built.meta.kind,
-                "objects": len(built.files),
+                "files": [str(f) for f in built.files],
+                "objects": built.object_count,
                 "warnings": [str(f) for f in built.lint.warnings] + [str(w) for w in built.warnings],
             }
         )
@@ -216,33 +222,38 @@ def _print_summary(s: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # Digests and package references must stay whole (users copy them): never truncate with "…";
+    # a column too narrow for the terminal folds its text onto the next line instead.
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, soft_wrap=True, width=200)  # piped: keep every row on one line
     console.print(f"[bold]{s['kind']}[/bold] {s['name']}  ({s['apiVersion']})")
-    console.print(f"source:     {s['source']}")
-    console.print(f"digest:     {s['digest']}")
+    console.print(f"source:     {s['source']}", markup=False)
+    console.print(f"digest:     {s['digest']}", markup=False)
     if s.get("crossplaneVersion"):
-        console.print(f"crossplane: {s['crossplaneVersion']}")
+        console.print(f"crossplane: {s['crossplaneVersion']}", markup=False)
     if s.get("capabilities"):
-        console.print(f"capabilities: {', '.join(s['capabilities'])}")
+        console.print(f"capabilities: {', '.join(s['capabilities'])}", markup=False)
+
+    def table(title: str, *columns: str) -> Table:
+        t = Table(title=title, title_justify="left", box=None)
+        for col in columns:
+            t.add_column(col, overflow="fold", justify="right" if col in ("COUNT", "SIZE") else "left")
+        return t
+
     if s["dependencies"]:
-        t = Table(title="Dependencies", title_justify="left", box=None)
-        for col in ("KIND", "PACKAGE", "VERSION"):
-            t.add_column(col)
+        t = table("Dependencies", "KIND", "PACKAGE", "VERSION")
         for d in s["dependencies"]:
             t.add_row(d["kind"], d["package"], d["version"])
-        console.print(t)
-    t = Table(title="Objects", title_justify="left", box=None)
-    t.add_column("KIND")
-    t.add_column("COUNT", justify="right")
+        console.print(t, soft_wrap=False)
+    t = table("Objects", "KIND", "COUNT")
     for kind, n in s["objects"].items():
         t.add_row(kind, str(n))
-    console.print(t)
-    t = Table(title="Layers", title_justify="left", box=None)
-    for col in ("DIGEST", "SIZE", "ANNOTATION"):
-        t.add_column(col)
+    console.print(t, soft_wrap=False)
+    t = table("Layers", "DIGEST", "SIZE", "ANNOTATION")
     for layer in s["layers"]:
         t.add_row(layer["digest"], str(layer["size"]), layer.get("annotation") or "")
-    console.print(t)
+    console.print(t, soft_wrap=False)
 
 
 @click.command("extract")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from xplane.oci.cache import ImageCache
 from xplane.oci.layout import LayoutEntry, MemoryBlobs, write_docker_archive
 from xplane.oci.models import DOCKER_MANIFEST, Descriptor
 from xplane.oci.reference import friendly_id
@@ -57,6 +58,8 @@ class BuildOptions:
     ignore: Sequence[str] = ()
     examples_ignore: Sequence[str] = ()
     runtime_image_tarball: Path | None = None
+    cache: ImageCache | None = None
+    """Where a runtime image tarball's layers are staged (default: the user's image cache)."""
 
 
 @dataclass
@@ -73,6 +76,7 @@ class BuiltPackage:
     base_blobs: Any = None  # a BlobReader for runtime-image layers (the image cache), if any
     files: list[Path] = field(default_factory=list)
     warnings: list[YAMLWarning] = field(default_factory=list)
+    object_count: int = 0  # objects in package.yaml besides the meta object
 
     @property
     def digest(self) -> str:
@@ -140,9 +144,10 @@ def build_package(options: BuildOptions) -> BuiltPackage:
     if not root.is_dir():
         raise BuildError(f"package root {root} is not a directory", hint="pass --package-root/-f DIR")
     examples_root = Path(options.examples_root) if options.examples_root is not None else None
+    # Upstream skips package paths containing the examples root even when that directory is missing.
+    files = find_yaml_files(root, ignore=options.ignore, exclude_containing=examples_root)
     if examples_root is not None and not examples_root.is_dir():
         examples_root = None  # upstream: a missing examples root means no examples layer
-    files = find_yaml_files(root, ignore=options.ignore, exclude_containing=examples_root)
     docs, warnings = _read_files(files)
     result = lint_package(docs)
     result.raise_for_errors()
@@ -166,7 +171,7 @@ def build_package(options: BuildOptions) -> BuiltPackage:
     base_layers: list[Descriptor] = []
     base_blobs = None
     if options.runtime_image_tarball is not None:
-        base_config, base_layers, base_blobs = _runtime_base(options.runtime_image_tarball)
+        base_config, base_layers, base_blobs = _runtime_base(options.runtime_image_tarball, options.cache)
 
     cfg = config_bytes(package_config(base_config, layers))
     blobs = MemoryBlobs()
@@ -185,6 +190,7 @@ def build_package(options: BuildOptions) -> BuiltPackage:
         base_blobs=base_blobs,
         files=files,
         warnings=warnings,
+        object_count=len(objects),
     )
 
 
@@ -194,14 +200,14 @@ def _is_meta(loc: Located) -> bool:
     return is_meta_package(loc.api_version, loc.kind)
 
 
-def _runtime_base(tarball: Path) -> tuple[Mapping[str, Any], list[Descriptor], Any]:
+def _runtime_base(tarball: Path, cache: ImageCache | None) -> tuple[Mapping[str, Any], list[Descriptor], Any]:
     """Load a docker-save or OCI tarball (the runtime image) into the cache; its config and layers."""
     from xplane.oci.archive import load_archive
     from xplane.oci.models import DOCKER_LAYER, OCI_LAYER_GZIP
 
     if not Path(tarball).exists():
         raise BuildError(f"runtime image tarball {tarball} does not exist")
-    image = load_archive(tarball, RUNTIME_BASE_REF)
+    image = load_archive(tarball, RUNTIME_BASE_REF, cache=cache)
     layers = []
     for d in image.layers:
         if d.media_type not in (DOCKER_LAYER, OCI_LAYER_GZIP):

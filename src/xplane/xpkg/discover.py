@@ -72,7 +72,7 @@ def find_yaml_files(
 ) -> list[Path]:
     """The YAML files under ``root`` that upstream's build would read, in its order."""
     root_abs = os.path.abspath(root)
-    patterns = [os.path.join(root_abs, g) for g in ignore if g]
+    patterns = [os.path.normpath(os.path.join(root_abs, g)) for g in ignore if g]  # Go's Join cleans
     exclude = os.path.abspath(exclude_containing) if exclude_containing is not None else None
     out: list[Path] = []
     for path in _walk(root_abs):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -63,26 +64,40 @@ def _open_layer(path: Path) -> IO[bytes]:
     return f
 
 
-def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
+
+
+def _unreadable(where: str, e: BaseException) -> PackageError:
+    return PackageError(
+        f"{where} is not a readable (gzip-compressed) tar: {e}",
+        hint="the blob may be damaged; remove it from the cache (xp cache) and pull again",
+    )
+
+
+def _members(path: Path, where: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     with _open_layer(path) as raw:
         try:
             with tarfile.open(fileobj=raw, mode="r|") as tf:
                 for member in tf:
                     yield member, tf
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise PackageError(f"layer {path.name} is not a readable tar: {e}") from e
+        except _READ_ERRORS as e:
+            raise _unreadable(where, e) from e
 
 
 def _read_limited(tf: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
     if member.size > MAX_PACKAGE_SIZE:
         raise PackageTooLargeError(
-            f"{where}: package.yaml is {member.size} bytes, over the {MAX_PACKAGE_SIZE >> 20} MiB limit "
-            "Crossplane reads"
+            f"{where}: package.yaml ({member.name}) is {member.size} bytes, over the "
+            f"{MAX_PACKAGE_SIZE >> 20} MiB limit Crossplane reads",
+            hint="split the package or remove objects it does not need",
         )
-    f = tf.extractfile(member)
-    if f is None:
-        raise PackageError(f"{where}: package.yaml is not a regular file")
-    return f.read()
+    try:
+        f = tf.extractfile(member)
+        if f is None:
+            raise PackageError(f"{where}: package.yaml is not a regular file")
+        return f.read()
+    except _READ_ERRORS as e:
+        raise _unreadable(where, e) from e
 
 
 def _clean(name: str) -> str:
@@ -95,7 +110,7 @@ def read_package_yaml(
     """The bytes of ``package.yaml`` from an image's layers (blob paths in the same order as ``layers``)."""
     i = base_layer_index(layers, config)
     if i is not None:
-        for member, tf in _members(layer_paths[i]):
+        for member, tf in _members(layer_paths[i], f"layer {layers[i].digest}"):
             if member.isreg() and posixpath.basename(member.name) == PACKAGE_FILE:
                 return _read_limited(tf, member, f"layer {layers[i].digest}")
         raise PackageNotFoundError(
@@ -111,7 +126,7 @@ def _flattened_package_yaml(layer_paths: Sequence[Path], layers: Sequence[Descri
     hidden: set[str] = set()  # paths deleted (or made opaque) by an upper layer
     for idx in range(len(layers) - 1, -1, -1):
         layer_hidden: set[str] = set()
-        for member, tf in _members(layer_paths[idx]):
+        for member, tf in _members(layer_paths[idx], f"layer {layers[idx].digest}"):
             name = _clean(member.name)
             base = posixpath.basename(name)
             parent = posixpath.dirname(name)
@@ -126,6 +141,8 @@ def _flattened_package_yaml(layer_paths: Sequence[Path], layers: Sequence[Descri
             seen.add(name)
             if member.isreg() and base == PACKAGE_FILE:
                 return _read_limited(tf, member, f"layer {layers[idx].digest}")
+            if not member.isdir():
+                layer_hidden.add(name)  # a file hides whatever lower layers hold below its path
         hidden |= layer_hidden
     raise PackageNotFoundError(
         "package.yaml not found in package: no layer is annotated 'io.crossplane.xpkg: base' and no "

@@ -23,7 +23,7 @@ from xplane.oci.pull import Image, PullPolicy
 from xplane.oci.reference import Reference
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.extract import base_layer_index, read_package_yaml
-from xplane.xpkg.layers import ANNOTATION_KEY, xpkg_labels
+from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 from xplane.xpkg.meta import PackageMeta
 from xplane.xpkg.objects import is_meta_package
 from xplane.xpkg.parsedcache import ParsedCache
@@ -115,14 +115,16 @@ def read_image_package(
 
 def _load_file(path: Path, cache: ImageCache, platform: str | None) -> Image:
     from xplane.oci.archive import load_archive
+    from xplane.oci.models import Platform
+    from xplane.oci.pull import cached_image
     from xplane.oci.reference import to_dns_label
 
-    st = path.stat()
-    tag = f"f{st.st_size:x}-{int(st.st_mtime_ns):x}"
+    # An OCI layout directory changes through its index.json; a file through its size and mtime.
+    st = (path / "index.json").stat() if path.is_dir() and (path / "index.json").exists() else path.stat()
+    plat = to_dns_label(platform or "") or "default"
+    tag = f"f{st.st_size:x}-{int(st.st_mtime_ns):x}-{plat}"
     ref = Reference.parse(f"{LOCAL_FILE_REPOSITORY}/{to_dns_label(str(path.resolve())) or 'file'}:{tag}")
-    from xplane.oci.pull import cached_image
-
-    hit = cached_image(ref, cache=cache, platform=None)
+    hit = cached_image(ref, cache=cache, platform=Platform.parse(platform) if platform else None)
     if hit is not None:
         return hit
     return load_archive(path, ref, cache=cache, platform=platform)
@@ -180,12 +182,26 @@ def extract_to_gzip(
     policy: PullPolicy | str = PullPolicy.IF_NOT_PRESENT,
     client_factory: Callable[[], RegistryClient] | None = None,
 ) -> Path:
-    """Write gzip(package.yaml) of ``source`` to ``out`` (Crossplane's package-cache format), atomically."""
+    """Write gzip(package.yaml) of ``source`` to ``out`` (Crossplane's package-cache format), atomically.
+
+    Like ``crossplane xpkg extract``, an image with several layers annotated ``base`` is refused.
+    """
     image = open_image(source, cache=cache, policy=policy, client_factory=client_factory)
+    bases = [d for d in image.layers if d.annotations.get(ANNOTATION_KEY) == PACKAGE_ANNOTATION]
+    if len(bases) > 1:
+        raise PackageError(
+            f"{source}: package is invalid due to multiple annotated base layers",
+            hint="layers "
+            + ", ".join(d.digest for d in bases)
+            + " are all annotated io.crossplane.xpkg: base",
+        )
     data = package_yaml_of(image)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
+        with (
+            tmp.open("wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz,
+        ):  # no file name, no mtime in the header (as Go writes it): reproducible
             gz.write(data)
         os.replace(tmp, out)
     finally:

@@ -45,18 +45,24 @@ class PushResult:
 
 def find_package_files(directory: Path) -> list[Path]:
     """The one ``*.xpkg`` in ``directory`` (upstream's rule when ``-f`` is not given)."""
-    found = sorted(directory.glob("*.xpkg"))
+    found = sorted(p for p in directory.glob("*.xpkg") if p.is_file())
+    where = directory.resolve()
     if not found:
         raise PackageError(
-            f"directory {directory} does not contain a compiled crossplane package",
+            f"directory does not contain a compiled crossplane package (no *.xpkg file in {where})",
             hint="build one with 'xp xpkg build' or pass -f FILE.xpkg",
         )
     if len(found) > 1:
         raise PackageError(
-            f"directory {directory} contains multiple compiled crossplane packages",
+            f"directory contains multiple compiled crossplane packages ({len(found)} *.xpkg files in {where})",
             hint="choose with -f " + ",".join(p.name for p in found),
         )
     return found
+
+
+def _go_quote(s: str) -> str:
+    """Go's ``%q`` for the strings users type (a double-quoted, escaped string)."""
+    return json.dumps(s, ensure_ascii=False)
 
 
 def parse_annotations(values: Sequence[str]) -> dict[str, str]:
@@ -65,9 +71,9 @@ def parse_annotations(values: Sequence[str]) -> dict[str, str]:
     for v in values:
         key, sep, value = v.partition("=")
         if not sep:
-            raise PackageError(f"invalid annotation {v!r}: must be in key=value format")
+            raise PackageError(f"invalid annotation {_go_quote(v)}: must be in key=value format")
         if not key.strip():
-            raise PackageError(f"invalid annotation {v!r}: key must not be empty")
+            raise PackageError(f"invalid annotation {_go_quote(v)}: key must not be empty")
         out[key.strip()] = value
     return out
 

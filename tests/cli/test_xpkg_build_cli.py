@@ -1,0 +1,234 @@
+"""``xp xpkg build|push|inspect|extract|init``: flags, output, exit codes, end to end against a registry."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.registry import RegistryServer
+from tests.support.skopeo import Skopeo
+from xplane.cli.main import cli
+from xplane.cli.output import run_cli
+
+FIXTURES = Path(__file__).parents[1] / "xpkg" / "fixtures"
+
+
+class Result:
+    """What one ``xp`` run gave."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def xp(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Run ``xp ARGS`` in-process with a private cache; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("XPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = run_cli(cli, list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    root = tmp_path / "configuration"
+    shutil.copytree(FIXTURES / "configuration", root)
+    return root
+
+
+def test_build_in_the_package_root_with_defaults(xp: Run, cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(cfg)
+    r = xp("xpkg", "build")
+    assert r.code == 0, r.err
+    files = list(cfg.glob("*.xpkg"))
+    assert len(files) == 1 and files[0].name.startswith("platform-ref-network-")
+    digest = r.out.strip().rsplit("(", 1)[1].rstrip(")")
+    assert files[0].name == f"platform-ref-network-{digest[7:19]}.xpkg"
+    assert r.out.startswith(f"xpkg saved to {files[0].name} (sha256:")
+    with tarfile.open(files[0]) as tf:  # default ./examples was found: two layers
+        assert len([n for n in tf.getnames() if n.endswith(".tar.gz")]) == 2
+
+
+def test_build_flags_and_json_output(xp: Run, cfg: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "pkg.xpkg"
+    out.parent.mkdir()
+    r = xp(
+        "xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "--ignore", "operations/*.yaml",
+        "--examples-ignore", "nothing*", "-o", str(out), "--output", "json",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["file"] == str(out) and out.is_file()
+    assert doc["name"] == "platform-ref-network" and doc["kind"] == "Configuration"
+    assert doc["objects"] == 3 and len(doc["files"]) == 3  # operations/rotate.yaml ignored
+    assert doc["digest"].startswith("sha256:") and doc["warnings"] == []
+
+
+def test_build_lint_failure_exits_1_with_located_errors(xp: Run, cfg: Path) -> None:
+    (cfg / "apis" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n")
+    r = xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"))
+    assert r.code == 1
+    assert f"{(cfg / 'apis' / 'cm.yaml').resolve()}:1: ConfigMap/cm:" in r.err
+    assert not list(cfg.glob("*.xpkg"))
+
+
+def test_build_missing_root_is_a_usage_error(xp: Run, tmp_path: Path) -> None:
+    r = xp("xpkg", "build", "-f", str(tmp_path / "nope"))
+    assert r.code == 2 and "does not exist" in r.err
+
+
+def test_init_then_build_each_type(xp: Run, tmp_path: Path) -> None:
+    for ptype in ("configuration", "provider", "function"):
+        target = tmp_path / ptype
+        r = xp("xpkg", "init", f"demo-{ptype}", "--type", ptype, "-d", str(target))
+        assert r.code == 0, r.err
+        hint = r.out.strip().splitlines()[-1]
+        assert hint.startswith("build it with: xp xpkg build -f ")
+        args = hint.removeprefix("build it with: xp ").split()
+        r = xp(*args, "-o", str(tmp_path / f"{ptype}.xpkg"))
+        assert r.code == 0, (ptype, r.err)
+        assert r.err == ""  # no warnings either
+    r = xp("xpkg", "init", "demo-provider", "--type", "provider", "-d", str(tmp_path / "provider"))
+    assert r.code == 1 and "already exists" in r.err
+
+
+def test_push_inspect_extract_end_to_end(
+    xp: Run, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_plain: RegistryServer,
+    skopeo: Skopeo, unique_repo: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(cfg)
+    assert xp("xpkg", "build").code == 0
+    ref = registry_plain.ref(unique_repo, "v1.0.0")
+    r = xp("xpkg", "push", ref, "--plain-http", "-a", "org.example/team=platform", "-o", "json")
+    assert r.code == 0, r.err
+    pushed = json.loads(r.out)
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}", check=True).stdout
+    manifest = json.loads(raw)
+    assert manifest["annotations"] == {"org.example/team": "platform"}
+    assert manifest["layers"][0]["annotations"] == {"io.crossplane.xpkg": "base"}
+    # inspect the reference in a fresh cache, as JSON and YAML
+    monkeypatch.setenv("XPLANE_CACHE_DIR", str(tmp_path / "fresh"))
+    r = xp("xpkg", "inspect", ref, "--plain-http", "-o", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["digest"] == pushed["digest"] and doc["name"] == "platform-ref-network"
+    assert set(doc) >= {"apiVersion", "kind", "source", "manifestDigest", "dependencies", "objects", "layers"}
+    r = xp("xpkg", "inspect", ref, "-o", "yaml", "--pull-policy", "Never")
+    assert r.code == 0, r.err
+    assert yaml.safe_load(r.out) == doc
+    # extract from the reference: the extension is forced to .gz
+    r = xp("xpkg", "extract", ref, "--plain-http", "-o", str(tmp_path / "pkg.yaml"))
+    assert r.code == 0, r.err
+    xpkg = next(cfg.glob("*.xpkg"))
+    r2 = xp("xpkg", "extract", "--from-xpkg", str(xpkg), "-o", str(tmp_path / "from-file"))
+    assert r2.code == 0, r2.err
+    a, b = (tmp_path / "pkg.gz").read_bytes(), (tmp_path / "from-file.gz").read_bytes()
+    assert a == b and gzip.decompress(a).startswith(b"---\napiVersion: meta.pkg.crossplane.io/v1\n")
+    assert not (tmp_path / "pkg.yaml").exists()
+
+
+def test_push_with_several_files_and_errors(
+    xp: Run,
+    cfg: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    registry_plain: RegistryServer,
+    unique_repo: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = xp("xpkg", "push", registry_plain.ref(unique_repo, "v1"), "--plain-http")
+    assert r.code == 1 and "directory does not contain a compiled crossplane package" in r.err
+    assert xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", "a.xpkg").code == 0
+    shutil.copy(tmp_path / "a.xpkg", tmp_path / "b.xpkg")
+    r = xp("xpkg", "push", registry_plain.ref(unique_repo, "v1"), "--plain-http")
+    assert r.code == 1 and "directory contains multiple compiled crossplane packages" in r.err
+    r = xp("xpkg", "push", registry_plain.ref(unique_repo, "v1"), "-f", "a.xpkg", "-a", "novalue")
+    assert r.code == 1 and 'invalid annotation "novalue": must be in key=value format' in r.err
+    r = xp(
+        "xpkg",
+        "push",
+        registry_plain.ref(unique_repo, "v1"),
+        "--plain-http",
+        "-f",
+        "a.xpkg,b.xpkg",
+        "-o",
+        "json",
+    )
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert len(doc["images"]) == 2 and doc["images"][0] == doc["images"][1]  # same file twice
+    r = xp("xpkg", "push", "no-registry-or-tag", "-f", "a.xpkg")
+    assert r.code != 0 and "no-registry-or-tag" in r.err
+
+
+def test_inspect_table_keeps_digests_whole(
+    xp: Run, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "p.xpkg"
+    assert xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", str(out)).code == 0
+    js = json.loads(xp("xpkg", "inspect", str(out), "-o", "json").out)
+    r = xp("xpkg", "inspect", str(out))
+    assert r.code == 0, r.err
+    assert "…" not in r.out
+    for layer in js["layers"]:
+        assert layer["digest"] in r.out
+    assert f"digest:     {js['digest']}" in r.out
+    for dep in js["dependencies"]:
+        assert dep["package"] in r.out and dep["version"] in r.out
+    # on a narrow terminal rows fold instead of being cut off with an ellipsis
+    monkeypatch.setenv("COLUMNS", "60")
+    r = xp("xpkg", "inspect", str(out))
+    assert r.code == 0 and "…" not in r.out
+    joined = "".join(line.strip() for line in r.out.splitlines())
+    assert js["layers"][0]["digest"][:40] in joined
+
+
+def test_extract_needs_exactly_one_source(xp: Run, tmp_path: Path) -> None:
+    r = xp("xpkg", "extract")
+    assert r.code == 2 and "either a package reference or --from-xpkg" in r.err
+
+
+def test_xp_process_builds(cfg: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "XPLANE_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run(
+        [sys.executable, "-m", "xplane.cli.main", "xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(list(cfg.glob("platform-ref-network-*.xpkg"))) == 1
+
+
+def test_build_on_a_runtime_tarball_then_inspect(xp: Run, tmp_path: Path) -> None:
+    from tests.xpkg.test_build import runtime_tarball
+
+    root = tmp_path / "fn"
+    shutil.copytree(FIXTURES / "function", root)
+    tarball = tmp_path / "rt.tar"
+    rt = runtime_tarball(tarball, arch="arm64")
+    out = tmp_path / "fn.xpkg"
+    r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image-tarball", str(tarball),
+           "-o", str(out), "--cache-dir", str(tmp_path / "c2"))  # fmt: skip
+    assert r.code == 0, r.err
+    doc = json.loads(xp("xpkg", "inspect", str(out), "-o", "json").out)
+    assert [la["digest"] for la in doc["layers"]][:2] == rt["layers"]
+    assert [la["annotation"] for la in doc["layers"]] == [None, None, "base"]
+    assert (tmp_path / "c2").is_dir()
