@@ -169,17 +169,18 @@ class _BundleServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 etag = '"' + hashlib.sha256(outer.body).hexdigest()[:16] + '"'
+                # Record the status before answering: the client may check it as soon as it has the reply.
                 if self.headers.get("If-None-Match") == etag:
+                    outer.statuses.append(304)
                     self.send_response(304)
                     self.end_headers()
-                    outer.statuses.append(304)
                     return
+                outer.statuses.append(200)
                 self.send_response(200)
                 self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
                 self.wfile.write(outer.body)
-                outer.statuses.append(200)
 
             def log_message(self, *args: object) -> None:
                 pass
