@@ -1,13 +1,24 @@
-"""Benchmark: an SDK-written function served by ``xfn`` vs the SDK's own ``runtime.serve``.
+"""Benchmark of the function runner (``xfn``): the targets of issue #4, measured in one run.
 
-Both servers run in their own process on loopback; one client (this process, ``grpc.aio``) sends the
-same ``RunFunctionRequest`` with 1 and 64 calls in flight. Also measured: ``xfn`` start-to-ready
-(spawn until ``/ready`` answers 200) and idle RSS with three functions loaded.
+1. gRPC: an SDK-written function served by ``xfn`` vs the same function served by the SDK's own
+   ``runtime.serve``, each in its own process, both up for the whole run. One ``grpc.aio`` client
+   (this process) sends the same request with 1 and 64 calls in flight, in interleaved rounds
+   (xfn, sdk, sdk, xfn, ...) after a warm-up; ratios are taken per pair of adjacent rounds and
+   reported as the median with the spread (min-max). On a machine with two or more CPUs both servers
+   are pinned to the first CPU and the client to the others (``--no-pin`` turns that off).
+2. exec kind: per-call time of ``ExecFunction.run`` on a gcc-compiled binary (JSON protocol, no
+   sandbox) vs a bare ``subprocess.run`` of the same binary with the same stdin, interleaved rounds.
+   When bubblewrap works, the same again under ``sandbox: bwrap`` vs a bare spawn of the same bwrap
+   command line (informational).
+3. wasm kind: per-call time of ``WasmFunction.run`` once compiled (the same C program built with
+   clang for wasm32-wasi).
+4. ``xfn`` start-to-ready (spawn until ``GET /ready`` is 200) and idle RSS with three functions.
 
-    .venv/bin/python bench/fn_bench.py [--calls 3000] [--json out.json]
+    .venv/bin/python bench/fn_bench.py [--rounds 8] [--calls 1000] [--no-pin] [--json out.json]
 
-Targets (issue #4): throughput ratio xfn/SDK >= 1.0, p99 ratio <= 1.0, idle RSS <= 60 MB,
-start-to-ready <= 1.5 s. Numbers are from one run on a shared machine: repeat before believing.
+Targets: throughput xfn/SDK >= 1.0 and p99 xfn/SDK <= 1.0 at 1 and 64 in flight; exec <= 1.3x a bare
+spawn; wasm <= 2 ms per call; idle RSS <= 60 MB; start to ready <= 1.5 s. The machine may be shared:
+read the spread before believing a ratio.
 """
 
 from __future__ import annotations
@@ -16,13 +27,17 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +70,25 @@ SDK_MAIN = textwrap.dedent(
     runtime.serve(FunctionRunner(), sys.argv[1], creds=None, insecure=True)
     """
 )
+# One C program for the exec kind (gcc) and the wasm kind (clang --target=wasm32-wasi).
+C_FUNCTION = textwrap.dedent(
+    r"""
+    #include <stdio.h>
+    #include <unistd.h>
+    int main(void) {
+        static char buf[1 << 16];
+        size_t total = 0;
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, stdin)) > 0) total += n;
+        printf("{\"meta\":{\"tag\":\"bench\"},\"results\":[{\"severity\":\"SEVERITY_NORMAL\","
+               "\"message\":\"read %zu bytes\"}]}\n", total);
+        return 0;
+    }
+    """
+)
 
 
+# -- helpers -------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,6 +126,7 @@ def rss_mb(pid: int) -> float:
 
 
 def request() -> Any:
+    """The ~2 KB request every case sends (an XR with 40 tags)."""
     from xplane.fn.proto import fnv1
 
     req = fnv1.RunFunctionRequest(meta=fnv1.RequestMeta(tag="bench"))
@@ -108,121 +141,387 @@ def request() -> Any:
     return req
 
 
-async def load(port: int, concurrency: int, calls: int) -> dict[str, float]:
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+class Pinning:
+    """Which CPUs servers and the client run on (None: no pinning)."""
+
+    def __init__(self, enabled: bool) -> None:
+        cpus = sorted(os.sched_getaffinity(0))
+        self.all = set(cpus)
+        self.server: set[int] | None = None
+        self.client: set[int] | None = None
+        if enabled and len(cpus) >= 2:
+            self.server, self.client = {cpus[0]}, set(cpus[1:])
+
+    def pin_client(self) -> None:
+        """Pin this process; call before any thread starts (threads inherit the mask)."""
+        if self.client is not None:
+            os.sched_setaffinity(0, self.client)
+
+    def unpin(self) -> None:
+        """All CPUs again (for the in-process exec and wasm cases, which spawn and use threads)."""
+        os.sched_setaffinity(0, self.all)
+
+    def preexec(self) -> Callable[[], None] | None:
+        server = self.server
+        if server is None:
+            return None
+        return lambda: os.sched_setaffinity(0, server)
+
+    def describe(self) -> str:
+        if self.server is None:
+            return "not pinned"
+        return f"servers on CPU {sorted(self.server)}, client on CPU {sorted(self.client or ())}"
+
+
+@contextmanager
+def spawned(argv: list[str], pinning: Pinning, env: dict[str, str] | None = None) -> Iterator[Any]:
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=pinning.preexec(),
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def xfn_argv() -> list[str]:
+    exe = Path(sys.executable).parent / "xfn"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "xplane.cli.xfn"]
+
+
+def xfn_env(functions_dir: Path, http_port: int) -> dict[str, str]:
+    return {**os.environ, "FUNCTIONS_DIR": str(functions_dir), "LISTEN_ADDR": f"127.0.0.1:{http_port}"}
+
+
+# -- 1. gRPC: xfn vs the SDK's runtime.serve ----------------------------------------------------------
+async def one_round(stub: Any, req: Any, concurrency: int, calls: int) -> dict[str, float]:
+    latencies: list[float] = []
+    per_worker = max(1, calls // concurrency)
+    run = stub.RunFunction
+    clock = time.perf_counter
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            t = clock()
+            await run(req, timeout=30)
+            latencies.append(clock() - t)
+
+    start = clock()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = clock() - start
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+    }
+
+
+async def grpc_rounds(ports: dict[str, int], rounds: int, calls: int) -> dict[str, Any]:
     import grpc
 
     from xplane.fn.proto import grpcv1
 
     req = request()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = grpcv1.FunctionRunnerServiceStub(ch)
-        for _ in range(50):  # warm up
-            await stub.RunFunction(req)
-        latencies: list[float] = []
-        per_worker = max(1, calls // concurrency)
-
-        async def worker() -> None:
-            for _ in range(per_worker):
-                t = time.perf_counter()
+    out: dict[str, Any] = {}
+    channels = {label: grpc.aio.insecure_channel(f"127.0.0.1:{port}") for label, port in ports.items()}
+    try:
+        stubs = {label: grpcv1.FunctionRunnerServiceStub(ch) for label, ch in channels.items()}
+        for stub in stubs.values():  # warm up: connections, caches, the allocator
+            for _ in range(300):
                 await stub.RunFunction(req, timeout=30)
-                latencies.append(time.perf_counter() - t)
+            await one_round(stub, req, 64, 1000)
+        for conc, n in ((1, calls), (64, calls * 2)):
+            samples: dict[str, list[dict[str, float]]] = {"xfn": [], "sdk": []}
+            for r in range(rounds):
+                for label in ("xfn", "sdk") if r % 2 == 0 else ("sdk", "xfn"):
+                    samples[label].append(await one_round(stubs[label], req, conc, n))
+            pairs = list(zip(samples["xfn"], samples["sdk"], strict=True))
+            out[f"c{conc}"] = {
+                "calls_per_round": n,
+                "rounds": samples,
+                "xfn_rps": statistics.median(s["rps"] for s in samples["xfn"]),
+                "sdk_rps": statistics.median(s["rps"] for s in samples["sdk"]),
+                "xfn_p99_ms": statistics.median(s["p99_ms"] for s in samples["xfn"]),
+                "sdk_p99_ms": statistics.median(s["p99_ms"] for s in samples["sdk"]),
+                "throughput_ratio": spread([x["rps"] / s["rps"] for x, s in pairs]),
+                "p99_ratio": spread([x["p99_ms"] / s["p99_ms"] for x, s in pairs]),
+            }
+    finally:
+        for ch in channels.values():
+            await ch.close()
+    return out
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    latencies.sort()
+
+def bench_grpc(root: Path, pinning: Pinning, rounds: int, calls: int) -> dict[str, Any]:
+    (root / "sdk").mkdir()
+    (root / "sdk" / "fn.py").write_text(FUNCTION)
+    (root / "sdk" / "main.py").write_text(SDK_MAIN)
+    one = root / "one"
+    (one / "bench").mkdir(parents=True)
+    (one / "bench" / "fn.py").write_text(FUNCTION)
+    sdk_port, xfn_port = free_port(), free_port()
+    sdk_argv = [sys.executable, str(root / "sdk" / "main.py"), f"127.0.0.1:{sdk_port}", str(root / "sdk")]
+    xfn = [*xfn_argv(), "--insecure", "--grpc-addr", f"127.0.0.1:{xfn_port}"]
+    with (
+        spawned(sdk_argv, pinning),
+        spawned(xfn, pinning, xfn_env(one, free_port())),
+    ):
+        wait_grpc(sdk_port)
+        wait_grpc(xfn_port)
+        time.sleep(0.3)
+        return asyncio.run(grpc_rounds({"xfn": xfn_port, "sdk": sdk_port}, rounds, calls))
+
+
+# -- 2. exec kind vs a bare spawn -----------------------------------------------------------------
+def _exec_function(root: Path, binary: Path, sandbox: str) -> Any:
+    from xplane.fn.loader import load_function
+
+    d = root / f"exec-{sandbox}"
+    d.mkdir()
+    shutil.copy(binary, d / "fn")
+    (d / "function.yaml").write_text(f"kind: exec\nentrypoint: fn\nprotocol: json\nsandbox: {sandbox}\n")
+    return load_function(d)
+
+
+async def exec_rounds(fn: Any, argv: list[str], rounds: int, calls: int) -> dict[str, Any]:
+    from xplane.fn.proto import request_to_json
+
+    req = request()
+    data = request_to_json(req)
+
+    def bare() -> None:
+        subprocess.run(argv, input=data, capture_output=True, check=True)
+
+    for _ in range(20):  # warm up both paths
+        bare()
+        rsp = await fn.run(req, timeout=30)
+    if rsp.results[0].severity == 1:  # FATAL
+        raise RuntimeError(f"exec function failed: {rsp.results[0].message}")
+    bare_ms: list[float] = []
+    kind_ms: list[float] = []
+    for r in range(rounds):
+        for which in ("kind", "bare") if r % 2 == 0 else ("bare", "kind"):
+            t = time.perf_counter()
+            if which == "bare":
+                for _ in range(calls):
+                    bare()
+                bare_ms.append((time.perf_counter() - t) / calls * 1000)
+            else:
+                for _ in range(calls):
+                    await fn.run(req, timeout=30)
+                kind_ms.append((time.perf_counter() - t) / calls * 1000)
     return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "calls_per_round": calls,
+        "bare_ms": bare_ms,
+        "kind_ms": kind_ms,
+        "bare_ms_median": statistics.median(bare_ms),
+        "kind_ms_median": statistics.median(kind_ms),
+        "ratio": spread([k / b for k, b in zip(kind_ms, bare_ms, strict=True)]),
     }
 
 
-def spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def bench_exec(root: Path, rounds: int, calls: int) -> dict[str, Any]:
+    from xplane.fn.kinds import sandbox
+
+    if shutil.which("gcc") is None:
+        return {"skipped": "gcc is not installed"}
+    (root / "fn.c").write_text(C_FUNCTION)
+    binary = root / "fn-native"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(root / "fn.c")], check=True)
+    out: dict[str, Any] = {}
+    plain = _exec_function(root, binary, "none")
+    out["none"] = asyncio.run(exec_rounds(plain, [str(plain.executable)], rounds, calls))
+    if sandbox.bwrap_available():
+        boxed = _exec_function(root, binary, "bwrap")
+        out["bwrap"] = asyncio.run(exec_rounds(boxed, boxed.command(), max(2, rounds // 2), calls // 2))
+    return out
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+# -- 3. wasm kind --------------------------------------------------------------------------------
+def bench_wasm(root: Path, calls: int) -> dict[str, Any]:
+    if shutil.which("clang") is None:
+        return {"skipped": "clang is not installed"}
+    os.environ["XPLANE_CACHE_DIR"] = str(root / "cache")  # compile into a private cache
+    from xplane.fn.loader import load_function
+
+    d = root / "wasm"
+    d.mkdir()
+    (root / "fn.c").write_text(C_FUNCTION)
+    build = subprocess.run(
+        [
+            "clang",
+            "--target=wasm32-wasi",
+            "-O2",
+            "-nodefaultlibs",
+            "-o",
+            str(d / "fn.wasm"),
+            str(root / "fn.c"),
+            "-lc",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if build.returncode != 0:
+        return {"skipped": f"clang cannot build wasm32-wasi: {build.stderr[-200:]}"}
+    t = time.perf_counter()
+    fn = load_function(d)
+    compile_s = time.perf_counter() - t
+    req = request()
+
+    async def run() -> list[float]:
+        for _ in range(30):
+            rsp = await fn.run(req, timeout=30)
+        if rsp.results[0].severity == 1:  # FATAL
+            raise RuntimeError(f"wasm function failed: {rsp.results[0].message}")
+        samples = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            await fn.run(req, timeout=30)
+            samples.append((time.perf_counter() - t) * 1000)
+        await fn.close()
+        return sorted(samples)
+
+    samples = asyncio.run(run())
+    return {
+        "compile_s": compile_s,
+        "calls": calls,
+        "median_ms": statistics.median(samples),
+        "mean_ms": statistics.fmean(samples),
+        "p99_ms": samples[max(0, int(len(samples) * 0.99) - 1)],
+    }
+
+
+# -- 4. start to ready, idle RSS -----------------------------------------------------------------------
+def bench_startup(root: Path, pinning: Pinning, repeats: int = 3) -> dict[str, Any]:
+    three = root / "three"
+    for name in ("alpha", "beta", "gamma"):
+        (three / name).mkdir(parents=True)
+        (three / name / "fn.py").write_text(FUNCTION)
+    ready: list[float] = []
+    rss: list[float] = []
+    for _ in range(repeats):
+        http_port = free_port()
+        t0 = time.monotonic()
+        argv = [*xfn_argv(), "--insecure", "--grpc-addr", f"127.0.0.1:{free_port()}"]
+        with spawned(argv, pinning, xfn_env(three, http_port)) as proc:
+            ready.append(wait_ready(http_port) - t0)
+            time.sleep(1.0)
+            rss.append(rss_mb(proc.pid))
+    return {"start_to_ready_s": spread(ready), "idle_rss_mb_three_functions": spread(rss)}
+
+
+# -- report ----------------------------------------------------------------------------------------
+def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for conc in (1, 64):
+        g = results["grpc"][f"c{conc}"]
+        tr, pr = g["throughput_ratio"], g["p99_ratio"]
+        rows.append(
+            (
+                f"throughput xfn/SDK, {conc} in flight",
+                ">= 1.0x",
+                f"{tr['median']:.2f}x ({g['xfn_rps']:.0f} vs {g['sdk_rps']:.0f} rps)",
+                f"{tr['min']:.2f}-{tr['max']:.2f}",
+            )
+        )
+        rows.append(
+            (
+                f"p99 xfn/SDK, {conc} in flight",
+                "<= 1.0x",
+                f"{pr['median']:.2f}x ({g['xfn_p99_ms']:.2f} vs {g['sdk_p99_ms']:.2f} ms)",
+                f"{pr['min']:.2f}-{pr['max']:.2f}",
+            )
+        )
+    ex = results["exec"]
+    if "none" in ex:
+        e = ex["none"]
+        rows.append(
+            (
+                "exec kind / bare spawn",
+                "<= 1.3x",
+                f"{e['ratio']['median']:.2f}x ({e['kind_ms_median']:.3f} vs {e['bare_ms_median']:.3f} ms)",
+                f"{e['ratio']['min']:.2f}-{e['ratio']['max']:.2f}",
+            )
+        )
+    if "bwrap" in ex:
+        e = ex["bwrap"]
+        rows.append(
+            (
+                "exec kind / bare spawn, both in bwrap",
+                "(info)",
+                f"{e['ratio']['median']:.2f}x ({e['kind_ms_median']:.3f} vs {e['bare_ms_median']:.3f} ms)",
+                f"{e['ratio']['min']:.2f}-{e['ratio']['max']:.2f}",
+            )
+        )
+    if "skipped" in ex:
+        rows.append(("exec kind / bare spawn", "<= 1.3x", f"skipped: {ex['skipped']}", ""))
+    w = results["wasm"]
+    if "skipped" in w:
+        rows.append(("wasm per call, compiled", "<= 2 ms", f"skipped: {w['skipped']}", ""))
+    else:
+        rows.append(
+            (
+                "wasm per call, compiled",
+                "<= 2 ms",
+                f"{w['median_ms']:.3f} ms median",
+                f"p99 {w['p99_ms']:.2f} ms",
+            )
+        )
+    s = results["startup"]
+    r, m = s["start_to_ready_s"], s["idle_rss_mb_three_functions"]
+    rows.append(("start to ready", "<= 1.5 s", f"{r['median']:.2f} s", f"{r['min']:.2f}-{r['max']:.2f}"))
+    rows.append(
+        ("idle RSS, three functions", "<= 60 MB", f"{m['median']:.1f} MB", f"{m['min']:.1f}-{m['max']:.1f}")
+    )
+    return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    py = sys.executable
-    xfn = (
-        [str(Path(py).parent / "xfn")] if (Path(py).parent / "xfn").exists() else [py, "-m", "xplane.cli.xfn"]
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds per case [8]")
+    parser.add_argument(
+        "--calls", type=int, default=1000, help="calls per gRPC round at 1 in flight (x2 at 64) [1000]"
     )
-    results: dict[str, Any] = {}
+    parser.add_argument("--exec-calls", type=int, default=150, help="calls per exec round [150]")
+    parser.add_argument("--wasm-calls", type=int, default=300, help="wasm calls measured [300]")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client to CPUs")
+    parser.add_argument("--json", type=Path, help="write every sample here")
+    args = parser.parse_args()
+    pinning = Pinning(not args.no_pin)
+    pinning.pin_client()  # before grpc or any thread starts
+    results: dict[str, Any] = {"pinning": pinning.describe(), "loadavg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="fn-bench-") as tmp:
         root = Path(tmp)
-        (root / "sdk").mkdir()
-        (root / "sdk" / "fn.py").write_text(FUNCTION)
-        (root / "sdk" / "main.py").write_text(SDK_MAIN)
-        one = root / "one"
-        three = root / "three"
-        (one / "bench").mkdir(parents=True)
-        (one / "bench" / "fn.py").write_text(FUNCTION)
-        for name in ("alpha", "beta", "gamma"):
-            (three / name).mkdir(parents=True)
-            (three / name / "fn.py").write_text(FUNCTION)
+        results["grpc"] = bench_grpc(root, pinning, args.rounds, args.calls)
+        pinning.unpin()  # exec and wasm run in this process, as they would inside xfn: on every CPU
+        results["exec"] = bench_exec(root, max(2, args.rounds - 2), args.exec_calls)
+        results["wasm"] = bench_wasm(root, args.wasm_calls)
+        results["startup"] = bench_startup(root, pinning)
+    results["loadavg_after"] = os.getloadavg()
 
-        # start-to-ready and idle RSS with three functions
-        env = {**os.environ, "FUNCTIONS_DIR": str(three)}
-        http_port, grpc_port = free_port(), free_port()
-        env["LISTEN_ADDR"] = f"127.0.0.1:{http_port}"
-        t0 = time.monotonic()
-        proc = spawn([*xfn, "--insecure", "--grpc-addr", f"127.0.0.1:{grpc_port}"], env)
-        try:
-            results["start_to_ready_s"] = wait_ready(http_port) - t0
-            time.sleep(1.0)
-            results["idle_rss_mb_three_functions"] = rss_mb(proc.pid)
-        finally:
-            stop(proc)
-
-        for label, argv, env in (
-            ("sdk", [py, str(root / "sdk" / "main.py"), "127.0.0.1:{port}", str(root / "sdk")], None),
-            (
-                "xfn",
-                [*xfn, "--insecure", "--grpc-addr", "127.0.0.1:{port}"],
-                {
-                    **os.environ,
-                    "FUNCTIONS_DIR": str(one),
-                    "LISTEN_ADDR": f"127.0.0.1:{free_port()}",
-                    "LOG_LEVEL": "warn",
-                },
-            ),
-        ):
-            port = free_port()
-            proc = spawn([a.replace("{port}", str(port)) for a in argv], env)
-            try:
-                wait_grpc(port)
-                time.sleep(0.3)
-                for conc in (1, 64):
-                    results[f"{label}_c{conc}"] = asyncio.run(load(port, conc, args.calls))
-            finally:
-                stop(proc)
-
-    for conc in (1, 64):
-        x, s = results[f"xfn_c{conc}"], results[f"sdk_c{conc}"]
-        results[f"throughput_ratio_c{conc}"] = x["rps"] / s["rps"]
-        results[f"p99_ratio_c{conc}"] = x["p99_ms"] / s["p99_ms"]
-    print(f"{'':14}{'xfn rps':>10}{'sdk rps':>10}{'ratio':>8}{'xfn p99':>10}{'sdk p99':>10}{'ratio':>8}")
-    for conc in (1, 64):
-        x, s = results[f"xfn_c{conc}"], results[f"sdk_c{conc}"]
-        print(
-            f"{f'{conc} in flight':14}{x['rps']:>10.0f}{s['rps']:>10.0f}{results[f'throughput_ratio_c{conc}']:>7.2f}x"
-            f"{x['p99_ms']:>8.2f}ms{s['p99_ms']:>8.2f}ms{results[f'p99_ratio_c{conc}']:>7.2f}x"
-        )
-    print(f"start to ready: {results['start_to_ready_s']:.2f} s (target <= 1.5 s)")
-    print(f"idle RSS, three functions: {results['idle_rss_mb_three_functions']:.1f} MB (target <= 60 MB)")
+    rows = table(results)
+    widths = [max(len(row[i]) for row in [("case", "target", "result", "spread"), *rows]) for i in range(4)]
+    for row in [("case", "target", "result", "spread"), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(
+        f"({pinning.describe()}; load average {results['loadavg_before'][0]:.2f} before, "
+        f"{results['loadavg_after'][0]:.2f} after; ratios are medians of per-round pairs, spread min-max)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

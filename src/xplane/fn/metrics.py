@@ -5,7 +5,8 @@ Series:
 - ``xfn_function_calls_total{function,transport}``: calls that reached a function.
 - ``xfn_function_errors_total{function,reason}``: ``fatal`` (the function answered with a FATAL
   result), ``internal`` (xplane failed), ``timeout``, ``not_found`` (no such function; ``function`` is
-  what the caller asked for), ``invalid`` (malformed request), ``too_large`` (over the message limit).
+  what the caller asked for), ``invalid`` (malformed request), ``too_large`` (over the message limit),
+  ``cancelled`` (the caller went away or its gRPC deadline passed while the function ran).
 - ``xfn_function_duration_seconds`` histogram per function.
 - ``xfn_functions_loaded``, ``xfn_function_load_errors``, ``xfn_reloads_total``, ``xfn_inflight_calls``,
   ``process_resident_memory_bytes``, ``process_start_time_seconds``.

@@ -32,6 +32,8 @@ FUNCTION_METADATA_KEY = "x-xplane-function"
 _SEVERITY_FATAL = 1
 #: Extra time a function gets over its deadline before the runner answers FATAL on its behalf.
 DEADLINE_GRACE = 1.0
+#: How much later than asked a caller's gRPC deadline may arrive (the wire format rounds it up).
+DEADLINE_ROUNDING = 1.01
 
 
 class FunctionNotFoundError(XplaneError):
@@ -126,16 +128,24 @@ class Router:
         *,
         transport: str,
         deadline: float | None = None,
+        owned: bool = False,
     ) -> fnv1.RunFunctionResponse:
         """Run one request on ``entry``. ``deadline`` is the caller's remaining time in seconds.
 
+        ``owned`` says the request was made for this call alone (the gRPC server parsed it), so a
+        function may be handed it without a protective copy, as the SDK's own server does.
+
         Function failures come back as FATAL results (the function kinds see to that; a function
-        that overruns its deadline by more than a second is answered FATAL here). Exceptions mean a
-        bug in xplane; they are counted and re-raised for the transport to report.
+        that overruns its deadline by more than a second is answered FATAL here, unless its kind
+        enforces the deadline itself). Exceptions mean a bug in xplane; they are counted and
+        re-raised for the transport to report.
         """
         name = entry.name
         spec_timeout = getattr(getattr(entry.function, "spec", None), "timeout", None)
         timeout = float(spec_timeout) if spec_timeout else self.default_timeout
+        # gRPC sends timeouts rounded up to three significant digits, so a caller asking for exactly
+        # our timeout shows up here to 1% later: that still counts as the caller's deadline coming first.
+        caller_first = deadline is not None and deadline <= timeout * DEADLINE_ROUNDING + 0.001
         if deadline is not None and deadline < timeout:
             timeout = max(deadline, 0.001)
         if self.debug:
@@ -148,14 +158,27 @@ class Router:
         start = time.perf_counter()
         try:
             with self.registry.using(entry) as function:
-                try:
-                    async with asyncio.timeout(timeout + DEADLINE_GRACE):
-                        rsp = await function.run(req, timeout=timeout)
-                except TimeoutError:
-                    metrics.count_error(name, "timeout")
-                    from xplane.fn.base import fatal_response
+                run_owned = getattr(function, "run_owned", None) if owned else None
+                if run_owned is not None:
+                    # The kind enforces the timeout itself, with no copy of the request. When the
+                    # caller's gRPC deadline comes first, gRPC cancels the call then; no timer needed.
+                    rsp: fnv1.RunFunctionResponse = await run_owned(
+                        req, timeout=timeout, timer=not caller_first
+                    )
+                elif getattr(function, "enforces_timeout", False):
+                    rsp = await function.run(req, timeout=timeout)
+                else:
+                    try:
+                        async with asyncio.timeout(timeout + DEADLINE_GRACE):
+                            rsp = await function.run(req, timeout=timeout)
+                    except TimeoutError:
+                        metrics.count_error(name, "timeout")
+                        from xplane.fn.base import fatal_response
 
-                    rsp = fatal_response(req, f"function {name!r} did not answer within {timeout:g}s")
+                        rsp = fatal_response(req, f"function {name!r} did not answer within {timeout:g}s")
+        except asyncio.CancelledError:
+            metrics.count_error(name, "cancelled")  # the caller went away or its deadline passed
+            raise
         except Exception:
             metrics.count_error(name, "internal")
             log.exception("function call failed inside xplane", extra={"fields": {"function": name}})

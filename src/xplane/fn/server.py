@@ -155,7 +155,9 @@ class FunctionServer:
                     f"malformed RunFunctionRequest for function {entry.name!r}: {e}",
                 )
             try:
-                rsp = await router.run(entry, req, transport=transport, deadline=context.time_remaining())
+                rsp = await router.run(
+                    entry, req, transport=transport, deadline=context.time_remaining(), owned=True
+                )
             except Exception as e:
                 await context.abort(
                     grpc.StatusCode.INTERNAL, f"xplane failed to run function {entry.name!r}: {e}"

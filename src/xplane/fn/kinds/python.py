@@ -16,6 +16,7 @@ import itertools
 import logging
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from xplane.fn.base import Function, FunctionSpec, ensure_tag, fatal_response
+from xplane.fn.base import Function, FunctionSpec, fatal_response
 from xplane.fn.errors import FunctionLoadError
 from xplane.fn.proto import fnv1, grpcv1, grpcv1beta1
 
@@ -41,12 +42,12 @@ class CallContext:
     """A minimal stand-in for ``grpc.aio.ServicerContext`` handed to SDK ``RunFunction(req, context)``."""
 
     def __init__(self, timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
-        self._deadline = asyncio.get_running_loop().time() + timeout
+        self._deadline = time.monotonic() + timeout
         self._metadata = tuple(metadata)
 
     def time_remaining(self) -> float:
         """Seconds left before the call's deadline."""
-        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+        return max(0.0, self._deadline - time.monotonic())
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         """Call metadata (empty when called in process)."""
@@ -165,8 +166,17 @@ def _find_target(module: types.ModuleType, spec: FunctionSpec) -> tuple[str, Any
     )
 
 
+def _fatal(req: fnv1.RunFunctionRequest, tag: str, message: str) -> fnv1.RunFunctionResponse:
+    rsp = fatal_response(req, message)
+    rsp.meta.tag = tag
+    return rsp
+
+
 class PythonFunction(Function):
     """An in-process Python function."""
+
+    #: The kind answers FATAL at the call's timeout itself, so the router adds no deadline scope.
+    enforces_timeout = True
 
     def __init__(self, spec: FunctionSpec) -> None:
         super().__init__(spec)
@@ -225,8 +235,6 @@ class PythonFunction(Function):
 
     async def _invoke(self, req: fnv1.RunFunctionRequest, timeout: float) -> Any:
         args: tuple[Any, ...] = (req, CallContext(timeout)) if self._servicer_style else (req,)
-        if self._is_async:
-            return await self._call(*args)
         result = await self._in_thread(args)
         if inspect.isawaitable(result):
             result = await result
@@ -236,17 +244,40 @@ class PythonFunction(Function):
         """Call the function with its own copy of the request; exceptions and timeouts become FATAL."""
         own = fnv1.RunFunctionRequest()
         own.CopyFrom(req)
+        return await self.run_owned(own, timeout=timeout)
+
+    async def run_owned(
+        self, req: fnv1.RunFunctionRequest, *, timeout: float, timer: bool = True
+    ) -> fnv1.RunFunctionResponse:
+        """Like :meth:`run` for a request made for this call alone: the function may change it.
+
+        The gRPC server parses a fresh request per call, so it skips the copy (as the SDK does).
+        ``timer=False`` when the transport itself cancels the call at ``timeout`` (the caller's
+        gRPC deadline): the answer is then the caller's DEADLINE_EXCEEDED, as from the SDK's server.
+        """
+        tag = req.meta.tag  # read before the call: the function may change ``req``
         try:
-            async with asyncio.timeout(timeout):
-                result = await self._invoke(own, timeout)
+            # Async functions are awaited right here: each extra coroutine layer costs on every call.
+            if self._is_async:
+                call = self._call(req, CallContext(timeout)) if self._servicer_style else self._call(req)
+            else:
+                call = self._invoke(req, timeout)
+            if timer:
+                async with asyncio.timeout(timeout):
+                    result = await call
+            else:
+                result = await call
         except TimeoutError:
-            return fatal_response(req, f"function {self.name!r} timed out after {timeout:g}s")
+            return _fatal(req, tag, f"function {self.name!r} timed out after {timeout:g}s")
         except _Abort as e:
-            return fatal_response(req, f"function {self.name!r} aborted the call: {e}")
+            return _fatal(req, tag, f"function {self.name!r} aborted the call: {e}")
         except Exception as e:
             log.info("function raised", extra={"fields": {"function": self.name}}, exc_info=True)
-            return fatal_response(req, f"function {self.name!r} raised {type(e).__name__}: {e}")
-        return ensure_tag(req, self._coerce(req, result))
+            return _fatal(req, tag, f"function {self.name!r} raised {type(e).__name__}: {e}")
+        rsp = self._coerce(req, result)
+        if not rsp.meta.tag:
+            rsp.meta.tag = tag
+        return rsp
 
     def _coerce(self, req: fnv1.RunFunctionRequest, result: Any) -> fnv1.RunFunctionResponse:
         if isinstance(result, fnv1.RunFunctionResponse):

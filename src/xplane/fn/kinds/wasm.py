@@ -3,16 +3,18 @@
 Each call gets a fresh Store with an epoch deadline (the call's timeout), optional fuel, a memory
 limit, no filesystem except declared ``preopen`` directories, and no network (WASI preview 1 has none).
 Compiled modules are cached on disk, keyed by the module's sha256 and wasmtime's version. Calls run in
-worker threads so the event loop stays free.
+worker threads so the event loop stays free. stdout and stderr are captured in memory (stdout up to
+``outputBytes``, beyond which writes fail and the call is FATAL; the head of stderr), stdin is a
+per-thread scratch file rewritten by each call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import importlib.metadata
-import itertools
 import logging
 import math
 import os
@@ -36,6 +38,8 @@ DEFAULT_OUTPUT_BYTES = 64 * 1024 * 1024
 #: Fuel when none is declared: effectively unlimited; the epoch deadline bounds the time instead.
 UNLIMITED_FUEL = 2**62
 EPOCH_TICK = 0.01
+#: Bytes of a module's stderr kept for FATAL messages (the rest is dropped).
+_STDERR_KEPT = 64 * 1024
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 
 
@@ -143,6 +147,34 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+class _Capture:
+    """A WASI stdout/stderr sink in memory, keeping at most ``limit`` bytes.
+
+    Over the limit, a refusing sink fails the guest's write (``EFBIG``) and marks itself ``over``;
+    a non-refusing one (stderr) keeps the head and drops the rest. It never raises: wasmtime's callback
+    wrapper would print the exception.
+    """
+
+    __slots__ = ("buf", "limit", "over", "refuse")
+
+    def __init__(self, limit: int, *, refuse: bool) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+        self.refuse = refuse
+        self.over = False
+
+    def __call__(self, data: bytes) -> int:
+        room = self.limit - len(self.buf)
+        if len(data) > room:
+            self.over = True
+            if self.refuse:
+                return -errno.EFBIG
+            self.buf += data[: max(room, 0)]
+            return len(data)  # a short count would make the guest retry the rest forever
+        self.buf += data
+        return len(data)
+
+
 class WasmFunction(Function):
     """A WASI command module (``_start``) reading the request on stdin."""
 
@@ -179,39 +211,26 @@ class WasmFunction(Function):
                 )
             self.preopen.append((str(host), item["guest"], not item["read_only"]))
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._calls = itertools.count()
+        self._tmp_lock = threading.Lock()
 
     async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
         """Run the module in a worker thread; traps, exits != 0, timeouts and garbage become FATAL."""
         return await asyncio.to_thread(self._run_sync, req, timeout)
 
     def _run_sync(self, req: fnv1.RunFunctionRequest, timeout: float) -> fnv1.RunFunctionResponse:
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"xplane-wasm-{self.name}-")
-        n = next(self._calls)
-        stdin, stdout, stderr = (os.path.join(self._tmp.name, f"{n}.{s}") for s in ("in", "out", "err"))
-        try:
-            with open(stdin, "wb") as fh:
-                fh.write(request_to_json(req))
-            open(stdout, "wb").close()
-            open(stderr, "wb").close()
-            failure = self._execute(stdin, stdout, stderr, timeout)
-            err_text = _read_head(stderr, self.output_bytes).decode("utf-8", errors="replace")
-            if failure is not None:
-                tail = trim(err_text, 2000)
-                return fatal_response(
-                    req, f"function {self.name!r} {failure}" + (f": {tail}" if tail else "")
-                )
-            if os.path.getsize(stdout) > self.output_bytes:
-                return fatal_response(
-                    req, f"function {self.name!r} wrote more than {self.output_bytes} bytes to stdout"
-                )
-            with open(stdout, "rb") as fh:
-                out = fh.read()
-        finally:
-            for f in (stdin, stdout, stderr):
-                with contextlib.suppress(OSError):
-                    os.unlink(f)
+        stdin = self._stdin_file()
+        with open(stdin, "wb") as fh:
+            fh.write(request_to_json(req))
+        stdout, stderr = _Capture(self.output_bytes, refuse=True), _Capture(_STDERR_KEPT, refuse=False)
+        failure = self._execute(stdin, stdout, stderr, timeout)
+        if stdout.over:
+            return fatal_response(
+                req, f"function {self.name!r} wrote more than {self.output_bytes} bytes to stdout"
+            )
+        if failure is not None:
+            tail = trim(stderr.buf.decode("utf-8", errors="replace"), 2000)
+            return fatal_response(req, f"function {self.name!r} {failure}" + (f": {tail}" if tail else ""))
+        out = bytes(stdout.buf)
         try:
             if not out.strip():
                 raise ValueError("empty output")
@@ -223,20 +242,28 @@ class WasmFunction(Function):
             )
         return ensure_tag(req, rsp)
 
+    def _stdin_file(self) -> str:
+        # One stdin file per worker thread, rewritten by each call: no create and unlink per call.
+        with self._tmp_lock:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix=f"xplane-wasm-{self.name}-")
+            return os.path.join(self._tmp.name, f"stdin-{threading.get_ident()}")
+
     async def close(self) -> None:
         """Remove the per-function scratch directory."""
-        tmp, self._tmp = self._tmp, None
+        with self._tmp_lock:
+            tmp, self._tmp = self._tmp, None
         if tmp is not None:
             tmp.cleanup()
 
-    def _execute(self, stdin: str, stdout: str, stderr: str, timeout: float) -> str | None:
+    def _execute(self, stdin: str, stdout: _Capture, stderr: _Capture, timeout: float) -> str | None:
         """Run ``_start``; None on success, else what went wrong."""
         wasi = wasmtime.WasiConfig()
         wasi.argv = [self.name]
         wasi.env = [[k, v] for k, v in self.spec.env.items()]
         wasi.stdin_file = stdin
-        wasi.stdout_file = stdout
-        wasi.stderr_file = stderr
+        wasi.stdout_custom = stdout
+        wasi.stderr_custom = stderr
         for host, guest, mutable in self.preopen:
             wasi.preopen_dir(host, guest, mutable)
         store = wasmtime.Store(self.engine)
@@ -270,9 +297,3 @@ def _describe_trap(e: wasmtime.Trap, timeout: float, fuel: int | None) -> str:
         return f"ran out of fuel ({fuel} units)"
     first = str(e).strip().splitlines()[0] if str(e).strip() else "trap"
     return f"trapped: {trim(first, 300)}"
-
-
-def _read_head(path: str, limit: int) -> bytes:
-    with contextlib.suppress(OSError), open(path, "rb") as fh:
-        return fh.read(limit)
-    return b""
