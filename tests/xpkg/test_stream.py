@@ -80,3 +80,27 @@ def test_non_mapping_documents_are_kept_for_the_caller_to_reject() -> None:
     s = parse_stream("- a\n---\nnull\n")
     assert [d.doc for d in s] == [["a"], None]
     assert [d.kind for d in s] == ["", ""]
+
+
+def test_lookups_by_kind_and_name() -> None:
+    data = "---\n".join(["", META, CRD.format(n="a"), CRD.format(n="b"), CRD.format(n="a")])
+    s = parse_stream(data, file="package.yaml")
+    crds = s.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    assert [d.name for d in crds] == ["a", "b", "a"]
+    assert s.find("apiextensions.k8s.io/v1", "CustomResourceDefinition", "a") is crds[0]  # the first one
+    assert s.find("apiextensions.k8s.io/v1", "CustomResourceDefinition", "c") is None
+    assert s.find("meta.pkg.crossplane.io/v1", "Provider", "p") is s.documents[0]
+    assert s.by_kind("v1", "ConfigMap") == ()
+
+
+def test_documents_are_read_only_values() -> None:
+    s = parse_stream(META, file="crossplane.yaml")
+    d = s.documents[0]
+    with pytest.raises(AttributeError):
+        d.kind = "Other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        d.extra = 1  # type: ignore[attr-defined]
+    assert d == parse_stream(META, file="crossplane.yaml").documents[0]
+    assert d != parse_stream(META, file="other.yaml").documents[0] and d != d.doc
+    assert (d.name, d.loaded) == ("p", True)
+    assert "crossplane.yaml" in repr(d)

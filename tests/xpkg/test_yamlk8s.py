@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from xplane.xpkg.errors import YAMLError
 from xplane.xpkg.yamlk8s import (
@@ -324,3 +325,67 @@ def test_plain_output_is_json_like() -> None:
     doc = loads("a: [1, {b: c}]\nd: 2024-01-01\n")
     assert json.loads(json.dumps(doc)) == doc
     assert isinstance(doc["a"], list) and type(doc["a"][1]) is dict
+
+
+def _nested(form: str, depth: int) -> tuple[str, object]:
+    """A document nesting ``depth`` collections in one of YAML's ways, and its value."""
+    value: object = "x"
+    for _ in range(depth):
+        value = {"a": value} if form in ("flow-map", "block-map") else [value]
+    if form == "flow-seq":
+        return "[" * depth + "x" + "]" * depth + "\n", value
+    if form == "flow-map":
+        return "{a: " * depth + "x" + "}" * depth + "\n", value
+    if form == "compact-seq":
+        return "- " * depth + "x\n", value
+    assert form == "block-map"
+    return "".join(" " * i + "a:" + ("\n" if i < depth - 1 else " x\n") for i in range(depth)), value
+
+
+FORMS = ["flow-seq", "flow-map", "compact-seq", "block-map"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_deep_but_sane_nesting_parses(form: str) -> None:
+    text, value = _nested(form, 100)
+    assert loads(text) == value
+
+
+@pytest.mark.parametrize("depth", [1_500, 100_000])
+@pytest.mark.parametrize("form", ["flow-seq", "flow-map", "compact-seq"])
+def test_very_deep_nesting_is_a_located_error_not_a_crash(form: str, depth: int) -> None:
+    # libyaml's composer recurses in C: 100,000 levels used to overflow the stack (a segfault)
+    text, _ = _nested(form, depth)
+    with pytest.raises(YAMLError, match="nested too deeply") as e:
+        load_all("a: 1\n---\n" + text, file="deep.yaml")
+    assert e.value.file == "deep.yaml" and e.value.line == 3 and e.value.column
+    assert e.value.hint
+
+
+def test_unclosed_deep_flow_is_an_error_not_a_crash() -> None:
+    with pytest.raises(YAMLError, match="nested too deeply"):
+        loads("[" * 200_000)
+
+
+def test_a_deep_indentation_staircase_is_an_error() -> None:
+    text, _ = _nested("block-map", 1_200)  # 720 KB of indentation
+    with pytest.raises(YAMLError, match="nested too deeply"):
+        loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "description: " + "word " * 4000 + "\nitems: [1, 2]\n",  # one long line: scanned, fine
+        "items:\n" + "- {a: [1]}\n" * 3000,  # thousands of flow collections side by side
+    ],
+)
+def test_documents_that_need_the_depth_scan_still_parse(text: str) -> None:
+    assert loads(text) == yaml.load(text, Loader=yaml.CSafeLoader)
+
+
+def test_the_depth_scan_leaves_trailing_documents_to_the_warning() -> None:
+    warnings: list[YAMLWarning] = []
+    text = "a: " + "b" * 7000 + "\n...\n]bad\n"  # long line: scanned; the second document is broken
+    assert load_all(text, warnings=warnings) == [{"a": "b" * 7000}]
+    assert [w.message for w in warnings] == ["content after '...' is ignored, as in Crossplane"]

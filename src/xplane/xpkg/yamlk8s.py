@@ -14,7 +14,9 @@ spaces or a comment may follow it), and only the first YAML document of each pie
 
 Speed: libyaml composes the node tree in C through PyYAML's ``CParser``; its Python resolver hooks
 are replaced by constant-time no-ops, and one lean recursive pass builds dicts/lists directly and
-runs the numeric rules only on plain scalars whose first character can start a non-string.
+runs the numeric rules (:mod:`xplane.xpkg._yamlrules`) only on plain scalars whose first character
+can start a non-string. Nesting deeper than :data:`MAX_DEPTH` is a located error, found before the
+recursive composer could overflow the C stack.
 """
 
 from __future__ import annotations
@@ -22,20 +24,43 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
-import math
 import re
-import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml._yaml import CParser
+from yaml.events import CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from xplane.xpkg._yamlrules import (
+    BINARY,
+    BOOL,
+    FINAL,
+    FLOAT,
+    HINTS,
+    INT,
+    INT64_MAX,
+    MERGE_TAG,
+    MISS,
+    NUMERIC,
+    RESOLVABLE,
+    STR,
+    SURPRISING_BOOLS,
+    TAG_NAMES,
+    TIMESTAMP,
+    TIMESTAMP_RE,
+    WORDS,
+    GoFloat,
+    Special,
+    dump_documents,
+    go_float32_key,
+    json_number,
+    resolve_plain,
+)
 from xplane.xpkg.errors import YAMLError
 from xplane.xpkg.lint import Located
 
@@ -51,159 +76,8 @@ __all__ = [
     "split_documents",
 ]
 
-# --- scalar rules (go-yaml v2 resolve.go, then sigs.k8s.io/yaml and encoding/json) -----------------
-
 _PLAIN = "!plain"  # tag given by our resolver to untagged plain scalars (the only ones resolved)
 _OTHER = "!other"  # untagged quoted scalars and the non-specific tag "!" (always strings)
-_STR = "tag:yaml.org,2002:str"
-_BINARY = "tag:yaml.org,2002:binary"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_RESOLVABLE = frozenset({_STR, _BOOL, _INT, _FLOAT, _TIMESTAMP})
-
-#: First characters that may start something other than a string (go-yaml's resolveTable).
-_HINTS = frozenset("+-0123456789yYnNtTfFoO~.")
-
-
-class _Special:
-    """A float go-yaml produces but JSON cannot carry (``.inf``, ``.nan``)."""
-
-    def __init__(self, key: str, value: float) -> None:
-        self.key = key  # how sigs.k8s.io/yaml stringifies it as a mapping key
-        self.value = value
-
-
-_INF = _Special(".inf", math.inf)
-_NEG_INF = _Special("-.inf", -math.inf)
-_NAN = _Special(".nan", math.nan)
-_MISS = object()
-
-_MAP: dict[str, Any] = {}
-for _words, _val in (
-    ("y Y yes Yes YES true True TRUE on On ON", True),
-    ("n N no No NO false False FALSE off Off OFF", False),
-    (".nan .NaN .NAN", _NAN),
-    (".inf .Inf .INF +.inf +.Inf +.INF", _INF),
-    ("-.inf -.Inf -.INF", _NEG_INF),
-):
-    for _w in _words.split():
-        _MAP[_w] = _val
-for _w in ("", "~", "null", "Null", "NULL"):
-    _MAP[_w] = None
-#: YAML 1.1 booleans that surprise people used to YAML 1.2 (warned about; ``true``/``false`` are not).
-_SURPRISING_BOOLS = frozenset(
-    k for k, v in _MAP.items() if type(v) is bool and k.lower() not in ("true", "false")
-)
-
-#: First characters of plain scalars that may be numbers (the rest of _HINTS only match _MAP words).
-_NUMERIC = frozenset("+-0123456789.")
-#: Plain words whose value needs no further work (no warning, JSON-ready).
-_FINAL: dict[str, Any] = {w: v for w, v in _MAP.items() if v is None or w.lower() in ("true", "false")}
-
-_GO_INT = re.compile(r"([-+]?)(0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z")
-_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
-_TIMESTAMP_RE = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:[Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})?)?\Z"
-)
-_TAG_NAMES: dict[type, str] = {bool: "!!bool", int: "!!int", type(None): "!!null"}
-_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
-
-
-class _Float(float):
-    """A float go-yaml resolved; kept apart from ints only while a mapping key is stringified."""
-
-
-_TAG_NAMES[_Float] = _TAG_NAMES[_Special] = "!!float"
-
-
-def _go_int(s: str) -> int | None:
-    """``strconv.ParseInt(s, 0, 64)``, then ``ParseUint(s, 0, 64)``; None when both fail."""
-    m = _GO_INT.match(s)
-    if m is None:
-        return None
-    sign, body = m.groups()
-    if len(body) > 1 and body[0] == "0":
-        p = body[1]
-        n = (
-            int(body[2:], {"b": 2, "B": 2, "o": 8, "O": 8, "x": 16, "X": 16}[p])
-            if p in "bBoOxX"
-            else int(body, 8)
-        )
-    else:
-        n = int(body)
-    if sign == "-":
-        n = -n
-    if _INT64_MIN <= n <= _INT64_MAX or (not sign and n <= _UINT64_MAX):
-        return n
-    return None
-
-
-def _resolve_plain(v: str) -> Any:
-    """The go-yaml v2 value of an untagged plain scalar (floats as :class:`_Float`)."""
-    r = _MAP.get(v, _MISS)
-    if r is not _MISS:
-        return r
-    c = v[0]
-    if c == ".":
-        if _DOT_FLOAT.match(v):
-            f = float(v)
-            if not math.isinf(f):
-                return _Float(f)
-        return v
-    if c not in "+-0123456789":
-        return v
-    plain = v.replace("_", "") if "_" in v else v
-    n = _go_int(plain)
-    if n is not None:
-        return n
-    if _YAML_FLOAT.match(plain):
-        f = float(plain)
-        if not math.isinf(f):  # out of range: ParseFloat fails and the scalar stays a string
-            return _Float(f)
-    return v
-
-
-def _json_number(f: float) -> Any:
-    """What ``encoding/json`` prints for a float64, as a Python value: integral floats -> int."""
-    if f.is_integer() and -1e21 < f < 1e21:
-        if -(2**53) <= f <= 2**53:
-            return int(f)
-        return int(Decimal(repr(f)))  # Go prints the shortest digits padded with zeros
-    return float(f)
-
-
-def _go_float32_key(f: float) -> str:
-    """``strconv.FormatFloat(f, 'g', -1, 32)`` as sigs.k8s.io/yaml uses it for float mapping keys."""
-    try:
-        f32 = struct.unpack("<f", struct.pack("<f", f))[0]
-    except OverflowError:
-        return ".inf" if f > 0 else "-.inf"
-    if f32 == 0:
-        return "-0" if math.copysign(1.0, f32) < 0 else "0"
-    for prec in range(1, 10):
-        s = f"{f32:.{prec - 1}e}"
-        if struct.unpack("<f", struct.pack("<f", float(s)))[0] == f32:
-            break
-    mant, exp_s = s.split("e")
-    neg = mant.startswith("-")
-    digits = mant.lstrip("-").replace(".", "").rstrip("0") or "0"
-    exp = int(exp_s)
-    if exp < -4 or exp >= 6:
-        out = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        out += f"e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    elif exp < 0:
-        out = "0." + "0" * (-exp - 1) + digits
-    elif len(digits) > exp + 1:
-        out = digits[: exp + 1] + "." + digits[exp + 1 :]
-    else:
-        out = digits + "0" * (exp + 1 - len(digits))
-    return ("-" if neg else "") + out
-
 
 # --- warnings and positions -------------------------------------------------------------------------
 
@@ -321,7 +195,7 @@ class _Builder:
         if t is ScalarNode:
             if node.tag is _PLAIN:
                 v = node.value
-                if v and v[0] not in _HINTS:
+                if v and v[0] not in HINTS:
                     return v
             return self.scalar(node)
         if t is MappingNode:
@@ -331,7 +205,7 @@ class _Builder:
         for n in node.value:
             if type(n) is ScalarNode and n.tag is _PLAIN:
                 v = n.value
-                if v and v[0] not in _HINTS:
+                if v and v[0] not in HINTS:
                     out.append(v)
                     continue
             out.append(build(n))
@@ -357,9 +231,9 @@ class _Builder:
     def scalar(self, node: Node) -> Any:
         """A scalar value; raises for values JSON cannot carry."""
         v = self.raw_scalar(node)
-        if type(v) is _Float:
-            return _json_number(v)
-        if type(v) is _Special:
+        if type(v) is GoFloat:
+            return json_number(v)
+        if type(v) is Special:
             raise self.error(
                 node,
                 f"json: unsupported value: {node.value} (YAML resolves it to {v.value}, which JSON cannot hold)",
@@ -368,19 +242,19 @@ class _Builder:
         return v
 
     def raw_scalar(self, node: Node) -> Any:
-        """go-yaml's value: str, int, :class:`_Float`, bool, None or a :class:`_Special`."""
+        """go-yaml's value: str, int, :class:`GoFloat`, bool, None or a :class:`Special`."""
         tag, v = node.tag, node.value
         if tag is _PLAIN:
-            if v and v[0] not in _HINTS:
+            if v and v[0] not in HINTS:
                 return v
-            r = _resolve_plain(v)
-            if type(r) is bool and v in _SURPRISING_BOOLS:
+            r = resolve_plain(v)
+            if type(r) is bool and v in SURPRISING_BOOLS:
                 self.warn(
                     node, f"plain {v!r} is read as boolean {str(r).lower()} (YAML 1.1); quote it for a string"
                 )
             return r
-        if tag is _OTHER or tag not in _RESOLVABLE:
-            if tag == _BINARY:
+        if tag is _OTHER or tag not in RESOLVABLE:
+            if tag == BINARY:
                 return self._binary(node)
             return v  # quoted, '!' or an unknown tag: go-yaml keeps the text
         return self._tagged(node, tag, v)
@@ -393,18 +267,18 @@ class _Builder:
         return data.decode("utf-8", "replace")
 
     def _tagged(self, node: Node, tag: str, v: str) -> Any:
-        if tag == _STR:
+        if tag == STR:
             return v
-        if tag == _TIMESTAMP and _TIMESTAMP_RE.match(v):
+        if tag == TIMESTAMP and TIMESTAMP_RE.match(v):
             return v
-        r = _resolve_plain(v) if v == "" or v[0] in _HINTS else v
-        if tag == _BOOL and type(r) is bool:
+        r = resolve_plain(v) if v == "" or v[0] in HINTS else v
+        if tag == BOOL and type(r) is bool:
             return r
-        if tag == _INT and type(r) is int:
+        if tag == INT and type(r) is int:
             return r
-        if tag == _FLOAT and type(r) in (_Float, int, _Special):
-            return _Float(r) if type(r) is int else r
-        got = _TAG_NAMES.get(type(r), "!!str")
+        if tag == FLOAT and type(r) in (GoFloat, int, Special):
+            return GoFloat(r) if type(r) is int else r
+        got = TAG_NAMES.get(type(r), "!!str")
         raise self.error(node, f"cannot decode {got} `{v}` as a !!{tag.rsplit(':', 1)[-1]}")
 
     def key(self, node: Node) -> str:
@@ -422,12 +296,12 @@ class _Builder:
         if t is bool:
             return "true" if r else "false"
         if t is int:
-            if r > _INT64_MAX:
+            if r > INT64_MAX:
                 raise self.error(node, f"Unsupported map key of type: uint64, key: {node.value}")
             return str(r)
-        if t is _Float:
-            return _go_float32_key(r)
-        if t is _Special:
+        if t is GoFloat:
+            return go_float32_key(r)
+        if t is Special:
             return r.key  # type: ignore[no-any-return]
         raise self.error(
             node, "Unsupported map key of type: <nil>", hint="quote the key if a string was meant"
@@ -446,9 +320,9 @@ class _Builder:
                     self.merge(d, vn)
                     merged = True
                     continue
-                if not k or (k[0] in _HINTS and (k[0] in _NUMERIC or k in _MAP)):
+                if not k or (k[0] in HINTS and (k[0] in NUMERIC or k in WORDS)):
                     k = self.key(kn)
-            elif kn.tag == _MERGE_TAG:
+            elif kn.tag == MERGE_TAG:
                 self.merge(d, vn)
                 merged = True
                 continue
@@ -456,11 +330,11 @@ class _Builder:
                 k = self.key(kn)
             if type(vn) is ScalarNode and vn.tag is _PLAIN:
                 v = vn.value
-                if v and (v[0] not in _HINTS or (v[0] not in _NUMERIC and v not in _MAP)):
+                if v and (v[0] not in HINTS or (v[0] not in NUMERIC and v not in WORDS)):
                     d[k] = v
                 else:
-                    r = _FINAL.get(v, _MISS)
-                    d[k] = self.scalar(vn) if r is _MISS else r
+                    r = FINAL.get(v, MISS)
+                    d[k] = self.scalar(vn) if r is MISS else r
             else:
                 d[k] = build(vn)
         if merged:
@@ -471,7 +345,7 @@ class _Builder:
 
     @staticmethod
     def _is_merge(kn: Node) -> bool:
-        return type(kn) is ScalarNode and ((kn.tag is _PLAIN and kn.value == "<<") or kn.tag == _MERGE_TAG)
+        return type(kn) is ScalarNode and ((kn.tag is _PLAIN and kn.value == "<<") or kn.tag == MERGE_TAG)
 
     def _duplicates(self, pairs: list[tuple[Node, Node]]) -> None:
         seen: dict[str, Node] = {}
@@ -513,6 +387,74 @@ def _empty(node: Node | None) -> bool:
     return node is None or (type(node) is ScalarNode and node.tag is _PLAIN and node.value == "")
 
 
+# --- nesting depth ------------------------------------------------------------------------------------
+# libyaml's parser is iterative, but PyYAML's composer recurses in C (about 330 bytes of stack per
+# level: 8 MB overflows near 25,000 levels, a segfault), and the builder recurses in Python. Before
+# composing, a cheap test bounds the depth; only a document that fails it is scanned event by event.
+
+#: Deepest nesting accepted (upstream's encoding/json stops at 10,000; real objects nest a few dozen).
+MAX_DEPTH = 1000
+#: Depth the composer is known to survive on any thread with a default-sized stack.
+_SAFE_DEPTH = 6000
+#: At most this many flow openers ('[' or '{') pass the cheap test ...
+_FLOW_BUDGET = 2000
+#: ... and every window of this many bytes must hold a newline: lines are then shorter than twice
+#: this, and block nesting gains at most two levels per column (``a:\n- b:`` keeps the column).
+_LINE_WINDOW = 1024
+
+
+def _may_nest_deeply(data: bytes) -> bool:
+    """False when ``data`` provably nests less than ``_SAFE_DEPTH`` deep (each level takes a byte,
+    a flow opener, or a column of a line); True when it might (a scan must decide)."""
+    n = len(data)
+    if n <= _SAFE_DEPTH:
+        return False
+    find = data.find
+    budget = _FLOW_BUDGET
+    for opener in (b"[", b"{"):
+        i = find(opener)
+        while i >= 0:
+            budget -= 1
+            if budget < 0:
+                return True
+            i = find(opener, i + 1)
+    w = _LINE_WINDOW
+    return any(find(b"\n", p, p + w) < 0 for p in range(0, n - w + 1, w))
+
+
+def _check_depth(data: bytes, file: str | None, line0: int) -> None:
+    """Raise :class:`YAMLError` at the first collection nested deeper than :data:`MAX_DEPTH`.
+
+    Walks libyaml's events (no tree is built). A syntax error ends the scan quietly: composing
+    stops at the same event, so the composer never goes deeper than the scan did.
+    """
+    parser = _Parser(data)
+    depth = 0
+    try:
+        while parser.check_event():
+            ev = parser.get_event()
+            if isinstance(ev, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    m = ev.start_mark
+                    raise YAMLError(
+                        f"document is nested too deeply (more than {MAX_DEPTH} levels)",
+                        file=file,
+                        line=line0 + (m.line + 1 if m is not None else 1),
+                        column=m.column + 1 if m is not None else 1,
+                        hint=_DEPTH_HINT,
+                    )
+            elif isinstance(ev, CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return
+    finally:
+        parser.dispose()
+
+
+_DEPTH_HINT = "Kubernetes objects nest a few dozen levels; check for runaway brackets or indentation"
+
+
 def load_chunk(
     data: bytes,
     *,
@@ -528,6 +470,8 @@ def load_chunk(
     """
     if _CONTENT_LINE.search(data) is None:  # upstream skips these pieces before decoding them
         return None
+    if _may_nest_deeply(data):
+        _check_depth(data, file, line0)
     sink = warnings if warnings is not None else []
     parser = _Parser(data)
     try:
@@ -546,7 +490,7 @@ def load_chunk(
     try:
         value = builder.build(node)
     except RecursionError:
-        raise builder.error(node, "document is nested too deeply") from None
+        raise builder.error(node, "document is nested too deeply", _DEPTH_HINT) from None
     m = node.start_mark
     return value, line0 + m.line + 1, m.column + 1
 
@@ -641,30 +585,3 @@ def load_file_documents(path: Path, *, name: str | None = None) -> tuple[list[Lo
             if r is not None:
                 docs.append(Located(r[0], label, r[1]))
     return docs, warnings
-
-
-# --- writing YAML that Crossplane reads back unchanged -----------------------------------------------
-
-
-class _Dumper(yaml.CSafeDumper):
-    """libyaml's emitter; strings Kubernetes would resolve to something else are quoted."""
-
-
-def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
-    style = None
-    if not data or (data[0] in _HINTS and _resolve_plain(data) is not data) or data == "<<":
-        style = "'"
-    return dumper.represent_scalar(_STR, data, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def dump_documents(docs: Iterable[Any]) -> bytes:
-    """A YAML stream of ``docs`` as ``xpkg build`` writes ``package.yaml``: keys sorted, each
-    document preceded by ``---``; every value reads back identically with :func:`load_all`."""
-    out = [b"---\n"]
-    for doc in docs:
-        out.append(yaml.dump(doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, encoding="utf-8"))
-        out.append(b"---\n")
-    return b"".join(out)

@@ -1,0 +1,196 @@
+"""Kubernetes' YAML scalar rules and the YAML writer (private to :mod:`xplane.xpkg.yamlk8s`).
+
+The rules are go-yaml v2's ``resolve.go`` followed by what ``sigs.k8s.io/yaml`` and
+``encoding/json`` do to the result (``shared/spec/yaml.md``): which plain scalars are booleans,
+integers, floats or null, how integral floats print, and how non-string mapping keys are
+stringified. The writer quotes every string those rules would read as something else.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+# --- scalar rules (go-yaml v2 resolve.go, then sigs.k8s.io/yaml and encoding/json) -----------------
+
+STR = "tag:yaml.org,2002:str"
+BINARY = "tag:yaml.org,2002:binary"
+BOOL = "tag:yaml.org,2002:bool"
+INT = "tag:yaml.org,2002:int"
+FLOAT = "tag:yaml.org,2002:float"
+TIMESTAMP = "tag:yaml.org,2002:timestamp"
+MERGE_TAG = "tag:yaml.org,2002:merge"
+RESOLVABLE = frozenset({STR, BOOL, INT, FLOAT, TIMESTAMP})
+
+#: First characters that may start something other than a string (go-yaml's resolveTable).
+HINTS = frozenset("+-0123456789yYnNtTfFoO~.")
+
+
+class Special:
+    """A float go-yaml produces but JSON cannot carry (``.inf``, ``.nan``)."""
+
+    def __init__(self, key: str, value: float) -> None:
+        self.key = key  # how sigs.k8s.io/yaml stringifies it as a mapping key
+        self.value = value
+
+
+_INF = Special(".inf", math.inf)
+_NEG_INF = Special("-.inf", -math.inf)
+_NAN = Special(".nan", math.nan)
+MISS = object()
+
+WORDS: dict[str, Any] = {}
+for _words, _val in (
+    ("y Y yes Yes YES true True TRUE on On ON", True),
+    ("n N no No NO false False FALSE off Off OFF", False),
+    (".nan .NaN .NAN", _NAN),
+    (".inf .Inf .INF +.inf +.Inf +.INF", _INF),
+    ("-.inf -.Inf -.INF", _NEG_INF),
+):
+    for _w in _words.split():
+        WORDS[_w] = _val
+for _w in ("", "~", "null", "Null", "NULL"):
+    WORDS[_w] = None
+#: YAML 1.1 booleans that surprise people used to YAML 1.2 (warned about; ``true``/``false`` are not).
+SURPRISING_BOOLS = frozenset(
+    k for k, v in WORDS.items() if type(v) is bool and k.lower() not in ("true", "false")
+)
+
+#: First characters of plain scalars that may be numbers (the rest of HINTS only match WORDS words).
+NUMERIC = frozenset("+-0123456789.")
+#: Plain words whose value needs no further work (no warning, JSON-ready).
+FINAL: dict[str, Any] = {w: v for w, v in WORDS.items() if v is None or w.lower() in ("true", "false")}
+
+_GO_INT = re.compile(r"([-+]?)(0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z")
+_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
+TIMESTAMP_RE = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(?:[Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})?)?\Z"
+)
+TAG_NAMES: dict[type, str] = {bool: "!!bool", int: "!!int", type(None): "!!null"}
+_INT64_MIN, INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+
+
+class GoFloat(float):
+    """A float go-yaml resolved; kept apart from ints only while a mapping key is stringified."""
+
+
+TAG_NAMES[GoFloat] = TAG_NAMES[Special] = "!!float"
+
+
+def _go_int(s: str) -> int | None:
+    """``strconv.ParseInt(s, 0, 64)``, then ``ParseUint(s, 0, 64)``; None when both fail."""
+    m = _GO_INT.match(s)
+    if m is None:
+        return None
+    sign, body = m.groups()
+    if len(body) > 1 and body[0] == "0":
+        p = body[1]
+        n = (
+            int(body[2:], {"b": 2, "B": 2, "o": 8, "O": 8, "x": 16, "X": 16}[p])
+            if p in "bBoOxX"
+            else int(body, 8)
+        )
+    else:
+        n = int(body)
+    if sign == "-":
+        n = -n
+    if _INT64_MIN <= n <= INT64_MAX or (not sign and n <= _UINT64_MAX):
+        return n
+    return None
+
+
+def resolve_plain(v: str) -> Any:
+    """The go-yaml v2 value of an untagged plain scalar (floats as :class:`GoFloat`)."""
+    r = WORDS.get(v, MISS)
+    if r is not MISS:
+        return r
+    c = v[0]
+    if c == ".":
+        if _DOT_FLOAT.match(v):
+            f = float(v)
+            if not math.isinf(f):
+                return GoFloat(f)
+        return v
+    if c not in "+-0123456789":
+        return v
+    plain = v.replace("_", "") if "_" in v else v
+    n = _go_int(plain)
+    if n is not None:
+        return n
+    if _YAML_FLOAT.match(plain):
+        f = float(plain)
+        if not math.isinf(f):  # out of range: ParseFloat fails and the scalar stays a string
+            return GoFloat(f)
+    return v
+
+
+def json_number(f: float) -> Any:
+    """What ``encoding/json`` prints for a float64, as a Python value: integral floats -> int."""
+    if f.is_integer() and -1e21 < f < 1e21:
+        if -(2**53) <= f <= 2**53:
+            return int(f)
+        return int(Decimal(repr(f)))  # Go prints the shortest digits padded with zeros
+    return float(f)
+
+
+def go_float32_key(f: float) -> str:
+    """``strconv.FormatFloat(f, 'g', -1, 32)`` as sigs.k8s.io/yaml uses it for float mapping keys."""
+    try:
+        f32 = struct.unpack("<f", struct.pack("<f", f))[0]
+    except OverflowError:
+        return ".inf" if f > 0 else "-.inf"
+    if f32 == 0:
+        return "-0" if math.copysign(1.0, f32) < 0 else "0"
+    for prec in range(1, 10):
+        s = f"{f32:.{prec - 1}e}"
+        if struct.unpack("<f", struct.pack("<f", float(s)))[0] == f32:
+            break
+    mant, exp_s = s.split("e")
+    neg = mant.startswith("-")
+    digits = mant.lstrip("-").replace(".", "").rstrip("0") or "0"
+    exp = int(exp_s)
+    if exp < -4 or exp >= 6:
+        out = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        out += f"e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    elif exp < 0:
+        out = "0." + "0" * (-exp - 1) + digits
+    elif len(digits) > exp + 1:
+        out = digits[: exp + 1] + "." + digits[exp + 1 :]
+    else:
+        out = digits + "0" * (exp + 1 - len(digits))
+    return ("-" if neg else "") + out
+
+
+# --- writing YAML that Crossplane reads back unchanged -----------------------------------------------
+
+
+class _Dumper(yaml.CSafeDumper):
+    """libyaml's emitter; strings Kubernetes would resolve to something else are quoted."""
+
+
+def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
+    style = None
+    if not data or (data[0] in HINTS and resolve_plain(data) is not data) or data == "<<":
+        style = "'"
+    return dumper.represent_scalar(STR, data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_documents(docs: Iterable[Any]) -> bytes:
+    """A YAML stream of ``docs`` as ``xpkg build`` writes ``package.yaml``: keys sorted, each
+    document preceded by ``---``; every value reads back identically with :func:`load_all`."""
+    out = [b"---\n"]
+    for doc in docs:
+        out.append(yaml.dump(doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, encoding="utf-8"))
+        out.append(b"---\n")
+    return b"".join(out)
