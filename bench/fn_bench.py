@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -207,7 +208,16 @@ def xfn_env(functions_dir: Path, http_port: int) -> dict[str, str]:
 
 
 # -- 1. gRPC: xfn vs the SDK's runtime.serve ----------------------------------------------------------
-async def one_round(stub: Any, req: Any, concurrency: int, calls: int) -> dict[str, float]:
+def cpu_ns(pid: int) -> int:
+    """CPU time (ns) every thread of ``pid`` has run so far, from ``/proc/PID/task/*/schedstat``."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):  # the thread ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+async def one_round(stub: Any, req: Any, concurrency: int, calls: int, pid: int) -> dict[str, float]:
     latencies: list[float] = []
     per_worker = max(1, calls // concurrency)
     run = stub.RunFunction
@@ -219,18 +229,21 @@ async def one_round(stub: Any, req: Any, concurrency: int, calls: int) -> dict[s
             await run(req, timeout=30)
             latencies.append(clock() - t)
 
+    cpu = cpu_ns(pid)
     start = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = clock() - start
+    cpu = cpu_ns(pid) - cpu
     latencies.sort()
     return {
         "rps": len(latencies) / elapsed,
+        "cpu_us_per_call": cpu / 1000 / len(latencies),
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
     }
 
 
-async def grpc_rounds(ports: dict[str, int], rounds: int, calls: int) -> dict[str, Any]:
+async def grpc_rounds(ports: dict[str, int], pids: dict[str, int], rounds: int, calls: int) -> dict[str, Any]:
     import grpc
 
     from xplane.fn.proto import grpcv1
@@ -240,15 +253,15 @@ async def grpc_rounds(ports: dict[str, int], rounds: int, calls: int) -> dict[st
     channels = {label: grpc.aio.insecure_channel(f"127.0.0.1:{port}") for label, port in ports.items()}
     try:
         stubs = {label: grpcv1.FunctionRunnerServiceStub(ch) for label, ch in channels.items()}
-        for stub in stubs.values():  # warm up: connections, caches, the allocator
+        for label, stub in stubs.items():  # warm up: connections, caches, the allocator
             for _ in range(300):
                 await stub.RunFunction(req, timeout=30)
-            await one_round(stub, req, 64, 1000)
+            await one_round(stub, req, 64, 1000, pids[label])
         for conc, n in ((1, calls), (64, calls * 2)):
             samples: dict[str, list[dict[str, float]]] = {"xfn": [], "sdk": []}
             for r in range(rounds):
                 for label in ("xfn", "sdk") if r % 2 == 0 else ("sdk", "xfn"):
-                    samples[label].append(await one_round(stubs[label], req, conc, n))
+                    samples[label].append(await one_round(stubs[label], req, conc, n, pids[label]))
             pairs = list(zip(samples["xfn"], samples["sdk"], strict=True))
             out[f"c{conc}"] = {
                 "calls_per_round": n,
@@ -259,6 +272,9 @@ async def grpc_rounds(ports: dict[str, int], rounds: int, calls: int) -> dict[st
                 "sdk_p99_ms": statistics.median(s["p99_ms"] for s in samples["sdk"]),
                 "throughput_ratio": spread([x["rps"] / s["rps"] for x, s in pairs]),
                 "p99_ratio": spread([x["p99_ms"] / s["p99_ms"] for x, s in pairs]),
+                "xfn_cpu_us": statistics.median(s["cpu_us_per_call"] for s in samples["xfn"]),
+                "sdk_cpu_us": statistics.median(s["cpu_us_per_call"] for s in samples["sdk"]),
+                "cpu_ratio": spread([x["cpu_us_per_call"] / s["cpu_us_per_call"] for x, s in pairs]),
             }
     finally:
         for ch in channels.values():
@@ -277,13 +293,14 @@ def bench_grpc(root: Path, pinning: Pinning, rounds: int, calls: int) -> dict[st
     sdk_argv = [sys.executable, str(root / "sdk" / "main.py"), f"127.0.0.1:{sdk_port}", str(root / "sdk")]
     xfn = [*xfn_argv(), "--insecure", "--grpc-addr", f"127.0.0.1:{xfn_port}"]
     with (
-        spawned(sdk_argv, pinning),
-        spawned(xfn, pinning, xfn_env(one, free_port())),
+        spawned(sdk_argv, pinning) as sdk,
+        spawned(xfn, pinning, xfn_env(one, free_port())) as xfn_proc,
     ):
         wait_grpc(sdk_port)
         wait_grpc(xfn_port)
         time.sleep(0.3)
-        return asyncio.run(grpc_rounds({"xfn": xfn_port, "sdk": sdk_port}, rounds, calls))
+        ports, pids = {"xfn": xfn_port, "sdk": sdk_port}, {"xfn": xfn_proc.pid, "sdk": sdk.pid}
+        return asyncio.run(grpc_rounds(ports, pids, rounds, calls))
 
 
 # -- 2. exec kind vs a bare spawn -----------------------------------------------------------------
@@ -447,6 +464,17 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{pr['min']:.2f}-{pr['max']:.2f}",
             )
         )
+        cr = g["cpu_ratio"]
+        rows.append(
+            (
+                f"server CPU per call xfn/SDK, {conc} in flight",
+                "(<= 1.0x)",
+                f"{cr['median']:.2f}x ({g['xfn_cpu_us']:.0f} vs {g['sdk_cpu_us']:.0f} us)",
+                f"{cr['min']:.2f}-{cr['max']:.2f}",
+            )
+        )
+    if "exec" not in results:
+        return rows
     ex = results["exec"]
     if "none" in ex:
         e = ex["none"]
@@ -501,6 +529,7 @@ def main() -> int:
     parser.add_argument("--wasm-calls", type=int, default=300, help="wasm calls measured [300]")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client to CPUs")
     parser.add_argument("--json", type=Path, help="write every sample here")
+    parser.add_argument("--grpc-only", action="store_true", help="only the gRPC case (xfn vs the SDK)")
     args = parser.parse_args()
     pinning = Pinning(not args.no_pin)
     pinning.pin_client()  # before grpc or any thread starts
@@ -508,23 +537,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fn-bench-") as tmp:
         root = Path(tmp)
         results["grpc"] = bench_grpc(root, pinning, args.rounds, args.calls)
-        pinning.unpin()  # exec and wasm run in this process, as they would inside xfn: on every CPU
-        results["exec"] = bench_exec(root, max(2, args.rounds - 2), args.exec_calls)
-        results["wasm"] = bench_wasm(root, args.wasm_calls)
-        results["startup"] = bench_startup(root, pinning)
+        if not args.grpc_only:
+            pinning.unpin()  # exec and wasm run in this process, as they would inside xfn: on every CPU
+            results["exec"] = bench_exec(root, max(2, args.rounds - 2), args.exec_calls)
+            results["wasm"] = bench_wasm(root, args.wasm_calls)
+            results["startup"] = bench_startup(root, pinning)
     results["loadavg_after"] = os.getloadavg()
+    _print(results, table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
 
-    rows = table(results)
+
+def _print(results: dict[str, Any], rows: list[tuple[str, str, str, str]]) -> None:
+    pinning = results["pinning"]
     widths = [max(len(row[i]) for row in [("case", "target", "result", "spread"), *rows]) for i in range(4)]
     for row in [("case", "target", "result", "spread"), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print(
-        f"({pinning.describe()}; load average {results['loadavg_before'][0]:.2f} before, "
+        f"({pinning}; load average {results['loadavg_before'][0]:.2f} before, "
         f"{results['loadavg_after'][0]:.2f} after; ratios are medians of per-round pairs, spread min-max)"
     )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

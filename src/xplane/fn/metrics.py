@@ -11,7 +11,9 @@ Series:
 - ``xfn_functions_loaded``, ``xfn_function_load_errors``, ``xfn_reloads_total``, ``xfn_inflight_calls``,
   ``process_resident_memory_bytes``, ``process_start_time_seconds``.
 
-All updates happen on the event loop thread; no locking is needed.
+All updates happen on the event loop thread; no locking is needed. The call path keeps one
+:class:`CallSeries` per function and transport (from :meth:`Metrics.series`) and updates its plain
+counters directly: no dict lookups, tuple keys or string formatting per call.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ class Histogram:
         self.count += 1
 
 
+class CallSeries:
+    """The counters one (function, transport) pair updates on every call; shares the function's histogram."""
+
+    __slots__ = ("calls", "histogram")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.calls = 0
+        self.histogram = histogram
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -57,21 +69,33 @@ class Metrics:
 
     def __init__(self, buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         self.buckets = buckets
-        self.calls: dict[tuple[str, str], int] = {}
+        self._series: dict[tuple[str, str], CallSeries] = {}
         self.errors: dict[tuple[str, str], int] = {}
         self.durations: dict[str, Histogram] = {}
         self.reloads = 0
         self.inflight = 0
         self.started = time.time()
 
+    def series(self, function: str, transport: str) -> CallSeries:
+        """The call counter of ``function`` over ``transport`` (the same object every time)."""
+        series = self._series.get((function, transport))
+        if series is None:
+            hist = self.durations.get(function)
+            if hist is None:
+                hist = self.durations[function] = Histogram(self.buckets)
+            series = self._series[(function, transport)] = CallSeries(hist)
+        return series
+
+    @property
+    def calls(self) -> dict[tuple[str, str], int]:
+        """Calls that reached a function, by (function, transport)."""
+        return {key: s.calls for key, s in self._series.items()}
+
     def observe_call(self, function: str, transport: str, seconds: float) -> None:
         """Count one call that reached ``function`` and record how long it took."""
-        key = (function, transport)
-        self.calls[key] = self.calls.get(key, 0) + 1
-        hist = self.durations.get(function)
-        if hist is None:
-            hist = self.durations[function] = Histogram(self.buckets)
-        hist.observe(seconds)
+        series = self.series(function, transport)
+        series.calls += 1
+        series.histogram.observe(seconds)
 
     def count_error(self, function: str, reason: str) -> None:
         """Count one failed call (see the module docstring for the reasons)."""

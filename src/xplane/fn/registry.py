@@ -267,6 +267,8 @@ class LoadedFunction:
     inflight: int = 0
     retired: bool = False
     closed: bool = False
+    #: What the router works out once per function for its calls (timeout, entry point, metrics).
+    plan: Any = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -286,6 +288,7 @@ class FunctionRegistry:
         self.snapshot: Snapshot | None = None
         self.loaded_once = False
         self.reloads = 0
+        self._single: LoadedFunction | None = None
         self._retired: set[LoadedFunction] = set()
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
@@ -299,16 +302,34 @@ class FunctionRegistry:
         """Names of the functions serving calls, sorted."""
         return sorted(self.functions)
 
+    @property
+    def single(self) -> LoadedFunction | None:
+        """The function every call goes to when exactly one is loaded, else ``None``."""
+        return self._single
+
+    def _loaded_changed(self) -> None:
+        functions = self.functions
+        self._single = next(iter(functions.values())) if len(functions) == 1 else None
+
+    @staticmethod
+    def acquire(entry: LoadedFunction) -> None:
+        """Hold ``entry`` for one call; pair with :meth:`release` (a plain counter, no context manager)."""
+        entry.inflight += 1
+
+    def release(self, entry: LoadedFunction) -> None:
+        """End a call held by :meth:`acquire`; a retired entry closes after its last call."""
+        entry.inflight -= 1
+        if entry.retired and entry.inflight == 0:
+            self._schedule_close(entry)
+
     @contextlib.contextmanager
     def using(self, entry: LoadedFunction) -> Iterator[Function]:
-        """Hold ``entry`` for the length of one call; a retired entry closes after its last call."""
-        entry.inflight += 1
+        """Hold ``entry`` for the length of a ``with`` block (callers off the hot path)."""
+        self.acquire(entry)
         try:
             yield entry.function
         finally:
-            entry.inflight -= 1
-            if entry.retired and entry.inflight == 0:
-                self._schedule_close(entry)
+            self.release(entry)
 
     # -- loading ---------------------------------------------------------------------------------
     def _discover_fn(self) -> DiscoverFn:
@@ -380,6 +401,7 @@ class FunctionRegistry:
         for name in errors:
             if name in self.functions:  # broken on reload: the previous version keeps serving
                 errors[name] += " (serving the previous version)"
+        self._loaded_changed()
         self.errors = errors
         if not first:
             self.reloads += 1
@@ -431,6 +453,7 @@ class FunctionRegistry:
         for entry in list(self.functions.values()):
             self._retire(entry)
         self.functions.clear()
+        self._loaded_changed()
         for entry in list(self._retired):
             if not entry.closed:
                 entry.closed = True

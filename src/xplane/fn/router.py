@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
+from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from xplane.errors import XplaneError
 from xplane.fn.logs import request_summary, response_summary
-from xplane.fn.metrics import Metrics
+from xplane.fn.metrics import CallSeries, Metrics
 from xplane.fn.registry import FunctionRegistry, LoadedFunction
 
 if TYPE_CHECKING:
@@ -86,9 +87,11 @@ class Router:
 
     def resolve(self, *, name: str | None = None, authority: str | None = None) -> LoadedFunction:
         """The function a call goes to (see the module docstring); raises FunctionNotFoundError."""
+        if name is None:
+            single = self.registry.single
+            if single is not None:
+                return single
         functions = self.registry.functions
-        if len(functions) == 1 and name is None:
-            return next(iter(functions.values()))
         if name is not None:
             entry = functions.get(name)
             if entry is not None:
@@ -121,6 +124,13 @@ class Router:
         err.hint = f"set the gRPC metadata key {FUNCTION_METADATA_KEY} or call through a Service named after the function"
         return err
 
+    def plan(self, entry: LoadedFunction) -> CallPlan:
+        """What every call of ``entry`` needs, worked out once (cached on the entry)."""
+        plan = entry.plan
+        if plan is None or plan.router is not self:
+            plan = entry.plan = CallPlan(self, entry)
+        return plan  # type: ignore[no-any-return]
+
     async def run(
         self,
         entry: LoadedFunction,
@@ -140,56 +150,91 @@ class Router:
         enforces the deadline itself). Exceptions mean a bug in xplane; they are counted and
         re-raised for the transport to report.
         """
-        name = entry.name
-        spec_timeout = getattr(getattr(entry.function, "spec", None), "timeout", None)
-        timeout = float(spec_timeout) if spec_timeout else self.default_timeout
-        # gRPC sends timeouts rounded up to three significant digits, so a caller asking for exactly
-        # our timeout shows up here to 1% later: that still counts as the caller's deadline coming first.
-        caller_first = deadline is not None and deadline <= timeout * DEADLINE_ROUNDING + 0.001
-        if deadline is not None and deadline < timeout:
-            timeout = max(deadline, 0.001)
+        plan = entry.plan
+        if plan is None or plan.router is not self:
+            plan = self.plan(entry)
+        timeout = plan.timeout
+        caller_first = False
+        if deadline is not None:
+            # gRPC sends timeouts rounded up to three significant digits, so a caller asking for exactly
+            # our timeout shows up here to 1% later: that still counts as the caller's deadline first.
+            caller_first = deadline <= timeout * DEADLINE_ROUNDING + 0.001
+            if deadline < timeout:
+                timeout = deadline if deadline > 0.001 else 0.001
         if self.debug:
             log.debug(
                 "request",
-                extra={"fields": {"function": name, "transport": transport, "request": request_summary(req)}},
+                extra={
+                    "fields": {"function": plan.name, "transport": transport, "request": request_summary(req)}
+                },
             )
+        series = plan.series.get(transport)
+        if series is None:
+            series = plan.series[transport] = self.metrics.series(plan.name, transport)
         metrics = self.metrics
         metrics.inflight += 1
-        start = time.perf_counter()
+        entry.inflight += 1  # held until the call ends: a retired function closes after its last call
+        start = perf_counter()
         try:
-            with self.registry.using(entry) as function:
-                run_owned = getattr(function, "run_owned", None) if owned else None
-                if run_owned is not None:
-                    # The kind enforces the timeout itself, with no copy of the request. When the
-                    # caller's gRPC deadline comes first, gRPC cancels the call then; no timer needed.
-                    rsp: fnv1.RunFunctionResponse = await run_owned(
-                        req, timeout=timeout, timer=not caller_first
-                    )
-                elif getattr(function, "enforces_timeout", False):
-                    rsp = await function.run(req, timeout=timeout)
-                else:
-                    try:
-                        async with asyncio.timeout(timeout + DEADLINE_GRACE):
-                            rsp = await function.run(req, timeout=timeout)
-                    except TimeoutError:
-                        metrics.count_error(name, "timeout")
-                        from xplane.fn.base import fatal_response
-
-                        rsp = fatal_response(req, f"function {name!r} did not answer within {timeout:g}s")
+            run_owned = plan.run_owned
+            if owned and run_owned is not None:
+                # The kind enforces the timeout itself, with no copy of the request. When the
+                # caller's gRPC deadline comes first, gRPC cancels the call then; no timer needed.
+                rsp: fnv1.RunFunctionResponse = await run_owned(req, timeout=timeout, timer=not caller_first)
+            elif plan.enforces_timeout:
+                rsp = await plan.run(req, timeout=timeout)
+            else:
+                rsp = await self._run_with_grace(plan, req, timeout)
         except asyncio.CancelledError:
-            metrics.count_error(name, "cancelled")  # the caller went away or its deadline passed
+            metrics.count_error(plan.name, "cancelled")  # the caller went away or its deadline passed
             raise
         except Exception:
-            metrics.count_error(name, "internal")
-            log.exception("function call failed inside xplane", extra={"fields": {"function": name}})
+            metrics.count_error(plan.name, "internal")
+            log.exception("function call failed inside xplane", extra={"fields": {"function": plan.name}})
             raise
         finally:
+            elapsed = perf_counter() - start
             metrics.inflight -= 1
-            metrics.observe_call(name, transport, time.perf_counter() - start)
+            self.registry.release(entry)
+            series.calls += 1
+            series.histogram.observe(elapsed)
         for result in rsp.results:
             if result.severity == _SEVERITY_FATAL:
-                metrics.count_error(name, "fatal")
+                metrics.count_error(plan.name, "fatal")
                 break
         if self.debug:
-            log.debug("response", extra={"fields": {"function": name, "response": response_summary(rsp)}})
+            log.debug(
+                "response", extra={"fields": {"function": plan.name, "response": response_summary(rsp)}}
+            )
         return rsp
+
+    async def _run_with_grace(
+        self, plan: CallPlan, req: fnv1.RunFunctionRequest, timeout: float
+    ) -> fnv1.RunFunctionResponse:
+        try:
+            async with asyncio.timeout(timeout + DEADLINE_GRACE):
+                return await plan.run(req, timeout=timeout)
+        except TimeoutError:
+            self.metrics.count_error(plan.name, "timeout")
+            from xplane.fn.base import fatal_response
+
+            return fatal_response(req, f"function {plan.name!r} did not answer within {timeout:g}s")
+
+
+class CallPlan:
+    """Per-function call data the router works out once: name, timeout, entry points, metric series."""
+
+    __slots__ = ("enforces_timeout", "name", "router", "run", "run_owned", "series", "timeout")
+
+    def __init__(self, router: Router, entry: LoadedFunction) -> None:
+        function = entry.function
+        spec_timeout = getattr(getattr(function, "spec", None), "timeout", None)
+        self.router = router
+        self.name = entry.name
+        self.timeout = float(spec_timeout) if spec_timeout else router.default_timeout
+        self.run: Callable[..., Awaitable[fnv1.RunFunctionResponse]] = function.run
+        self.run_owned: Callable[..., Awaitable[fnv1.RunFunctionResponse]] | None = getattr(
+            function, "run_owned", None
+        )
+        self.enforces_timeout = bool(getattr(function, "enforces_timeout", False))
+        self.series: dict[str, CallSeries] = {}

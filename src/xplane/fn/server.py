@@ -131,31 +131,32 @@ class FunctionServer:
 
         parse = fnv1.RunFunctionRequest.FromString
         router = self.router
-        functions = router.registry.functions
-        metrics = router.metrics
+        registry = router.registry
+        run = router.run
         limit = self.max_message_size
 
         async def run_function(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            try:
-                if len(functions) == 1:
-                    entry = router.resolve()
-                else:
+            single = registry.single  # one function loaded: no routing work at all
+            if single is not None:
+                entry = single
+            else:
+                try:
                     entry = router.resolve(
                         name=_metadata_value(context, (FUNCTION_METADATA_KEY,)),
                         authority=_metadata_value(context, _AUTHORITY_KEYS),
                     )
-            except FunctionNotFoundError as e:
-                await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+                except FunctionNotFoundError as e:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
             try:
                 req = parse(data)
             except Exception as e:  # protobuf raises DecodeError (and friends) on garbage
-                metrics.count_error(entry.name, "invalid")
+                router.metrics.count_error(entry.name, "invalid")
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"malformed RunFunctionRequest for function {entry.name!r}: {e}",
                 )
             try:
-                rsp = await router.run(
+                rsp = await run(
                     entry, req, transport=transport, deadline=context.time_remaining(), owned=True
                 )
             except Exception as e:
@@ -164,7 +165,7 @@ class FunctionServer:
                 )
             out: bytes = rsp.SerializeToString()
             if len(out) > limit:
-                metrics.count_error(entry.name, "too_large")
+                router.metrics.count_error(entry.name, "too_large")
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"the response of function {entry.name!r} is {len(out)} bytes, over the runner's "

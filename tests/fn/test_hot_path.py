@@ -1,0 +1,142 @@
+"""The per-call bookkeeping of the router, registry and metrics: cached call plans, plain counters,
+the one-function shortcut, and acquire/release holding a function across a reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fn.test_runner_fixtures import scripted_discover, write_function, xr_request
+from xplane.fn.metrics import Metrics
+from xplane.fn.registry import FunctionRegistry, LoadedFunction, LocalSource
+from xplane.fn.router import CallPlan, FunctionNotFoundError, Router
+
+
+def rewrite(root: Path, name: str, **config: object) -> None:
+    """Change a scripted function so the next refresh reloads it (size and mtime both move)."""
+    d = write_function(root, name, **config)
+    st = (d / "function.json").stat()
+    os.utime(d / "function.json", ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+
+
+def test_metric_series_are_shared_plain_counters() -> None:
+    m = Metrics(buckets=(0.1, 1.0))
+    s = m.series("f", "grpc-v1")
+    assert m.series("f", "grpc-v1") is s
+    other = m.series("f", "http")
+    assert other is not s and other.histogram is s.histogram  # one histogram per function
+    s.calls += 2
+    s.histogram.observe(0.05)
+    m.observe_call("f", "http", 5.0)
+    assert m.calls == {("f", "grpc-v1"): 2, ("f", "http"): 1}
+    text = m.render()
+    assert 'xfn_function_calls_total{function="f",transport="grpc-v1"} 2' in text
+    assert 'xfn_function_calls_total{function="f",transport="http"} 1' in text
+    assert 'xfn_function_duration_seconds_bucket{function="f",le="0.1"} 1' in text
+    assert 'xfn_function_duration_seconds_count{function="f"} 2' in text
+
+
+def test_single_follows_what_is_loaded(tmp_path: Path) -> None:
+    async def go() -> None:
+        write_function(tmp_path, "a")
+        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
+        assert registry.single is None
+        await registry.refresh()
+        assert registry.single is registry.functions["a"]
+        write_function(tmp_path, "b")
+        await registry.refresh()
+        assert registry.single is None  # two loaded: calls must say which
+        router = Router(registry, Metrics())
+        with pytest.raises(FunctionNotFoundError, match="2 functions are loaded"):
+            router.resolve()
+        assert router.resolve(name="b") is registry.functions["b"]
+        (tmp_path / "a" / "function.json").unlink()
+        (tmp_path / "a").rmdir()
+        await registry.refresh()
+        assert registry.single is registry.functions["b"]
+        await registry.close()
+        assert registry.single is None
+
+    asyncio.run(go())
+
+
+def test_release_closes_a_retired_function_after_its_last_call(tmp_path: Path) -> None:
+    async def go() -> None:
+        write_function(tmp_path, "f", message="one")
+        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
+        await registry.refresh()
+        old = registry.functions["f"]
+        registry.acquire(old)
+        registry.acquire(old)
+        rewrite(tmp_path, "f", message="two!")
+        assert await registry.refresh()
+        assert registry.functions["f"] is not old and old.retired
+        registry.release(old)
+        await asyncio.sleep(0)
+        assert not old.closed and not old.function.closed  # type: ignore[attr-defined]
+        registry.release(old)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert old.closed and old.function.closed
+        assert old.inflight == 0
+        await registry.close()
+
+    asyncio.run(go())
+
+
+def test_call_plan_is_cached_per_entry_and_router(tmp_path: Path) -> None:
+    async def go() -> None:
+        write_function(tmp_path, "f", message="one")
+        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
+        await registry.refresh()
+        metrics = Metrics()
+        router = Router(registry, metrics, default_timeout=7.0)
+        entry = router.resolve()
+        plan = router.plan(entry)
+        assert isinstance(plan, CallPlan) and router.plan(entry) is plan
+        assert plan.timeout == 7.0 and plan.name == "f" and plan.run_owned is None
+        for tag in ("a", "b", "c"):
+            rsp = await router.run(entry, xr_request(tag), transport="grpc-v1", deadline=30.0)
+            assert rsp.meta.tag == tag and rsp.results[0].message == "one from f"
+        await router.run(entry, xr_request("d"), transport="http")
+        assert entry.plan is plan and entry.inflight == 0 and metrics.inflight == 0
+        assert metrics.calls == {("f", "grpc-v1"): 3, ("f", "http"): 1}
+        assert metrics.durations["f"].count == 4
+        # A second router over the same registry works out its own plan (its own timeout).
+        other = Router(registry, Metrics(), default_timeout=3.0)
+        assert other.plan(entry).timeout == 3.0 and router.plan(entry).timeout == 7.0
+        # A reload makes a new entry, and so a new plan; the metric series carry on by name.
+        rewrite(tmp_path, "f", message="two!")
+        assert await registry.refresh()
+        fresh = router.resolve()
+        assert fresh is not entry and fresh.plan is None
+        rsp = await router.run(fresh, xr_request("e"), transport="grpc-v1")
+        assert rsp.results[0].message == "two! from f"
+        assert metrics.calls[("f", "grpc-v1")] == 4 and metrics.durations["f"].count == 5
+        await registry.close()
+
+    asyncio.run(go())
+
+
+def test_fatal_answers_and_internal_failures_are_counted(tmp_path: Path) -> None:
+    async def go() -> None:
+        write_function(tmp_path, "bad", fatal="no region")
+        write_function(tmp_path, "bug", **{"raise": True})
+        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
+        await registry.refresh()
+        metrics = Metrics()
+        router = Router(registry, metrics)
+        rsp = await router.run(router.resolve(name="bad"), xr_request(), transport="grpc-v1")
+        assert rsp.results[0].message == "no region"
+        bug: LoadedFunction = router.resolve(name="bug")
+        with pytest.raises(RuntimeError):
+            await router.run(bug, xr_request(), transport="grpc-v1")
+        assert metrics.errors == {("bad", "fatal"): 1, ("bug", "internal"): 1}
+        assert bug.inflight == 0 and metrics.inflight == 0
+        assert metrics.calls == {("bad", "grpc-v1"): 1, ("bug", "grpc-v1"): 1}
+        await registry.close()
+
+    asyncio.run(go())
