@@ -13,7 +13,30 @@ expected digest, fsynced and renamed into place, so a reader only ever sees comp
 blobs. A repository's ``_tags.json`` is rewritten the same way under a per-repository file lock,
 and only after every blob it refers to is on disk. Writers (pulls, loads) hold a shared lock on
 ``locks/gc.lock`` for their whole run; :meth:`ImageCache.prune` takes it exclusively, so it never
-sweeps blobs of an image that is half written.
+sweeps blobs of an image that is half written (prune and du live in :mod:`xplane.oci.cachegc`).
+
+Durability: where the fsyncs are and why
+    A killed process (SIGKILL, OOM) loses nothing the kernel already has, so for it the temp file
+    plus rename is enough: it leaves a ``.tmp-`` file, never a final name with partial content.
+    The fsyncs are for an OS crash or power loss, after which a file renamed before its data
+    reached the disk can come back under its final name empty or with stale blocks (ext4 delayed
+    allocation). Readers trust a present blob (layers are checked by size, not re-hashed), so
+    every blob is fsynced *before* its rename; there is no cheaper order that keeps that promise,
+    since "rename now, fsync later" opens exactly that window, and "fsync all temp files, then
+    rename" still costs one fsync per blob. What is deferred is the directory: one fsync of
+    ``blobs/sha256`` after all of an image's renames (:meth:`ImageCache.sync`), then the tag index
+    is written (temp, fsync, rename, directory fsync). After a crash a rename may be lost (the blob
+    is simply fetched again), but a tag never points at an image whose blobs are not durable.
+
+    Measured on the 2-core development VM (bench/run.py): fsyncing a 64 MiB layer took ~20-28 ms
+    of a ~150 ms in-process pull; with early writeback (below) the final fsync waits ~3-5 ms.
+    200 layers of ~2 KiB cost ~0.3 ms per fsync, spread over the pull's worker threads. skopeo
+    pays the same: its ``oci:`` destination fsyncs every blob before renaming it (seen with strace).
+
+    Early writeback: while a large blob is written, every :data:`WRITEBACK_STEP` bytes are handed
+    to the kernel to start writing (``posix_fadvise(DONTNEED)`` on the just-written range), so the
+    disk works during the download instead of after it. It changes no guarantee: the fsync before
+    the rename still waits for all of it.
 """
 
 from __future__ import annotations
@@ -23,9 +46,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
-import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +60,9 @@ log = logging.getLogger(__name__)
 TAGS_FILE = "_tags.json"  # "_" cannot start a repository component, so it never collides with one
 TEMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
-_STALE_TEMP_SECONDS = 3600.0
+STALE_TEMP_SECONDS = 3600.0  # a temp file this old is garbage even if its writer lives
+WRITEBACK_STEP = 8 << 20  # start the disk writes of a blob being written every 8 MiB
+_fadvise = getattr(os, "posix_fadvise", None)
 
 
 def default_cache_root(env: dict[str, str] | None = None) -> Path:
@@ -213,7 +235,7 @@ class ImageCache:
         if digest is not None:
             _split_digest(digest)
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.blobs_dir / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        tmp = self.blobs_dir / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         fobj = tmp.open("xb")
         writer = _BlobWriter(fobj, hashing=not verified_by_writer)
         try:
@@ -437,87 +459,40 @@ class ImageCache:
                 out.append(TagEntry(name, None, digest, None, info.get("pulledAt"), info.get("source")))
         return out
 
-    # -- garbage collection --------------------------------------------------------------------
+    # -- garbage collection (implemented in xplane.oci.cachegc) ---------------------------------
 
     def closure(self, digest: str) -> set[str]:
         """The digests reachable from ``digest`` that are in the cache (indexes, manifests,
         configs, layers), including ``digest`` itself when present."""
-        seen: set[str] = set()
-        todo = [digest]
-        while todo:
-            d = todo.pop()
-            if d in seen or not self.has_blob(d):
-                continue
-            seen.add(d)
-            try:
-                doc = json.loads(self.read_blob(d, verify=False))
-            except (ValueError, OSError):
-                continue
-            todo.extend(_children(doc))
-        return seen
+        from xplane.oci.cachegc import closure
 
-    def _referenced(self) -> set[str]:
-        live: set[str] = set()
-        for entry in self.entries():
-            if entry.digest not in live:
-                live |= self.closure(entry.digest)
-        return live
+        return closure(self, digest)
 
     def image_size(self, digest: str) -> int:
         """Bytes on disk of everything reachable from ``digest``."""
-        return sum(self.blob_size(d) or 0 for d in self.closure(digest))
+        from xplane.oci.cachegc import image_size
 
-    def prune(self, *, stale_after: float = _STALE_TEMP_SECONDS, dry_run: bool = False) -> PruneResult:
+        return image_size(self, digest)
+
+    def prune(self, *, stale_after: float = STALE_TEMP_SECONDS, dry_run: bool = False) -> PruneResult:
         """Delete blobs no tag or recorded digest reaches, and temp files left by dead writers.
 
         Waits for running pulls and loads to finish (they hold :meth:`writer`). A temp file is
         stale when the process that made it is gone or it is older than ``stale_after`` seconds.
         """
-        removed = freed = temps = 0
-        with _FlockLock(self.locks_dir / "gc.lock", shared=False):
-            live = self._referenced()
-            if self.blobs_dir.is_dir():
-                now = time.time()
-                for path in self.blobs_dir.iterdir():
-                    try:
-                        st = path.stat()
-                    except FileNotFoundError:
-                        continue
-                    if path.name.startswith(TEMP_PREFIX):
-                        if _temp_is_stale(path.name, st.st_mtime, now, stale_after):
-                            temps += 1
-                            if not dry_run:
-                                path.unlink(missing_ok=True)
-                        continue
-                    if "sha256:" + path.name in live:
-                        continue
-                    removed += 1
-                    freed += st.st_size
-                    if not dry_run:
-                        path.unlink(missing_ok=True)
-            if not dry_run:
-                shutil.rmtree(self.locks_dir / "blobs", ignore_errors=True)
-        return PruneResult(blobs=removed, bytes=freed, temp_files=temps)
+        from xplane.oci.cachegc import prune
+
+        return prune(self, stale_after=stale_after, dry_run=dry_run)
 
     def disk_usage(self) -> DiskUsage:
         """Count blobs and bytes, and how many of them :meth:`prune` would reclaim."""
-        live = self._referenced()
-        count = total = ref_bytes = temp_bytes = 0
-        if self.blobs_dir.is_dir():
-            for path in self.blobs_dir.iterdir():
-                try:
-                    size = path.stat().st_size
-                except FileNotFoundError:
-                    continue
-                if path.name.startswith(TEMP_PREFIX):
-                    temp_bytes += size
-                    continue
-                count += 1
-                total += size
-                if "sha256:" + path.name in live:
-                    ref_bytes += size
-        images = len({(e.name, e.digest) for e in self.entries()})
-        return DiskUsage(str(self.root), count, total, ref_bytes, total - ref_bytes, temp_bytes, images)
+        from xplane.oci.cachegc import disk_usage
+
+        return disk_usage(self)
+
+    def gc_lock(self) -> _FlockLock:
+        """The exclusive lock :meth:`prune` holds; it waits for every :meth:`writer`."""
+        return _FlockLock(self.locks_dir / "gc.lock", shared=False)
 
 
 class _BlobWriter:
@@ -529,12 +504,32 @@ class _BlobWriter:
         self.hash = hashlib.sha256()
         self.size = 0
         self.digest: str | None = None
+        self._written_back = 0  # bytes handed to the kernel for early writeback
 
     def write(self, data: bytes) -> int:
         if self._hashing:
             self.hash.update(data)
         self.size += len(data)
-        return self._f.write(data)
+        n = self._f.write(data)
+        if self.size - self._written_back >= WRITEBACK_STEP:
+            self._start_writeback()
+        return n
+
+    def _start_writeback(self) -> None:
+        """Start writing the bytes since the last call to disk now, without waiting for them.
+
+        The fsync before the rename then has only the tail left to wait for (on a 64 MiB layer
+        it drops from ~20 ms to ~3 ms). ``POSIX_FADV_DONTNEED`` on a range of dirty pages starts
+        their writeback and leaves them cached (pages under writeback are not dropped); it is
+        the portable form of Linux's ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which PostgreSQL
+        uses the same way. Where the call does not exist, the fsync simply does all the work.
+        """
+        start, self._written_back = self._written_back, self.size
+        if _fadvise is None:
+            return
+        self._f.flush()
+        with contextlib.suppress(OSError):
+            _fadvise(self._f.fileno(), start, self.size - start, os.POSIX_FADV_DONTNEED)
 
     # Rewinding to the start (a client retrying a broken download) is supported; nothing else.
     def seekable(self) -> bool:
@@ -549,49 +544,12 @@ class _BlobWriter:
         self._f.seek(0)
         self.hash = hashlib.sha256()
         self.size = 0
+        self._written_back = 0
         return 0
 
     def truncate(self, size: int | None = None) -> int:
         self._f.truncate(self.size if size is None else size)
         return self.size
-
-
-def _children(doc: Any) -> list[str]:
-    """The digests a manifest or index refers to (nothing for other JSON)."""
-    if not isinstance(doc, dict):
-        return []
-    out: list[str] = []
-    descs: list[Any] = []
-    if isinstance(doc.get("manifests"), list):
-        descs.extend(doc["manifests"])
-    if isinstance(doc.get("layers"), list):
-        descs.extend(doc["layers"])
-    if isinstance(doc.get("config"), dict) and "digest" in doc["config"]:
-        descs.append(doc["config"])
-    if isinstance(doc.get("subject"), dict):
-        descs.append(doc["subject"])
-    for d in descs:
-        if isinstance(d, dict) and isinstance(d.get("digest"), str) and Digest.is_digest(d["digest"]):
-            out.append(d["digest"])
-    return out
-
-
-def _temp_is_stale(name: str, mtime: float, now: float, stale_after: float) -> bool:
-    if now - mtime > stale_after:
-        return True
-    try:
-        pid = int(name[len(TEMP_PREFIX) :].split("-", 1)[0])
-    except ValueError:
-        return True
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _fsync_dir(path: Path) -> None:
@@ -607,7 +565,7 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory, fsync and rename."""
-    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{path.name}")
+    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}-{path.name}")
     try:
         with tmp.open("xb") as f:
             f.write(data)

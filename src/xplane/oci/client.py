@@ -12,12 +12,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urljoin, urlsplit
+
+if "httpx" not in sys.modules:  # keep httpx's command-line tool (click, rich...) unloaded; see transport.py
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 import httpx
 
@@ -28,8 +32,23 @@ from xplane.oci.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
-from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest, new_hasher
-from xplane.oci.transport import Body, HostSession, RetryPolicy, SettingsLike, error_details, status_error
+from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest
+from xplane.oci.transport import (
+    THREADED_HASH_MIN,
+    BlobSink,
+    Body,
+    HostSession,
+    RetryPolicy,
+    SettingsLike,
+    body_chunks,
+    chunks_of,
+    content_length,
+    error_details,
+    read_limited,
+    rewind,
+    status_error,
+    tell,
+)
 
 if TYPE_CHECKING:
     from xplane.oci.reference import Reference
@@ -38,7 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_MANIFEST_SIZE = 4 << 20
-READ_CHUNK = 1 << 20
 MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
 _PULL = ("pull",)
 _PUSH = ("pull", "push")
@@ -143,7 +161,7 @@ class RegistryClient:
         )
         with closing(resp):
             self._check(resp, ref.registry, ref.repository, f"manifest {ref.identifier}")
-            data = _read_limited(resp, MAX_MANIFEST_SIZE, f"manifest {ref}")
+            data = read_limited(resp, MAX_MANIFEST_SIZE, f"manifest {ref}")
             header_digest = resp.headers.get("Docker-Content-Digest")
             media_type = _content_type(resp)
         expected = ref.digest or header_digest
@@ -208,27 +226,24 @@ class RegistryClient:
         where it started (when seekable) and :class:`DigestMismatchError` is raised.
         """
         path = f"/v2/{ref.repository}/blobs/{digest}"
-        start = _tell(dest)
+        start = tell(dest)
         attempts = self.retry.max_attempts if start is not None else 1
-        hasher = new_hasher(digest)
-        written = 0
+        sink = BlobSink(digest, dest, progress)
         for attempt in range(1, attempts + 1):
-            hasher = new_hasher(digest)
-            written = 0
             resp = self._request(
                 ref.registry, ref.repository, "GET", path, stream=True, follow_redirects=True
             )
+            sink = BlobSink(digest, dest, progress, threaded=content_length(resp) >= THREADED_HASH_MIN)
             try:
                 self._check(resp, ref.registry, ref.repository, f"blob {digest}")
-                for chunk in resp.iter_bytes(READ_CHUNK):
-                    hasher.update(chunk)
-                    dest.write(chunk)
-                    written += len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+                for chunk in body_chunks(resp):
+                    sink.write(chunk)
+                sink.finish()
                 break
             except httpx.TransportError as exc:
-                _rewind(dest, start)
+                sink.close()
+                written = sink.written
+                rewind(dest, start)
                 if progress is not None and written:
                     progress(-written)
                 if attempt >= attempts:
@@ -241,10 +256,12 @@ class RegistryClient:
                     ) from None
                 log.debug("blob %s: %s after %d bytes; retrying", digest, type(exc).__name__, written)
             finally:
+                sink.close()
                 resp.close()
+        hasher, written = sink.hasher, sink.written
         actual = f"{hasher.name}:{hasher.hexdigest()}"
         if actual != digest:
-            _rewind(dest, start)
+            rewind(dest, start)
             raise DigestMismatchError(
                 f"blob from {ref.registry}/{ref.repository} has digest {actual}, expected {digest}; discarded",
                 hint="the registry or a proxy altered the content; retry, or report it to the registry operator",
@@ -291,7 +308,7 @@ class RegistryClient:
             body: Body = b""
             headers = {"Content-Length": "0"}
         else:
-            body = _chunks_of(source, progress)
+            body = chunks_of(source, progress)
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         put_url = str(httpx.URL(location).copy_merge_params({"digest": digest}))
         resp = self._request(reg, repo, "PUT", put_url, actions=_PUSH, headers=headers, body=body)
@@ -553,37 +570,3 @@ class RegistryClient:
 def _content_type(resp: httpx.Response) -> str:
     value: str = resp.headers.get("Content-Type", "")
     return value.split(";")[0].strip()
-
-
-def _read_limited(resp: httpx.Response, limit: int, what: str) -> bytes:
-    buf = bytearray()
-    for chunk in resp.iter_bytes(READ_CHUNK):
-        buf += chunk
-        if len(buf) > limit:
-            raise ManifestError(f"{what} is larger than {limit} bytes; refusing to read it")
-    return bytes(buf)
-
-
-def _tell(f: BinaryIO) -> int | None:
-    try:
-        return f.tell() if f.seekable() else None
-    except (OSError, AttributeError, ValueError):
-        return None
-
-
-def _rewind(f: BinaryIO, start: int | None) -> None:
-    if start is None:
-        return
-    f.seek(start)
-    f.truncate()
-
-
-def _chunks_of(source: Callable[[], BinaryIO], progress: Callable[[int], None] | None) -> Body:
-    def factory() -> Iterator[bytes]:
-        with source() as stream:
-            while chunk := stream.read(READ_CHUNK):
-                if progress is not None:
-                    progress(len(chunk))
-                yield chunk
-
-    return factory

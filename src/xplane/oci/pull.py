@@ -12,6 +12,7 @@ registry: a warm ``IfNotPresent`` pull reads a few small files and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 6  # as skopeo
+LOCK_MIN_SIZE = 1 << 20  # blobs from this size on are fetched under a per-blob file lock
 
 
 class PullPolicy(enum.StrEnum):
@@ -300,7 +302,13 @@ def _fetch_manifest(cache: ImageCache, client: RegistryClient, ref: Reference, d
 def _fetch_blob(
     cache: ImageCache, client: RegistryClient, ref: Reference, desc: Descriptor, progress: PullProgress
 ) -> None:
-    with cache.blob_lock(desc.digest):
+    # The per-blob lock only keeps a second process from downloading the same blob at the same
+    # time; correctness comes from the verified temp file and the atomic rename (two writers store
+    # identical bytes). A lock file is a new inode, ~0.5 ms: for a small blob that is more than
+    # fetching it twice (on 200 layers of 2 KiB the locks were ~17% of the pull), so only blobs of
+    # LOCK_MIN_SIZE and more take it.
+    lock = cache.blob_lock(desc.digest) if desc.size >= LOCK_MIN_SIZE else contextlib.nullcontext()
+    with lock:
         if cache.blob_size(desc.digest) == desc.size:
             progress.blob_start(desc, cached=True)
             progress.blob_done(desc)
