@@ -24,11 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from xplane.oci.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml  # imported at run time only when a config file is read (keeps `xp` start-up lean)
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +211,16 @@ def _err(path: Path, node: yaml.Node | None, msg: str) -> ConfigError:
 
 
 def _scalar(path: Path, node: yaml.Node, what: str) -> str:
+    import yaml
+
     if not isinstance(node, yaml.ScalarNode):
         raise _err(path, node, f"{what} must be a string")
     return str(node.value)
 
 
 def _bool(path: Path, node: yaml.Node, key: str) -> bool:
+    import yaml
+
     if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool"):
         return str(node.value).lower() in ("true", "yes", "on")
     value = node.value if isinstance(node, yaml.ScalarNode) else "a non-scalar"
@@ -229,6 +234,8 @@ def _path(path: Path, node: yaml.Node, key: str) -> Path:
 
 def load_xplane_config(path: Path) -> dict[str, _Entry]:
     """The ``registries:`` section of xplane's config.yaml; ConfigError with file:line if malformed."""
+    import yaml
+
     try:
         text = path.read_text()
     except OSError as e:
@@ -260,6 +267,8 @@ def load_xplane_config(path: Path) -> dict[str, _Entry]:
 
 
 def _registry_entry(path: Path, hnode: yaml.Node, snode: yaml.Node) -> _Entry:
+    import yaml
+
     if not isinstance(snode, yaml.MappingNode):
         raise _err(path, snode, f"settings of {hnode.value!r} must be a mapping")
     kw: dict[str, Any] = {}

@@ -302,7 +302,7 @@ class HostSession:
                 repository=repository,
                 hint=(
                     f"if {self.registry} really serves plain HTTP, pass --plain-http or set "
-                    f"plain_http: true for it in the xplane config (settings from {self.settings.source})"
+                    f"'plainHTTP: true' for it under 'registries:' in xplane's config.yaml (settings from {self.settings.source})"
                 ),
             )
         return TLSError(
