@@ -309,12 +309,31 @@ def print_table(results: dict[str, Any]) -> None:
     print(buf.getvalue(), end="")
 
 
+OTHER_SUITES = {
+    "fn": ["bench/fn_bench.py"],  # issue #4: xfn vs the SDK's server, exec, wasm, RSS, start-up
+    "parse": ["bench/xpkg_parse.py"],  # issue #3: parse, lint, build and parsed-cache ratios
+}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", choices=["pull"])
+    p.add_argument("suite", choices=["pull", *OTHER_SUITES, "all"])
     p.add_argument("--reps", type=int, default=7, help="repetitions per case (median is reported)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = p.parse_args()
+    if args.suite != "pull":
+        names = [*OTHER_SUITES] if args.suite == "all" else [args.suite]
+        if args.suite == "all":
+            names = ["pull", *names]
+        rc = 0
+        for name in names:
+            print(f"\n=== {name} ===", flush=True)
+            if name == "pull":
+                cmd = [sys.executable, __file__, "pull", "--reps", str(args.reps), "--out", str(args.out)]
+            else:
+                cmd = [sys.executable, str(ROOT / OTHER_SUITES[name][0])]
+            rc = max(rc, subprocess.run(cmd, cwd=ROOT).returncode)
+        return rc
     with tempfile.TemporaryDirectory(prefix="xplane-bench-") as tmp:
         results = suite_pull(args.reps, Path(tmp))
     results.update(
