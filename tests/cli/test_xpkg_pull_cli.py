@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -87,14 +86,7 @@ def test_warm_pull_is_lean(loaded: tuple[TestImage, Path]) -> None:
     }
     assert "xplane.oci.pull" in imported  # the measurement works
     assert not {m for m in imported if m.split(".")[0] in ("httpx", "rich", "yaml", "grpc")}
-    best = min(_timed(lambda: xp("xpkg", "pull", REF, cache=cache)) for _ in range(3))
-    assert best < 1.0  # target 0.3 s on an idle machine; bench/run.py measures it precisely
-
-
-def _timed(fn: object) -> float:
-    t = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - t
+    # How fast the warm process is, bench/run.py measures (target 0.3 s); here: what it imports.
 
 
 def test_cold_pull_from_a_registry(

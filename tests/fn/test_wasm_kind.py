@@ -174,15 +174,7 @@ def test_c_module_with_env_and_speed(tmp_path: Path) -> None:
     assert rsp.meta.tag == "ctag"
     ((sev, msg),) = results(rsp)
     assert sev == fnv1.SEVERITY_NORMAL and msg.startswith("hello crossplane from C/wasm, ")
-
-    async def many(n: int) -> float:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            await fn.run(req, timeout=5)
-        return (time.perf_counter() - t0) / n
-
-    per_call = arun(many(50))
-    assert per_call < 0.010, f"{per_call * 1000:.2f} ms per call"  # ~1 ms measured; slack for shared CI
+    # Per-call cost once compiled (target 2 ms) is measured by bench/run.py fn, not here.
 
 
 def test_no_filesystem_unless_preopened(tmp_path: Path) -> None:
