@@ -210,6 +210,9 @@ class ExecFunction(Function):
         self.output_bytes: int = spec.limits.get("output_bytes") or DEFAULT_OUTPUT_BYTES
         self.sandbox = sandbox.resolve_mode(spec.options.get("sandbox"), function=spec.name, path=spec.path)
         self.workdir = spec.directory.resolve()
+        self._interpreter_binds = (
+            sandbox.interpreter_binds(self.executable) if self.sandbox == "bwrap" else []
+        )
         log.info(
             "executable function %s: sandbox=%s protocol=%s",
             spec.name,
@@ -235,7 +238,7 @@ class ExecFunction(Function):
             mode=self.sandbox,
             workdir=self.workdir,
             network=self.network,
-            binds=[self.executable.parent],
+            binds=[self.executable.parent, *self._interpreter_binds],
         )
 
     def _preexec(self) -> None:  # runs in the child between fork and exec (only with a memory limit)

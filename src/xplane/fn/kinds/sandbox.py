@@ -72,6 +72,36 @@ def base_args(workdir: Path, *, network: bool, binds: Sequence[Path] = ()) -> li
     return args
 
 
+def interpreter_binds(executable: Path) -> list[Path]:
+    """Directories a script's ``#!`` interpreter needs that the private /tmp would hide.
+
+    A script whose interpreter lives under /tmp (e.g. a virtualenv's python in a checkout under
+    /tmp) would fail inside the sandbox with "No such file or directory". For an interpreter in a
+    ``bin/`` directory the whole environment (``bin/..``: pyvenv.cfg, lib/) is bound read-only.
+    """
+    try:
+        with executable.open("rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return []
+    if not first.startswith(b"#!"):
+        return []
+    parts = first[2:].decode(errors="replace").split()
+    if not parts:
+        return []
+    interp = Path(parts[0])
+    if interp.name == "env" and len(parts) > 1:
+        import shutil
+
+        found = shutil.which(parts[1])
+        if found is None:
+            return []
+        interp = Path(found)
+    if interp.parts[:2] != ("/", "tmp"):
+        return []
+    return [interp.parent.parent if interp.parent.name == "bin" else interp.parent]
+
+
 def resolve_mode(mode: str | None, *, function: str, path: Path) -> str:
     """The sandbox actually used (``bwrap`` or ``none``) for a requested mode. Raises FunctionLoadError."""
     mode = mode or "auto"
