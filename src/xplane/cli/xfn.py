@@ -68,6 +68,12 @@ class DefaultServeGroup(click.Group):
     help="Largest gRPC/HTTP message in either direction, e.g. 16MiB [64MiB].",
 )
 @click.option(
+    "--function-ports",
+    default=None,
+    metavar="NAME=PORT,...",
+    help="Give functions their own gRPC port (a Service targetPort routes to one function).",
+)
+@click.option(
     "--reload-interval",
     default=None,
     metavar="SECONDS",

@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DiscoverFn = Callable[[Path], Mapping[str, Any]]
+#: ``check(candidates, current)``: the functions a reload would serve and those serving now (name ->
+#: function); returns an error per function that must not load (e.g. a port conflict).
+CheckFn = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, str]]
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
 
 
@@ -279,9 +282,17 @@ class LoadedFunction:
 class FunctionRegistry:
     """The loaded functions of one runner; loads, reloads and retires them."""
 
-    def __init__(self, source: FunctionSource, *, discover: DiscoverFn | None = None) -> None:
+    def __init__(
+        self, source: FunctionSource, *, discover: DiscoverFn | None = None, check: CheckFn | None = None
+    ) -> None:
         self.source = source
         self._discover = discover
+        #: Rejects functions that loaded but conflict with the rest (see :data:`CheckFn`).
+        self.check = check
+        #: Awaited after every look at the source, with whether the set of functions changed.
+        self.after_refresh: Callable[[bool], Awaitable[None]] | None = None
+        #: Extra ``/functions`` fields for a function name (e.g. its gRPC port).
+        self.status_extra: Callable[[str], Mapping[str, Any]] | None = None
         self.functions: dict[str, LoadedFunction] = {}
         self.errors: dict[str, str] = {}
         self.source_error: str | None = None
@@ -342,24 +353,34 @@ class FunctionRegistry:
     async def refresh(self) -> bool:
         """Look at the source; load what changed. Returns whether the set of functions changed."""
         async with self._lock:
-            try:
-                snapshot = await asyncio.to_thread(self.source.poll, self.snapshot)
-            except FunctionSourceError as e:
-                if self.source_error != str(e):
-                    log.error(
-                        "cannot read functions",
-                        extra={"fields": {"source": self.source.describe(), "error": str(e)}},
-                    )
-                self.source_error = str(e)
-                self.loaded_once = True
-                return False
-            self.source_error = None
-            if snapshot is None:
-                self.loaded_once = True
-                return False
-            changed = await self._load_snapshot(snapshot)
-            self.loaded_once = True
+            changed = await self._refresh()
+            hook = self.after_refresh
+            if hook is not None:
+                try:
+                    await hook(changed)
+                except Exception:  # a hook bug must not stop reloading
+                    log.exception("after-refresh hook failed")
             return changed
+
+    async def _refresh(self) -> bool:
+        try:
+            snapshot = await asyncio.to_thread(self.source.poll, self.snapshot)
+        except FunctionSourceError as e:
+            if self.source_error != str(e):
+                log.error(
+                    "cannot read functions",
+                    extra={"fields": {"source": self.source.describe(), "error": str(e)}},
+                )
+            self.source_error = str(e)
+            self.loaded_once = True
+            return False
+        self.source_error = None
+        if snapshot is None:
+            self.loaded_once = True
+            return False
+        changed = await self._load_snapshot(snapshot)
+        self.loaded_once = True
+        return changed
 
     async def _load_snapshot(self, snapshot: Snapshot) -> bool:
         discover = self._discover_fn()
@@ -375,6 +396,7 @@ class FunctionRegistry:
         changed = False
         errors: dict[str, str] = {}
         seen: set[str] = set()
+        fresh: dict[str, tuple[Function, str]] = {}
         for name, item in found.items():
             seen.add(name)
             if isinstance(item, BaseException):
@@ -386,6 +408,14 @@ class FunctionRegistry:
             if old is not None and old.fingerprint == fingerprint and old.snapshot.root == snapshot.root:
                 await _close_quietly(item)  # unchanged: keep the instance that is already serving
                 continue
+            fresh[name] = (item, fingerprint)
+        for name, message in self._rejected(seen, fresh).items():
+            errors[name] = message
+            log.error("function failed to load", extra={"fields": {"function": name, "error": message}})
+            if name in fresh:
+                await _close_quietly(fresh.pop(name)[0])
+        for name, (item, fingerprint) in fresh.items():
+            old = self.functions.get(name)
             self.functions[name] = LoadedFunction(item, self.source.describe(), snapshot, fingerprint)
             changed = True
             log.info(
@@ -407,6 +437,25 @@ class FunctionRegistry:
             self.reloads += 1
         self._cleanup_snapshots()
         return changed
+
+    def _rejected(self, seen: set[str], fresh: Mapping[str, tuple[Function, str]]) -> dict[str, str]:
+        """Run :attr:`check` until stable: a rejected function falls back to its previous version."""
+        check = self.check
+        if check is None:
+            return {}
+        current = {name: entry.function for name, entry in self.functions.items()}
+        rejected: dict[str, str] = {}
+        while True:
+            candidates: dict[str, Any] = {}
+            for name in seen:
+                if name in fresh and name not in rejected:
+                    candidates[name] = fresh[name][0]
+                elif name in current:
+                    candidates[name] = current[name]
+            new = {n: m for n, m in check(candidates, current).items() if n not in rejected}
+            if not new:
+                return rejected
+            rejected.update(new)
 
     def _retire(self, entry: LoadedFunction) -> None:
         entry.retired = True
@@ -486,6 +535,8 @@ class FunctionRegistry:
                 item.update({"status": "error", "source": self.source.describe()})
             if name in self.errors:
                 item["error"] = self.errors[name]
+            if self.status_extra is not None:
+                item.update(self.status_extra(name))
             out.append(item)
         return out
 

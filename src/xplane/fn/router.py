@@ -8,6 +8,10 @@ Routing rules, in order:
    Function: ``function-foo.crossplane-system:9443`` -> ``function-foo``). A ``function-`` prefix
    may be present on one side only (``function-foo`` finds ``foo`` and the other way round).
 4. Otherwise :class:`FunctionNotFoundError`, listing what is loaded.
+
+A function's own gRPC port (``grpcPort``, ``FUNCTION_PORTS``; see ``xplane.fn.server``) skips all
+of this: every call on it goes to that function, and :meth:`Router.not_loaded` words the
+``NOT_FOUND`` while it is not loaded.
 """
 
 from __future__ import annotations
@@ -123,6 +127,16 @@ class Router:
         )
         err.hint = f"set the gRPC metadata key {FUNCTION_METADATA_KEY} or call through a Service named after the function"
         return err
+
+    def not_loaded(self, name: str, port: int | None) -> str:
+        """The ``NOT_FOUND`` message of a function's own port while that function is not loaded."""
+        self.metrics.count_error(name, "not_found")
+        loaded = self.registry.names()
+        message = f"port {port} serves function {name!r}, which is not loaded"
+        error = self.registry.errors.get(name)
+        if error:
+            message += f" (it failed to load: {error})"
+        return f"{message}; loaded functions: {', '.join(loaded) if loaded else 'none'}"
 
     def plan(self, entry: LoadedFunction) -> CallPlan:
         """What every call of ``entry`` needs, worked out once (cached on the entry)."""

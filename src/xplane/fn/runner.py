@@ -2,8 +2,9 @@
 
 Start order keeps start-to-ready short and honest: the HTTP server first (so ``/health`` answers
 while functions load), then the functions, then gRPC; ``/ready`` turns 200 when gRPC is serving at
-least one function. SIGTERM flips readiness off, stops accepting calls, lets in-flight calls finish
-(``SHUTDOWN_GRACE`` seconds) and closes every function.
+least one function. Functions' own gRPC ports (port routing, ``xplane.fn.server.FunctionPorts``)
+open with the main gRPC server and follow every reload. SIGTERM flips readiness off, stops
+accepting calls, lets in-flight calls finish (``SHUTDOWN_GRACE`` seconds) and closes every function.
 
 ``CROSSPLANE_API_URL``: Crossplane calls the runner, so the runner needs no Kubernetes API access.
 When the variable is set, ``/ready`` reports whether that URL answers (any HTTP status counts),
@@ -27,8 +28,8 @@ from xplane.fn.http import HttpApp, HttpServer
 from xplane.fn.metrics import Metrics
 from xplane.fn.registry import DiscoverFn, FunctionRegistry, FunctionSource, make_source
 from xplane.fn.router import Router
-from xplane.fn.server import FunctionServer, load_server_credentials
-from xplane.fn.settings import RunnerConfigError, Settings
+from xplane.fn.server import FunctionPorts, FunctionServer, load_server_credentials
+from xplane.fn.settings import RunnerConfigError, Settings, check_function_ports
 
 if TYPE_CHECKING:
     import grpc
@@ -60,6 +61,17 @@ class Runner:
             self.registry, self.metrics, default_timeout=settings.timeout, debug=settings.debug
         )
         self.grpc = FunctionServer(self.router, max_message_size=settings.max_message_size)
+        self.ports = FunctionPorts(
+            self.router,
+            host=settings.grpc_addr.host,
+            max_message_size=settings.max_message_size,
+            static=dict(settings.function_ports),
+            reserved=settings.reserved_ports(),
+            grace=SHUTDOWN_GRACE,
+        )
+        self.registry.check = self.ports.conflicts
+        self.registry.after_refresh = self.ports.after_refresh
+        self.registry.status_extra = self.ports.status
         self.http = HttpServer(HttpApp(self.router, ready=self.readiness, max_body=settings.max_message_size))
         self.serving = False
         self.stopping = False
@@ -72,6 +84,11 @@ class Runner:
     def grpc_port(self) -> int | None:
         """The bound gRPC port (after :meth:`start`)."""
         return self.grpc.port
+
+    @property
+    def function_ports(self) -> dict[str, int]:
+        """Function name -> its own bound gRPC port (``grpcPort`` or ``FUNCTION_PORTS``)."""
+        return {server.pinned or "": port for port, server in self.ports.servers.items()}
 
     @property
     def http_port(self) -> int | None:
@@ -100,14 +117,23 @@ class Runner:
         """Start HTTP, load functions, start gRPC, begin watching the source for changes."""
         s = self.settings
         creds = self.credentials()  # fail on bad TLS settings before binding anything
+        reserved = self.ports.reserved
+        check_function_ports(s.function_ports, reserved, origin="FUNCTION_PORTS / --function-ports")
         http_port = await self.http.start(s.listen_addr.host, s.listen_addr.port)
         try:
+            reserved[http_port] = "the HTTP port (--listen-addr)"
+            check_function_ports(s.function_ports, reserved, origin="FUNCTION_PORTS / --function-ports")
             await self.registry.refresh()
             grpc_port = await self.grpc.start(str(s.grpc_addr), creds)
+            reserved[grpc_port] = "the main gRPC port (--grpc-addr)"
+            await self.ports.start(creds)
         except BaseException:
+            await self.ports.stop(0)
+            await self.grpc.stop(0)
             await self.http.stop()
             raise
         await self.grpc.set_serving(True)
+        await self.ports.set_serving(True)
         self.serving = True
         self.ready_after = time.monotonic() - self.started_at
         if s.reload_interval > 0:
@@ -123,6 +149,7 @@ class Runner:
                     "functions": self.registry.names(),
                     "loadErrors": self.registry.errors,
                     "maxMessageSize": s.max_message_size,
+                    "functionPorts": self.function_ports,
                 }
             },
         )
@@ -138,6 +165,8 @@ class Runner:
             details["reason"] = (
                 "shutting down" if self.stopping else "starting" if not self.serving else "no function loaded"
             )
+        if self.ports.servers or self.ports.bind_errors:
+            details["functionPorts"] = self.function_ports
         if self.settings.crossplane_api_url:
             details["crossplaneApi"] = await self._check_api()
         return ok, details
@@ -158,7 +187,7 @@ class Runner:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        await self.grpc.stop(grace)
+        await asyncio.gather(self.grpc.stop(grace), self.ports.stop(grace))
         await self.http.stop()
         await self.registry.close()
         self.serving = False

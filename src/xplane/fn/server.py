@@ -4,6 +4,12 @@ Both services share one handler working on raw bytes: v1 and v1beta1 messages ar
 same on the wire, so a v1beta1 call is parsed as v1 with no conversion round trip, and a request
 that does not parse is answered ``INVALID_ARGUMENT`` instead of grpc's generic ``INTERNAL``.
 
+Port routing: besides the main server (``--grpc-addr``, routed by metadata or host), a function
+can have a port of its own (``grpcPort`` in ``function.yaml`` or ``FUNCTION_PORTS``). Each such port
+is a separate server, same TLS, limits, health and reflection, whose handler is *pinned* to one
+function: every call on it goes to that function whatever its host or metadata.
+:class:`FunctionPorts` opens and closes these servers as functions come and go.
+
 Message sizes: the receive limit is enforced by grpc itself (``RESOURCE_EXHAUSTED``: "Received
 message larger than max (N vs. LIMIT)"); a response over the limit is refused here with a message
 naming ``--max-message-size``.
@@ -11,7 +17,9 @@ naming ``--max-message-size``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,9 +69,11 @@ def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], keys: tuple[str
 class FunctionServer:
     """A ``grpc.aio`` server routing ``RunFunction`` calls to the registry's functions."""
 
-    def __init__(self, router: Router, *, max_message_size: int) -> None:
+    def __init__(self, router: Router, *, max_message_size: int, pinned: str | None = None) -> None:
         self.router = router
         self.max_message_size = max_message_size
+        #: The function every call goes to (a function's own port), or ``None`` to route per call.
+        self.pinned = pinned
         self.server: grpc.aio.Server | None = None
         self.health: HealthServicer | None = None
         self.port: int | None = None
@@ -80,8 +90,9 @@ class FunctionServer:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(options=options)
+        make = self._handler if self.pinned is None else self._pinned_handler
         for service, version in ((V1_SERVICE, "grpc-v1"), (V1BETA1_SERVICE, "grpc-v1beta1")):
-            handler = grpc.unary_unary_rpc_method_handler(self._handler(version))
+            handler = grpc.unary_unary_rpc_method_handler(make(version))
             server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, {"RunFunction": handler}),)
             )
@@ -101,7 +112,10 @@ class FunctionServer:
         except RuntimeError as e:
             raise RunnerConfigError(
                 f"cannot listen for gRPC on {address}: {e}",
-                hint="is another process using the port? see --grpc-addr",
+                hint="is another process using the port? see --grpc-addr"
+                if self.pinned is None
+                else f"is another process using the port of function {self.pinned!r}? "
+                "see grpcPort in its function.yaml or FUNCTION_PORTS",
             ) from None
         await server.start()
         self.server, self.port = server, int(port)
@@ -174,3 +188,209 @@ class FunctionServer:
             return out
 
         return run_function
+
+    def _pinned_handler(self, transport: str) -> Any:
+        """The handler of a function's own port: every call goes to :attr:`pinned` (keep in step with
+        :meth:`_handler`, whose per-call path stays free of the extra indirection)."""
+        from xplane.fn.proto import fnv1
+
+        parse = fnv1.RunFunctionRequest.FromString
+        router = self.router
+        registry = router.registry
+        run = router.run
+        limit = self.max_message_size
+
+        async def run_pinned(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            name = self.pinned or ""
+            entry = registry.functions.get(name)
+            if entry is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, router.not_loaded(name, self.port))
+                raise AssertionError("unreachable: abort raises")
+            try:
+                req = parse(data)
+            except Exception as e:
+                router.metrics.count_error(entry.name, "invalid")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"malformed RunFunctionRequest for function {entry.name!r}: {e}",
+                )
+            try:
+                rsp = await run(
+                    entry, req, transport=transport, deadline=context.time_remaining(), owned=True
+                )
+            except Exception as e:
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"xplane failed to run function {entry.name!r}: {e}"
+                )
+            out: bytes = rsp.SerializeToString()
+            if len(out) > limit:
+                router.metrics.count_error(entry.name, "too_large")
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the response of function {entry.name!r} is {len(out)} bytes, over the runner's "
+                    f"message size limit of {limit} bytes (--max-message-size)",
+                )
+            return out
+
+        return run_pinned
+
+
+def declared_port(function: Any) -> int | None:
+    """The ``grpcPort`` a function's ``function.yaml`` asks for, if any."""
+    options = getattr(getattr(function, "spec", None), "options", None)
+    port = options.get("grpc_port") if isinstance(options, Mapping) else None
+    return port if isinstance(port, int) and not isinstance(port, bool) else None
+
+
+class FunctionPorts:
+    """The servers of functions' own gRPC ports, opened and closed as functions come and go.
+
+    ``static`` ports (``FUNCTION_PORTS``) stay open for the runner's life, answering ``NOT_FOUND``
+    while their function is not loaded, and win over ``grpcPort``. A ``grpcPort`` port is open while
+    its function is loaded (a stale version counts) and closes, letting its calls finish, when the
+    function goes. A port that fails to bind is reported per function and retried on every reload.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        host: str,
+        max_message_size: int,
+        static: Mapping[str, int],
+        reserved: Mapping[int, str] | None = None,
+        grace: float = 5.0,
+    ) -> None:
+        self.router = router
+        self.host = host
+        self.max_message_size = max_message_size
+        self.static = dict(static)
+        #: Ports no function may take (main gRPC, HTTP), with what they are, for error messages.
+        self.reserved: dict[int, str] = dict(reserved or {})
+        self.grace = grace
+        self.servers: dict[int, FunctionServer] = {}
+        self.bind_errors: dict[int, tuple[str, str]] = {}  # port -> (function, message)
+        self.credentials: grpc.ServerCredentials | None = None
+        self.active = False
+        self.serving = False
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    # -- what should be open ---------------------------------------------------------------------
+    def wanted(self) -> dict[int, str]:
+        """Port -> function name for every port that should be open now."""
+        ports = {port: name for name, port in self.static.items()}
+        for name, entry in self.router.registry.functions.items():
+            if name not in self.static:
+                port = declared_port(entry.function)
+                if port is not None and port not in ports:
+                    ports[port] = name
+        return ports
+
+    def conflicts(self, candidates: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, str]:
+        """The registry's check: functions whose ``grpcPort`` is taken (a load error each).
+
+        A port already held by a serving function stays with it; the newcomers are refused.
+        """
+        taken: dict[int, str] = dict(self.reserved)
+        for name, static_port in self.static.items():
+            taken.setdefault(static_port, f"the port of function {name!r} (FUNCTION_PORTS)")
+        errors: dict[str, str] = {}
+        claims: dict[int, list[str]] = {}
+        for name in sorted(candidates):
+            if name in self.static:
+                continue
+            port = declared_port(candidates[name])
+            if port is None:
+                continue
+            if port in taken:
+                errors[name] = f"grpcPort {port} is {taken[port]}; pick another port"
+                continue
+            claims.setdefault(port, []).append(name)
+        for port, names in claims.items():
+            if len(names) < 2:
+                continue
+            holders = [n for n in names if n in current and declared_port(current[n]) == port]
+            keep = holders[0] if holders else None
+            for name in names:
+                if name != keep:
+                    others = ", ".join(repr(n) for n in names if n != name)
+                    errors[name] = f"grpcPort {port} is also claimed by function {others}; pick another port"
+        return errors
+
+    def status(self, name: str) -> dict[str, Any]:
+        """The ``/functions`` fields for ``name``: ``grpcPort`` and, if it failed, ``grpcPortError``."""
+        out: dict[str, Any] = {}
+        for port, server in self.servers.items():
+            if server.pinned == name:
+                out["grpcPort"] = port
+        for port, (function, message) in self.bind_errors.items():
+            if function == name:
+                out.setdefault("grpcPort", port)
+                out["grpcPortError"] = message
+        return out
+
+    # -- opening and closing -----------------------------------------------------------------------
+    async def start(self, credentials: grpc.ServerCredentials | None) -> None:
+        """Open every wanted port; a ``FUNCTION_PORTS`` port that cannot bind is a config error."""
+        self.credentials = credentials
+        self.active = True
+        await self.reconcile()
+        failed = {p: m for p, (name, m) in self.bind_errors.items() if self.static.get(name) == p}
+        if failed:
+            message = next(iter(failed.values()))
+            raise RunnerConfigError(message, hint="FUNCTION_PORTS names a port that is in use")
+
+    async def after_refresh(self, changed: bool) -> None:
+        """The registry's hook: follow a changed set of functions, and retry ports that failed."""
+        if self.active and (changed or self.bind_errors):
+            await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Open, re-pin and close servers so that exactly :meth:`wanted` is served."""
+        wanted = self.wanted()
+        for port in [p for p in self.servers if p not in wanted]:
+            gone = self.servers.pop(port)
+            log.info("function port closed", extra={"fields": {"function": gone.pinned, "port": port}})
+            self._stop_later(gone)
+        self.bind_errors = {p: e for p, e in self.bind_errors.items() if wanted.get(p) == e[0]}
+        for port, name in wanted.items():
+            server = self.servers.get(port)
+            if server is not None:
+                server.pinned = name  # the port moved to another function: new calls go there
+                continue
+            await self._open(port, name)
+
+    async def _open(self, port: int, name: str) -> None:
+        server = FunctionServer(self.router, max_message_size=self.max_message_size, pinned=name)
+        address = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+        try:
+            await server.start(address, self.credentials)
+        except RunnerConfigError as e:
+            message = f"function {name!r}: {e.message}"
+            if self.bind_errors.get(port) != (name, message):
+                log.error("function port failed", extra={"fields": {"function": name, "port": port}})
+            self.bind_errors[port] = (name, message)
+            await server.stop(0)
+            return
+        self.bind_errors.pop(port, None)
+        self.servers[port] = server
+        await server.set_serving(self.serving)
+        log.info("function port open", extra={"fields": {"function": name, "port": port}})
+
+    def _stop_later(self, server: FunctionServer) -> None:
+        task = asyncio.get_running_loop().create_task(server.stop(self.grace))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def set_serving(self, serving: bool) -> None:
+        """gRPC health of every function port."""
+        self.serving = serving
+        for server in list(self.servers.values()):
+            await server.set_serving(serving)
+
+    async def stop(self, grace: float) -> None:
+        """Stop every function port, letting in-flight calls finish within ``grace`` seconds."""
+        self.active = False
+        servers = list(self.servers.values())
+        self.servers.clear()
+        await asyncio.gather(*(s.stop(grace) for s in servers), *self._stopping, return_exceptions=True)

@@ -15,6 +15,7 @@
 | ``--insecure`` | | ``false`` (wins over TLS settings) |
 | ``--max-message-size`` | | ``64MiB`` |
 | ``--reload-interval`` | | ``2`` seconds (``0`` turns reloading off) |
+| ``--function-ports`` | ``FUNCTION_PORTS`` | unset: ``name=port,...``, a gRPC port pinned to each function |
 
 This module is pure: it parses values and never touches the network or the file system.
 """
@@ -36,6 +37,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_RELOAD_INTERVAL = 2.0
 LOAD_MODES = ("local", "http", "secret")
+_FUNCTION_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 
 #: (setting, flag, env var) — the one table the CLI, the docs and the deployment tests read.
@@ -53,6 +55,7 @@ FLAG_ENV: tuple[tuple[str, str | None, str | None], ...] = (
     ("insecure", "--insecure", None),
     ("max_message_size", "--max-message-size", None),
     ("reload_interval", "--reload-interval", None),
+    ("function_ports", "--function-ports", "FUNCTION_PORTS"),
 )
 
 
@@ -105,6 +108,8 @@ class Settings:
     insecure: bool = False
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
+    #: ``(function name, gRPC port)`` pairs: each port serves only that function (port routing).
+    function_ports: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,11 +142,74 @@ class Settings:
                 "FUNCTION_LOAD_MODE=http needs FUNCTION_HTTP_URL",
                 hint="set FUNCTION_HTTP_URL to the URL of a .tar.gz bundle of function directories",
             )
+        check_function_ports(
+            self.function_ports, self.reserved_ports(), origin="FUNCTION_PORTS / --function-ports"
+        )
+
+    def reserved_ports(self) -> dict[int, str]:
+        """Ports no function may take: the main gRPC and the HTTP port (when not 0), with their flags."""
+        reserved: dict[int, str] = {}
+        if self.listen_addr.port:
+            reserved[self.listen_addr.port] = "the HTTP port (--listen-addr)"
+        if self.grpc_addr.port:
+            reserved[self.grpc_addr.port] = "the main gRPC port (--grpc-addr)"
+        return reserved
 
     @property
     def tls_enabled(self) -> bool:
         """Whether gRPC serves mTLS (``--insecure`` wins over ``TLS_SERVER_CERTS_DIR``)."""
         return not self.insecure and self.tls_certs_dir is not None
+
+
+def check_function_ports(
+    pairs: tuple[tuple[str, int], ...], reserved: Mapping[int, str], *, origin: str
+) -> None:
+    """Refuse a function named twice, a port used twice, or a port that is in ``reserved``."""
+    names: dict[str, int] = {}
+    ports: dict[int, str] = {}
+    for name, port in pairs:
+        if name in names:
+            raise RunnerConfigError(f"{origin}: function {name!r} is given two ports ({names[name]}, {port})")
+        if port in ports:
+            raise RunnerConfigError(
+                f"{origin}: port {port} is given to two functions ({ports[port]!r}, {name!r})",
+                hint="each function needs a port of its own",
+            )
+        if port in reserved:
+            raise RunnerConfigError(
+                f"{origin}: port {port} of function {name!r} is {reserved[port]}",
+                hint="pick another port; the main gRPC port keeps routing by metadata or host",
+            )
+        names[name] = port
+        ports[port] = name
+
+
+def parse_function_ports(value: Any, origin: str) -> tuple[tuple[str, int], ...]:
+    """Parse ``name=port,name=port`` (a mapping works too) into sorted ``(name, port)`` pairs."""
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    else:
+        items = []
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, port = part.partition("=")
+            if not sep:
+                raise RunnerConfigError(
+                    f"{origin}: {part!r} is not name=port", hint="for example function-a=9501,function-b=9502"
+                )
+            items.append((name.strip(), port.strip()))
+    out: list[tuple[str, int]] = []
+    for name, raw in items:
+        if not _FUNCTION_NAME_RE.match(name):
+            raise RunnerConfigError(f"{origin}: {name!r} is not a function name")
+        text = str(raw)
+        if isinstance(raw, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise RunnerConfigError(f"{origin}: port {raw!r} of function {name!r} is not a port (1-65535)")
+        out.append((name, int(text)))
+    check_function_ports(tuple(out), {}, origin=origin)
+    return tuple(sorted(out))
 
 
 def parse_bool(value: Any, origin: str) -> bool:
@@ -259,4 +327,5 @@ _PARSERS: dict[str, Any] = {
     "insecure": parse_bool,
     "max_message_size": parse_size,
     "reload_interval": parse_duration,
+    "function_ports": parse_function_ports,
 }

@@ -21,7 +21,7 @@ from xplane.fn.errors import FunctionLoadError
 SPEC_FILE = "function.yaml"
 _TOP_FIELDS = {
     "apiVersion", "name", "kind", "entrypoint", "protocol", "timeout", "limits", "env", "sandbox", "args",
-    "network", "preopen", "remote", "object", "version", "description",
+    "network", "preopen", "remote", "object", "version", "description", "grpcPort",
 }  # fmt: skip
 _LIMIT_FIELDS = {
     "memory": "memory",
@@ -77,6 +77,17 @@ def parse_duration(value: Any, *, path: Path, field: str) -> float:
     if secs <= 0:
         raise FunctionLoadError(f"must be positive, got {value!r}", path=path, field=field)
     return secs
+
+
+def parse_port(value: Any, *, path: Path, field: str) -> int:
+    """A TCP port (1-65535) from ``9501`` or ``"9501"``. Raises FunctionLoadError."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not isinstance(value, int | str) or not text.isdigit():
+        raise FunctionLoadError(f"expected a port number like 9501, got {value!r}", path=path, field=field)
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise FunctionLoadError(f"port {port} is out of range (1-65535)", path=path, field=field)
+    return port
 
 
 def _is_executable(p: Path) -> bool:
@@ -217,6 +228,8 @@ def spec_from_mapping(
         if key in doc:
             options[key] = doc[key]
     _validate_options(kind, options, spec_file)
+    if "grpcPort" in doc:
+        options["grpc_port"] = parse_port(doc["grpcPort"], path=spec_file, field="grpcPort")
     if options.get("version") is not None:
         options["version"] = str(options["version"])
     return FunctionSpec(
