@@ -1,9 +1,10 @@
-"""Kubernetes' YAML scalar rules and the YAML writer (private to :mod:`xplane.xpkg.yamlk8s`).
+"""Kubernetes' YAML scalar rules (private to :mod:`xplane.xpkg.yamlk8s`); the writer is in ``_yamlemit``.
 
 The rules are go-yaml v2's ``resolve.go`` followed by what ``sigs.k8s.io/yaml`` and
 ``encoding/json`` do to the result (``shared/spec/yaml.md``): which plain scalars are booleans,
 integers, floats or null, how integral floats print, and how non-string mapping keys are
-stringified. The writer quotes every string those rules would read as something else.
+stringified. The writer (:mod:`xplane.xpkg._yamlemit`, re-exported here as ``dump_documents``)
+quotes every string those rules would read as something else.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import struct
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
-
-import yaml
 
 # --- scalar rules (go-yaml v2 resolve.go, then sigs.k8s.io/yaml and encoding/json) -----------------
 
@@ -172,25 +171,9 @@ def go_float32_key(f: float) -> str:
 # --- writing YAML that Crossplane reads back unchanged -----------------------------------------------
 
 
-class _Dumper(yaml.CSafeDumper):
-    """libyaml's emitter; strings Kubernetes would resolve to something else are quoted."""
-
-
-def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
-    style = None
-    if not data or (data[0] in HINTS and resolve_plain(data) is not data) or data == "<<":
-        style = "'"
-    return dumper.represent_scalar(STR, data, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
 def dump_documents(docs: Iterable[Any]) -> bytes:
-    """A YAML stream of ``docs`` as ``xpkg build`` writes ``package.yaml``: keys sorted, each
-    document preceded by ``---``; every value reads back identically with :func:`load_all`."""
-    out = [b"---\n"]
-    for doc in docs:
-        out.append(yaml.dump(doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, encoding="utf-8"))
-        out.append(b"---\n")
-    return b"".join(out)
+    """A YAML stream of ``docs`` as ``xpkg build`` writes ``package.yaml`` (see
+    :func:`xplane.xpkg._yamlemit.dump_documents`, imported on use: that module builds on this one)."""
+    from xplane.xpkg import _yamlemit
+
+    return _yamlemit.dump_documents(docs)
