@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,9 +90,8 @@ class FunctionServer:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(options=options)
-        make = self._handler if self.pinned is None else self._pinned_handler
         for service, version in ((V1_SERVICE, "grpc-v1"), (V1BETA1_SERVICE, "grpc-v1beta1")):
-            handler = grpc.unary_unary_rpc_method_handler(make(version))
+            handler = grpc.unary_unary_rpc_method_handler(self._handler(version))
             server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, {"RunFunction": handler}),)
             )
@@ -140,27 +139,54 @@ class FunctionServer:
         if self.server is not None:
             await self.server.stop(grace)
 
+    def _pick_routed(self) -> Callable[[Any], tuple[Any, str]]:
+        """Entry picker of the main port: the single loaded function, else routing by metadata/host."""
+        router = self.router
+        registry = router.registry
+
+        def pick(context: Any) -> tuple[Any, str]:
+            single = registry.single  # one function loaded: no routing work at all
+            if single is not None:
+                return single, ""
+            try:
+                entry = router.resolve(
+                    name=_metadata_value(context, (FUNCTION_METADATA_KEY,)),
+                    authority=_metadata_value(context, _AUTHORITY_KEYS),
+                )
+            except FunctionNotFoundError as e:
+                return None, str(e)
+            return entry, ""
+
+        return pick
+
+    def _pick_pinned(self) -> Callable[[Any], tuple[Any, str]]:
+        """Entry picker of a function's own port: every call goes to :attr:`pinned`."""
+        router = self.router
+        functions = router.registry.functions
+
+        def pick(context: Any) -> tuple[Any, str]:
+            name = self.pinned or ""
+            entry = functions.get(name)
+            if entry is None:
+                return None, router.not_loaded(name, self.port)
+            return entry, ""
+
+        return pick
+
     def _handler(self, transport: str) -> Any:
+        """The RunFunction handler: pick the function, parse, run, serialise, enforce the size limit."""
         from xplane.fn.proto import fnv1
 
         parse = fnv1.RunFunctionRequest.FromString
         router = self.router
-        registry = router.registry
         run = router.run
         limit = self.max_message_size
+        pick = self._pick_routed() if self.pinned is None else self._pick_pinned()
 
         async def run_function(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            single = registry.single  # one function loaded: no routing work at all
-            if single is not None:
-                entry = single
-            else:
-                try:
-                    entry = router.resolve(
-                        name=_metadata_value(context, (FUNCTION_METADATA_KEY,)),
-                        authority=_metadata_value(context, _AUTHORITY_KEYS),
-                    )
-                except FunctionNotFoundError as e:
-                    await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+            entry, not_found = pick(context)
+            if entry is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, not_found)
             try:
                 req = parse(data)
             except Exception as e:  # protobuf raises DecodeError (and friends) on garbage
@@ -188,51 +214,6 @@ class FunctionServer:
             return out
 
         return run_function
-
-    def _pinned_handler(self, transport: str) -> Any:
-        """The handler of a function's own port: every call goes to :attr:`pinned` (keep in step with
-        :meth:`_handler`, whose per-call path stays free of the extra indirection)."""
-        from xplane.fn.proto import fnv1
-
-        parse = fnv1.RunFunctionRequest.FromString
-        router = self.router
-        registry = router.registry
-        run = router.run
-        limit = self.max_message_size
-
-        async def run_pinned(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            name = self.pinned or ""
-            entry = registry.functions.get(name)
-            if entry is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, router.not_loaded(name, self.port))
-                raise AssertionError("unreachable: abort raises")
-            try:
-                req = parse(data)
-            except Exception as e:
-                router.metrics.count_error(entry.name, "invalid")
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"malformed RunFunctionRequest for function {entry.name!r}: {e}",
-                )
-            try:
-                rsp = await run(
-                    entry, req, transport=transport, deadline=context.time_remaining(), owned=True
-                )
-            except Exception as e:
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f"xplane failed to run function {entry.name!r}: {e}"
-                )
-            out: bytes = rsp.SerializeToString()
-            if len(out) > limit:
-                router.metrics.count_error(entry.name, "too_large")
-                await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"the response of function {entry.name!r} is {len(out)} bytes, over the runner's "
-                    f"message size limit of {limit} bytes (--max-message-size)",
-                )
-            return out
-
-        return run_pinned
 
 
 def declared_port(function: Any) -> int | None:
