@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from xplane.cli.output import print_json, print_yaml
-from xplane.cli.xpkg_pull import cache_option, make_client, registry_flags
+from xplane.cli.xpkg_pull import cache_option, make_client, pull_policy_option, registry_flags
 
 
 def _split_csv(values: tuple[str, ...]) -> list[str]:
@@ -180,13 +180,7 @@ def push(
 @click.command("inspect")
 @click.argument("source")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Output format.")
-@click.option(
-    "--pull-policy",
-    type=click.Choice(["IfNotPresent", "Always", "Never"]),
-    default="IfNotPresent",
-    show_default=True,
-    help="For references: how to use the cache.",
-)
+@pull_policy_option
 @click.option("--platform", default=None, help="Platform to pick from an index (default linux/amd64).")
 @cache_option
 @registry_flags
@@ -273,13 +267,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     show_default=True,
     help="Where to write gzip(package.yaml); the extension is forced to .gz.",
 )
-@click.option(
-    "--pull-policy",
-    type=click.Choice(["IfNotPresent", "Always", "Never"]),
-    default="IfNotPresent",
-    show_default=True,
-    help="For references: how to use the cache.",
-)
+@pull_policy_option
 @cache_option
 @registry_flags
 def extract(

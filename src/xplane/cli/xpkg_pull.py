@@ -41,6 +41,17 @@ def make_client(options: dict[str, Any]) -> RegistryClient:
     return make_registry_client(**options)
 
 
+def pull_policy_option(f: F) -> F:
+    """``--pull-policy IfNotPresent|Always|Never`` (Kubernetes semantics; see docs/cache.md)."""
+    return click.option(
+        "--pull-policy",
+        type=click.Choice([p.value for p in PullPolicy], case_sensitive=False),
+        default=PullPolicy.IF_NOT_PRESENT.value,
+        show_default=True,
+        help="IfNotPresent: use the cache, no registry call; Always: re-resolve the tag; Never: cache only.",
+    )(f)
+
+
 def cache_option(f: F) -> F:
     """``--cache-dir`` (default ``$XPLANE_CACHE_DIR`` or ``$XDG_CACHE_HOME/xplane``)."""
     return click.option(
@@ -146,13 +157,7 @@ def _report(image: Image, output: str | None, from_cache: bool, verb: str) -> No
 
 @click.command("pull")
 @click.argument("ref")
-@click.option(
-    "--pull-policy",
-    type=click.Choice([p.value for p in PullPolicy], case_sensitive=False),
-    default=PullPolicy.IF_NOT_PRESENT.value,
-    show_default=True,
-    help="IfNotPresent: use the cache, no registry call; Always: re-resolve the tag; Never: cache only.",
-)
+@pull_policy_option
 @click.option("--platform", default=None, help="Platform to pick from an index (default linux/amd64).")
 @click.option("-o", "--output", type=click.Choice(["json"]), default=None, help="Machine-readable output.")
 @cache_option
