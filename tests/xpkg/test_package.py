@@ -222,3 +222,22 @@ def test_a_damaged_parsed_cache_entry_is_reparsed(tmp_path: Path) -> None:
     entry = ParsedCache(cache.root).path(image.manifest_digest)
     entry.write_bytes(b"garbage")
     assert read_image_package(image).stream == first.stream
+
+
+def test_a_layout_with_several_images_needs_a_name(tmp_path: Path) -> None:
+    idx = make_test_index(tmp_path, platforms=("linux/amd64", "linux/arm64"))
+    cache = ImageCache(tmp_path / "cache")
+    with pytest.raises(XplaneError, match="(?i)choose"):
+        open_image(str(idx.layout), cache=cache)
+    img = open_image(
+        str(idx.layout), cache=cache, image_name="example.org/test/pkg:multi", platform="linux/arm64"
+    )
+    assert img.digest == idx.index_digest
+    assert img.manifest_digest == idx.images["linux/arm64"].manifest_digest
+    pkg = open_package(str(idx.layout), cache=cache, image_name="example.org/test/pkg:multi")
+    assert pkg.image.manifest_digest == idx.images["linux/amd64"].manifest_digest
+
+
+def test_a_name_is_only_for_files(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="--ref only picks an image inside an archive"):
+        open_image("registry.example.com/x/y:v1", cache=ImageCache(tmp_path / "c"), image_name="x:v1")

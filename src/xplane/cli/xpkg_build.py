@@ -182,6 +182,12 @@ def push(
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Output format.")
 @pull_policy_option
 @click.option("--platform", default=None, help="Platform to pick from an index (default linux/amd64).")
+@click.option(
+    "--ref",
+    "image_name",
+    default=None,
+    help="For a file holding several images: which one (a RepoTag or OCI ref name).",
+)
 @cache_option
 @registry_flags
 def inspect(
@@ -189,6 +195,7 @@ def inspect(
     output: str | None,
     pull_policy: str,
     platform: str | None,
+    image_name: str | None,
     cache_dir: Path | None,
     **registry: Any,
 ) -> None:
@@ -202,6 +209,7 @@ def inspect(
         policy=pull_policy,
         platform=platform,
         client_factory=lambda: make_client(registry),
+        image_name=image_name,
     )
     summary = pkg.summary()
     if output == "json":
@@ -268,6 +276,12 @@ def _print_summary(s: dict[str, Any]) -> None:
     help="Where to write gzip(package.yaml); the extension is forced to .gz.",
 )
 @pull_policy_option
+@click.option(
+    "--ref",
+    "image_name",
+    default=None,
+    help="For a file holding several images: which one (a RepoTag or OCI ref name).",
+)
 @cache_option
 @registry_flags
 def extract(
@@ -275,6 +289,7 @@ def extract(
     from_xpkg: Path | None,
     out: Path,
     pull_policy: str,
+    image_name: str | None,
     cache_dir: Path | None,
     **registry: Any,
 ) -> None:
@@ -290,5 +305,6 @@ def extract(
         cache=ImageCache(cache_dir),
         policy=pull_policy,
         client_factory=lambda: make_client(registry),
+        image_name=image_name,
     )
     click.echo(f"package.yaml written to {path}", err=not sys.stdout.isatty())

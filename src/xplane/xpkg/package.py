@@ -113,11 +113,16 @@ def read_image_package(
     return Package(meta, metas[0], objects, image, source or str(image.reference), stream)
 
 
-def _load_file(path: Path, cache: ImageCache, platform: str | None) -> Image:
+def _load_file(path: Path, cache: ImageCache, platform: str | None, image_name: str | None = None) -> Image:
     from xplane.oci.archive import load_archive
     from xplane.oci.models import Platform
     from xplane.oci.pull import cached_image
     from xplane.oci.reference import to_dns_label
+
+    if (
+        image_name is not None
+    ):  # an archive holding several images: the user names one (as 'xp xpkg load --ref')
+        return load_archive(path, image_name, cache=cache, platform=platform)
 
     # An OCI layout directory changes through its index.json; a file through its size and mtime.
     st = (path / "index.json").stat() if path.is_dir() and (path / "index.json").exists() else path.stat()
@@ -137,12 +142,20 @@ def open_image(
     policy: PullPolicy | str = PullPolicy.IF_NOT_PRESENT,
     platform: str | None = None,
     client_factory: Callable[[], RegistryClient] | None = None,
+    image_name: str | None = None,
 ) -> Image:
-    """The image behind ``source``: a file (loaded into the cache once) or a reference (pulled)."""
+    """The image behind ``source``: a file (loaded into the cache once) or a reference (pulled).
+
+    ``image_name`` picks one image of a file that holds several (a RepoTag or an OCI ref name).
+    """
     cache = cache or ImageCache()
     path = Path(source)
     if path.exists():
-        return _load_file(path, cache, platform)
+        return _load_file(path, cache, platform, image_name)
+    if image_name is not None:
+        raise PackageError(
+            f"{source} is a reference, not a file: --ref only picks an image inside an archive or layout"
+        )
     from xplane.oci.pull import cached_image, pull
 
     ref = Reference.parse(source)
@@ -168,9 +181,17 @@ def open_package(
     policy: PullPolicy | str = PullPolicy.IF_NOT_PRESENT,
     platform: str | None = None,
     client_factory: Callable[[], RegistryClient] | None = None,
+    image_name: str | None = None,
 ) -> Package:
-    """Read the package at ``source`` (a file path or an image reference)."""
-    image = open_image(source, cache=cache, policy=policy, platform=platform, client_factory=client_factory)
+    """Read the package at ``source`` (a file path or an image reference; see :func:`open_image`)."""
+    image = open_image(
+        source,
+        cache=cache,
+        policy=policy,
+        platform=platform,
+        client_factory=client_factory,
+        image_name=image_name,
+    )
     return read_image_package(image, source=source)
 
 
@@ -181,12 +202,15 @@ def extract_to_gzip(
     cache: ImageCache | None = None,
     policy: PullPolicy | str = PullPolicy.IF_NOT_PRESENT,
     client_factory: Callable[[], RegistryClient] | None = None,
+    image_name: str | None = None,
 ) -> Path:
     """Write gzip(package.yaml) of ``source`` to ``out`` (Crossplane's package-cache format), atomically.
 
     Like ``crossplane xpkg extract``, an image with several layers annotated ``base`` is refused.
     """
-    image = open_image(source, cache=cache, policy=policy, client_factory=client_factory)
+    image = open_image(
+        source, cache=cache, policy=policy, client_factory=client_factory, image_name=image_name
+    )
     bases = [d for d in image.layers if d.annotations.get(ANNOTATION_KEY) == PACKAGE_ANNOTATION]
     if len(bases) > 1:
         raise PackageError(
