@@ -13,7 +13,13 @@ import pytest
 from tests.support.certs import TLSCerts
 from tests.support.registry import RegistryServer
 from xplane.oci.errors import ConfigError
-from xplane.oci.settings import RegistryConfig, RegistryOverrides, RegistrySettings, ssl_context_for
+from xplane.oci.registriesconf import load_registries_conf
+from xplane.oci.settings import (
+    RegistryConfig,
+    RegistryOverrides,
+    RegistrySettings,
+    ssl_context_for,
+)
 
 HOST = "reg.example:8443"
 
@@ -151,8 +157,9 @@ def test_registries_conf_insecure(tmp_path: Path, env: dict[str, str]) -> None:
     s = cfg.for_registry("127.0.0.1:5000")
     # insecure = true: skip verification over HTTPS, and HTTP is allowed as a fallback.
     assert s.insecure_skip_verify and s.http_fallback and not s.plain_http
-    assert s.source == f"{conf} ([[registry]] 127.0.0.1:5000)"
-    assert cfg.for_registry("mirror.local:5000").http_fallback
+    assert s.source == f"{conf}:3 ([[registry]] 127.0.0.1:5000)"
+    mirror = cfg.for_registry("mirror.local:5000")
+    assert mirror.http_fallback and mirror.source == f"{conf}:10 ([[registry.mirror]] mirror.local:5000)"
     assert cfg.for_registry("a.dev.example").insecure_skip_verify
     assert cfg.for_registry("a.b.dev.example:443").insecure_skip_verify
     assert not cfg.for_registry("dev.example").insecure_skip_verify
@@ -174,16 +181,16 @@ def test_registries_conf_v1_and_search_order(tmp_path: Path, env: dict[str, str]
     cfg = load(env)  # the user's file replaces the system one, as in containers/image
     assert cfg.for_registry("v1.example:5000").http_fallback
     assert not cfg.for_registry("sys.example").insecure_skip_verify
-    assert cfg.for_registry("v1.example:5000").source == f"{user} ([registries.insecure] v1.example:5000)"
+    assert cfg.for_registry("v1.example:5000").source == f"{user}:1 ([registries.insecure] v1.example:5000)"
     assert system.exists()
 
 
 def test_registries_conf_errors(tmp_path: Path, env: dict[str, str]) -> None:
     conf = write(tmp_path / "r.conf", '[[registry]]\nlocation = "x"\ninsecure = tru\n')
-    with pytest.raises(ConfigError, match=rf"{conf}: invalid TOML: .*line 3"):
+    with pytest.raises(ConfigError, match=rf"^{conf}:3: invalid TOML: .*column 12"):
         load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)})
     write(conf, '[[registry]]\nlocation = "x"\ninsecure = "yes"\n')
-    with pytest.raises(ConfigError, match="insecure must be true or false"):
+    with pytest.raises(ConfigError, match=rf"^{conf}:3: .*insecure must be true or false"):
         load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)})
     with pytest.raises(ConfigError, match="cannot read"):
         load({**env, "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "missing.conf")})
@@ -194,10 +201,218 @@ def test_xplane_config_wins_over_registries_conf(tmp_path: Path, env: dict[str, 
     path = xplane_config(env, 'registries: {"127.0.0.1:5000": {plainHTTP: true}}\n')
     s = load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)}).for_registry("127.0.0.1:5000")
     assert s.plain_http and not s.http_fallback
-    assert s.source == f"{conf} ([[registry]] 127.0.0.1:5000); {path}:1"
+    assert s.source == f"{conf}:1 ([[registry]] 127.0.0.1:5000); {path}:1"
     xplane_config(env, 'registries: {"127.0.0.1:5000": {insecureSkipVerify: false}}\n')
     s = load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)}).for_registry("127.0.0.1:5000")
     assert not s.insecure_skip_verify and s.http_fallback
+
+
+# -- registries.conf.d drop-ins -------------------------------------------------------------------
+
+
+def system_dir(env: dict[str, str]) -> Path:
+    return sysroot(env) / "etc/containers/registries.conf.d"
+
+
+def user_dir(env: dict[str, str]) -> Path:
+    return Path(env["XDG_CONFIG_HOME"]) / "containers/registries.conf.d"
+
+
+def insecure_hosts(cfg: RegistryConfig, *hosts: str) -> set[str]:
+    return {h for h in hosts if cfg.for_registry(h).insecure_skip_verify}
+
+
+HOSTS = ("a.example", "b.example", "c.example", "d.example", "mirror.example:5000", "u.example")
+
+
+def test_drop_ins_merge_per_prefix_in_lexical_order(env: dict[str, str]) -> None:
+    write(
+        sysroot(env) / "etc/containers/registries.conf",
+        """\
+[[registry]]
+location = "a.example"
+insecure = true
+
+[[registry]]
+location = "b.example"
+insecure = true
+  [[registry.mirror]]
+  location = "mirror.example:5000"
+  insecure = true
+""",
+    )
+    assert insecure_hosts(load(env), *HOSTS) == {"a.example", "b.example", "mirror.example:5000"}
+    # "10-" sorts before "9-": lexical, not numeric. Later files replace a prefix's whole entry.
+    write(system_dir(env) / "9-last.conf", '[[registry]]\nlocation = "c.example"\ninsecure = false\n')
+    off = write(
+        system_dir(env) / "10-first.conf",
+        """\
+# a drop-in may hold only some registries
+[[registry]]
+location = "a.example"
+
+[[registry]]
+location = "b.example"
+insecure = true
+
+[[registry]]
+location = "c.example"
+insecure = true
+""",
+    )
+    write(system_dir(env) / "ignored.conf.bak", '[[registry]]\nlocation = "d.example"\ninsecure = true\n')
+    write(
+        system_dir(env) / "sub.conf" / "nested.conf",
+        '[[registry]]\nlocation = "d.example"\ninsecure = true\n',
+    )
+    write(system_dir(env) / "aliases.conf", '[aliases]\n"alpine" = "docker.io/library/alpine"\n')
+    cfg = load(env)
+    # a: switched off; b: redefined without its mirror; c: on in 10-first, off again in 9-last.
+    assert insecure_hosts(cfg, *HOSTS) == {"b.example"}
+    assert cfg.for_registry("b.example").source == f"{off}:5 ([[registry]] b.example)"
+    # The user's directory comes after the system's, whatever the names.
+    user = write(user_dir(env) / "00.conf", '[[registry]]\nlocation = "d.example"\ninsecure = true\n')
+    write(user_dir(env) / "01.conf", '[[registry]]\nlocation = "c.example"\ninsecure = true\n')
+    cfg = load(env)
+    assert insecure_hosts(cfg, *HOSTS) == {"b.example", "c.example", "d.example"}
+    assert cfg.for_registry("d.example").source == f"{user}:1 ([[registry]] d.example)"
+
+
+def test_drop_ins_replace_by_prefix_not_by_host(env: dict[str, str]) -> None:
+    write(
+        sysroot(env) / "etc/containers/registries.conf",
+        """\
+[[registry]]
+prefix = "a.example/team"
+location = "a.example"
+insecure = true
+
+[[registry]]
+prefix = "b.example"
+location = "b.example"
+insecure = true
+
+[[registry]]
+prefix = "b.example"
+location = "b.example"
+insecure = true
+  [[registry.mirror]]
+  location = "mirror.example:5000"
+  insecure = true
+""",
+    )
+    # Within one file the first entry of a prefix wins (its mirror-less twin shadows the second).
+    assert insecure_hosts(load(env), *HOSTS) == {"a.example", "b.example"}
+    write(system_dir(env) / "x.conf", '[[registry]]\nlocation = "a.example"\ninsecure = false\n')
+    # Another prefix for the same host does not replace "a.example/team" (and TLS is per host).
+    assert insecure_hosts(load(env), *HOSTS) == {"a.example", "b.example"}
+
+
+def test_drop_in_directories_follow_containers_image(tmp_path: Path, env: dict[str, str]) -> None:
+    write(system_dir(env) / "s.conf", '[[registry]]\nlocation = "a.example"\ninsecure = true\n')
+    write(user_dir(env) / "u.conf", '[[registry]]\nlocation = "u.example"\ninsecure = true\n')
+    # No registries.conf at all: both directories still apply.
+    assert insecure_hosts(load(env), *HOSTS) == {"a.example", "u.example"}
+    # $CONTAINERS_REGISTRIES_CONF replaces the main file only: both directories still apply.
+    main = write(tmp_path / "main.conf", '[[registry]]\nlocation = "b.example"\ninsecure = true\n')
+    cfg = load({**env, "CONTAINERS_REGISTRIES_CONF": str(main)})
+    assert insecure_hosts(cfg, *HOSTS) == {"a.example", "b.example", "u.example"}
+    # $CONTAINERS_REGISTRIES_CONF_DIR replaces both directories.
+    own = write(tmp_path / "own.d" / "o.conf", '[[registry]]\nlocation = "c.example"\ninsecure = true\n')
+    cfg = load(
+        {**env, "CONTAINERS_REGISTRIES_CONF": str(main), "CONTAINERS_REGISTRIES_CONF_DIR": str(own.parent)}
+    )
+    assert insecure_hosts(cfg, *HOSTS) == {"b.example", "c.example"}
+    # A user registries.conf replaces the system file *and* the system directory.
+    write(Path(env["XDG_CONFIG_HOME"]) / "containers/registries.conf", "")
+    assert insecure_hosts(load(env), *HOSTS) == {"u.example"}
+    # Without $XDG_CONFIG_HOME the user's files are under ~/.config.
+    home_env = {"HOME": env["HOME"]}
+    write(
+        Path(env["HOME"]) / ".config/containers/registries.conf.d/h.conf",
+        '[[registry]]\nlocation = "d.example"\ninsecure = true\n',
+    )
+    assert insecure_hosts(RegistryConfig.load(env=home_env, system_root=sysroot(env)), *HOSTS) == {
+        "a.example",
+        "d.example",
+    }
+
+
+def test_real_shortnames_drop_in_is_accepted(env: dict[str, str]) -> None:
+    shipped = Path("/etc/containers/registries.conf.d/shortnames.conf")
+    if not shipped.is_file():
+        pytest.skip("no shortnames.conf on this machine")
+    write(system_dir(env) / "000-shortnames.conf", shipped.read_text())
+    assert load(env).for_registry("docker.io") == RegistrySettings(host="docker.io")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('[[registry]]\nlocation = "x"\ninsecure = tru\n', 3, r"invalid TOML: .*\(column 12\)"),
+        (
+            '[[registry]]\nlocation = "x"\n\n[[registry]]\nlocation = "y"\ninsecure = 1\n',
+            6,
+            "'y': insecure must be",
+        ),
+        ('[[registry]]\nlocation = "x"\nblocked = "no"\n', 3, "'x': blocked must be true or false"),
+        ('[registries.insecure]\nregistries = ["x"]\n', 1, r"drop-in must use the v2 format"),
+        ('[[registry]]\nlocation = "https://x"\n', 2, "URI schemes are not supported"),
+        ("[[registry]]\ninsecure = true\n", 1, "needs a location or a prefix"),
+        ('[[registry]]\nprefix = "x/y"\n', 1, "location is unset and prefix is not"),
+        ('[[registry]]\nprefix = "*.x:5000"\n', 2, r"wildcard prefix '\*.x:5000' must be"),
+        ('[[registry]]\nlocation = "x"\n  [[registry.mirror]]\n  insecure = true\n', 3, "has no location"),
+        (
+            '[[registry]]\nlocation = "x"\n  [[registry.mirror]]\n  location = "m"\n  insecure = "y"\n',
+            5,
+            "'m': insecure must be",
+        ),
+        (
+            '[[registry]]\nprefix = "p"\nlocation = "x"\n[[registry]]\nlocation = "x"\ninsecure = true\n',
+            6,
+            "'x' is defined more than once with conflicting 'insecure'",
+        ),
+        ('registry = "x"\n', None, r"'registry' must be an array of tables"),
+        ('registry = [{location = "x", insecure = 1}]\n', None, "'x': insecure must be"),
+        ("[[registry]]\nlocation = 5\n", 2, "location must be a string"),
+    ],
+)
+def test_malformed_drop_ins_name_file_and_line(
+    env: dict[str, str], text: str, line: int | None, message: str
+) -> None:
+    write(system_dir(env) / "00-good.conf", '[[registry]]\nlocation = "ok.example"\ninsecure = true\n')
+    bad = write(system_dir(env) / "50-bad.conf", text)
+    where = f"{bad}:{line}" if line is not None else str(bad)
+    with pytest.raises(ConfigError, match=rf"^{where}: .*{message}"):
+        load(env)
+
+
+def test_drop_in_removed_after_listing_is_skipped(tmp_path: Path) -> None:
+    kept = write(tmp_path / "b.conf", '[[registry]]\nlocation = "b.example"\ninsecure = true\n')
+    entries = load_registries_conf(None, [tmp_path / "a-gone.conf", kept])
+    assert [(pattern, e.source) for pattern, e in entries] == [
+        ("b.example", f"{kept}:1 ([[registry]] b.example)")
+    ]
+    with pytest.raises(ConfigError, match="cannot read .*main.conf: file not found"):
+        load_registries_conf(tmp_path / "main.conf", [kept])
+
+
+def test_main_file_rules(tmp_path: Path, env: dict[str, str]) -> None:
+    conf = write(
+        tmp_path / "r.conf",
+        'unqualified-search-registries = ["docker.io"]\n\n[registries.insecure]\nregistries = ["x"]\n',
+    )
+    with pytest.raises(ConfigError, match=rf"^{conf}:3: mixing the v1 format"):
+        load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)})
+    write(
+        conf,
+        '[registries.block]\nregistries = ["b.example"]\n[registries.insecure]\nregistries = ["a.example"]\n',
+    )
+    cfg = load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)})
+    assert insecure_hosts(cfg, *HOSTS) == {"a.example"}
+    # A v2 drop-in replaces a v1 host (its prefix is the host).
+    write(user_dir(env) / "a.conf", '[[registry]]\nlocation = "a.example"\n')
+    assert insecure_hosts(load({**env, "CONTAINERS_REGISTRIES_CONF": str(conf)}), *HOSTS) == set()
 
 
 # -- certs.d ------------------------------------------------------------------------------------

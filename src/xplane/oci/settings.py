@@ -5,7 +5,8 @@
     certs.d/<host:port>/   ($XDG_CONFIG_HOME/containers/certs.d, /etc/containers/certs.d,
                             /etc/docker/certs.d: the first that has the host's directory)
     registries.conf        ($CONTAINERS_REGISTRIES_CONF, else $XDG_CONFIG_HOME/containers/registries.conf
-                            if present, else /etc/containers/registries.conf): insecure = true
+                            if present, else /etc/containers/registries.conf) and its
+                            registries.conf.d/*.conf drop-ins: insecure = true
     xplane's config.yaml   ($XPLANE_CONFIG, else $XDG_CONFIG_HOME/xplane/config.yaml)
     CLI overrides          (RegistryOverrides: apply to every registry of one command)
 
@@ -19,7 +20,6 @@ import logging
 import os
 import ssl
 import threading
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xplane.oci.errors import ConfigError
+from xplane.oci.registriesconf import _Entry, load_registries_conf, registries_conf_files
 
 if TYPE_CHECKING:
     import yaml  # imported at run time only when a config file is read (keeps `xp` start-up lean)
@@ -62,19 +63,6 @@ class RegistryOverrides:
     plain_http: bool = False
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One registry's settings from one file; None means "not said here"."""
-
-    source: str
-    plain_http: bool | None = None
-    insecure_skip_verify: bool | None = None
-    insecure: bool | None = None  # registries.conf: HTTP or skip-verify
-    ca_files: tuple[Path, ...] = ()
-    client_cert: Path | None = None
-    client_key: Path | None = None
-
-
 @dataclass
 class RegistryConfig:
     """Per-registry settings from xplane's config, registries.conf and certs.d, plus CLI overrides."""
@@ -107,10 +95,8 @@ class RegistryConfig:
         xplane = load_xplane_config(path) if path is not None and path.is_file() else {}
         if config_file is not None and not config_file.is_file():
             raise ConfigError(f"config file {config_file} does not exist")
-        containers: tuple[tuple[str, _Entry], ...] = ()
-        conf = _registries_conf_path(env, config_home, system_root)
-        if conf is not None:
-            containers = load_registries_conf(conf)
+        conf, drop_ins = registries_conf_files(env, config_home, system_root)
+        containers = load_registries_conf(conf, drop_ins)
         roots = [
             *([config_home / "containers" / "certs.d"] if config_home else []),
             system_root / "etc" / "containers" / "certs.d",
@@ -176,18 +162,6 @@ def _xplane_config_path(env: Mapping[str, str], config_home: Path | None) -> Pat
     if env.get("XPLANE_CONFIG"):
         return Path(env["XPLANE_CONFIG"])
     return config_home / "xplane" / "config.yaml" if config_home else None
-
-
-def _registries_conf_path(env: Mapping[str, str], config_home: Path | None, system_root: Path) -> Path | None:
-    if env.get("CONTAINERS_REGISTRIES_CONF"):
-        return Path(env["CONTAINERS_REGISTRIES_CONF"])
-    for candidate in (
-        *([config_home / "containers" / "registries.conf"] if config_home else []),
-        system_root / "etc" / "containers" / "registries.conf",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _host_matches(pattern: str, host: str) -> bool:
@@ -293,47 +267,6 @@ def _registry_entry(path: Path, hnode: yaml.Node, snode: yaml.Node) -> _Entry:
     if kw.get("plain_http") and (ca or "client_cert" in kw):
         raise _err(path, hnode, f"{hnode.value!r}: plainHTTP cannot be combined with TLS files")
     return _Entry(source=f"{path}:{hnode.start_mark.line + 1}", ca_files=tuple(ca), **kw)
-
-
-# -- containers' registries.conf ----------------------------------------------------------------
-
-
-def load_registries_conf(path: Path) -> tuple[tuple[str, _Entry], ...]:
-    """``[[registry]]`` (v2, with ``[[registry.mirror]]``) and ``[registries.insecure]`` (v1) entries."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}", hint="check the file with podman info") from None
-    out: list[tuple[str, _Entry]] = []
-    regs = data.get("registry", [])
-    if not isinstance(regs, list):
-        raise ConfigError(f"{path}: 'registry' must be an array of tables ([[registry]])")
-    for i, reg in enumerate(regs):
-        if not isinstance(reg, dict):
-            raise ConfigError(f"{path}: [[registry]] #{i + 1} is not a table")
-        loc = reg.get("location") or reg.get("prefix")
-        insecure = reg.get("insecure", False)
-        if not isinstance(insecure, bool):
-            raise ConfigError(f"{path}: [[registry]] {loc!r}: insecure must be true or false")
-        if isinstance(loc, str) and loc and insecure:
-            out.append((loc, _Entry(source=f"{path} ([[registry]] {loc})", insecure=True)))
-        for m in reg.get("mirror", []) or []:
-            if isinstance(m, dict) and isinstance(m.get("location"), str) and m.get("insecure") is True:
-                mloc = m["location"]
-                out.append((mloc, _Entry(source=f"{path} ([[registry.mirror]] {mloc})", insecure=True)))
-    v1 = data.get("registries", {})
-    insecure_v1 = v1.get("insecure", {}).get("registries", []) if isinstance(v1, dict) else []
-    if not isinstance(insecure_v1, list):
-        raise ConfigError(f"{path}: [registries.insecure] registries must be a list")
-    out.extend(
-        (str(h), _Entry(source=f"{path} ([registries.insecure] {h})", insecure=True)) for h in insecure_v1
-    )
-    return tuple(out)
-
-
-# -- certs.d ------------------------------------------------------------------------------------
 
 
 def read_certs_d(roots: tuple[Path, ...], host: str) -> _Entry | None:
