@@ -362,3 +362,51 @@ def test_validator_mode_skips_object_kinds() -> None:
     assert lint_package(docs, check_objects=False).ok
     bad = _with_meta(FUNCTION, crossplane={"version": "foo"})
     assert not lint_package(bad, check_objects=False).ok
+
+
+# ---- constraint-v15: constraints Crossplane ≤ v2.2 (Masterminds/semver v1.5) reads differently -----
+
+
+def test_crossplane_version_v15_parse_error_warns() -> None:
+    result = lint_package(_with_meta(CONFIGURATION, crossplane={"version": ">=v2.0.0-0 <v3"}))
+    assert result.ok  # v2.3+ parses it, so upstream builds it
+    assert [f.code for f in result.warnings] == ["constraint-v15"]
+    w = result.warnings[0]
+    assert w.message.startswith(
+        "spec.crossplane.version '>=v2.0.0-0 <v3' is a parse error on Crossplane ≤ v2.2 "
+        "(Masterminds/semver v1.5 splits AND groups on commas only); write '>=v2.0.0-0, <v3'"
+    )
+    assert w.hint and "Masterminds/semver v1.5" in w.hint
+    assert (w.file, w.object) == ("crossplane.yaml", "Configuration/platform-ref-network")
+
+
+@pytest.mark.parametrize(
+    ("version", "fragment"),
+    [
+        (">=v1.0.0 <v2.0.0", "is a parse error on Crossplane ≤ v2.2"),
+        ("^0.2.3", "admits 0.3.0 on Crossplane ≤ v2.2, which v2.3+ rejects"),
+        (">=v1.0.0-0, <v2.0.0", "rejects 1.0.0-0 on Crossplane ≤ v2.2, which v2.3+ admits"),
+    ],
+)
+def test_dependency_version_v15_warns(version: str, fragment: str) -> None:
+    deps = [{"provider": "xpkg.crossplane.io/o/p", "version": version}]
+    result = lint_package(_with_meta(CONFIGURATION, dependsOn=deps))
+    assert result.ok
+    assert [f.code for f in result.warnings] == ["constraint-v15"]
+    assert result.warnings[0].message.startswith(f"spec.dependsOn[0].version '{version}' {fragment}")
+
+
+@pytest.mark.parametrize("version", [">=v1.0.0, <v2.0.0", "~v1.2", ">=v0.2.0-0", "sha256:" + "a" * 64])
+def test_constraints_read_alike_do_not_warn(version: str) -> None:
+    docs = _with_meta(
+        CONFIGURATION,
+        crossplane={"version": version},
+        dependsOn=[{"provider": "xpkg.crossplane.io/o/p", "version": version}],
+    )
+    codes = [f.code for f in lint_package(docs).findings]
+    assert "constraint-v15" not in codes
+
+
+def test_unparseable_constraint_is_an_error_not_a_v15_warning() -> None:
+    result = lint_package(_with_meta(CONFIGURATION, crossplane={"version": "foo"}))
+    assert [f.code for f in result.findings] == ["crossplane-version"]

@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "satisfies": "semver",
     "is_complete_tag": "semver",
     "is_digest_constraint": "semver",
+    "v15_difference": "semver15",
     # meta, objects, lint
     "PackageMeta": "meta",
     "Configuration": "meta",

@@ -8,8 +8,9 @@ first one upstream would have returned in :attr:`LintResult.upstream_error` (``x
 as ``failed to build package: failed to lint package: <error>``).
 
 It adds warnings upstream lacks (codes ``dependency-version``, ``invalid-dependency``,
-``unqualified-package``, ``package-has-tag``, ``meta-name``): a package that passes upstream lint
-can still fail to install for these reasons.
+``unqualified-package``, ``package-has-tag``, ``meta-name``, ``constraint-v15``): a package that
+passes upstream lint can still fail to install for these reasons. ``constraint-v15`` flags a version
+constraint that Crossplane ≤ v2.2 (Masterminds/semver v1.5) reads differently from v2.3+.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindErr
 from xplane.xpkg.meta import Dependency, PackageMeta
 from xplane.xpkg.objects import classify, is_meta_package
 from xplane.xpkg.semver import Constraint, Version, is_digest_constraint
+from xplane.xpkg.semver15 import v15_difference
 
 ERR_NOT_EXACTLY_ONE_META = "not exactly one package meta type"
 ERR_NOT_META = "meta type is not a package"
@@ -35,6 +37,10 @@ ERR_OR_FMT = "object did not pass any of the linters with following errors: {}"
 
 Severity = Literal["error", "warning"]
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_V15_HINT = (
+    "Crossplane up to v2.2 checks constraints with Masterminds/semver v1.5, v2.3 and later with v3; "
+    "if the package must install on both, write a constraint both read alike"
+)
 
 
 @dataclass(frozen=True)
@@ -324,8 +330,16 @@ def _lint_meta(
                         f"spec.crossplane.version is {constraint!r}; a prerelease Crossplane needs a -0 bound"
                     )
                     out.append(Finding.at(loc, "error", "crossplane-incompatible", err, hint))
+            out.extend(_v15_warning(loc, "spec.crossplane.version", constraint))
     out.extend(_meta_warnings(loc, meta))
     return meta, out
+
+
+def _v15_warning(loc: Located, field: str, constraint: str) -> list[Finding]:
+    diff = v15_difference(constraint)
+    return (
+        [] if diff is None else [Finding.at(loc, "warning", "constraint-v15", f"{field} {diff}", _V15_HINT)]
+    )
 
 
 def _meta_warnings(loc: Located, meta: PackageMeta) -> list[Finding]:
@@ -368,6 +382,8 @@ def _dependency_warnings(loc: Located, i: int, dep: Dependency) -> list[Finding]
                     "or a digest 'sha256:<64 hex>'",
                 )
             )
+        else:
+            out.extend(_v15_warning(loc, f"{path}.version", version))
     out.extend(_reference_warnings(loc, path, pkg))
     return out
 

@@ -16,7 +16,8 @@ corners, so a package that installs on a cluster resolves the same way here:
 
 Error messages are v3.5's, e.g. ``improper constraint: "foo"``. Masterminds v1.5 (Crossplane up to
 v2.2) differed: AND only by comma, ``^0.x`` pinned the major only, the prerelease rule applied per
-constraint and errors were unquoted.
+constraint, partial versions read otherwise and errors were unquoted; :func:`v15_difference` says
+how it would read a given constraint differently.
 """
 
 from __future__ import annotations
@@ -369,10 +370,10 @@ def _parse_atom(text: str) -> _Atom:
     return _Atom(op, orig, con, dirty, minor_dirty, patch_dirty)
 
 
-def _rewrite_range(s: str) -> str:
+def _rewrite_range(s: str, tail: str = " ") -> str:
     out = s
     for m in _RANGE.finditer(s):
-        out = out.replace(m.group(0), f">= {m.group(1)}, <= {m.group(11)} ", 1)
+        out = out.replace(m.group(0), f">= {m.group(1)}, <= {m.group(11)}{tail}", 1)
     return out
 
 
