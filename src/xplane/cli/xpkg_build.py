@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from xplane.cli.output import print_json, print_yaml
 from xplane.cli.xpkg_pull import cache_option, make_client, pull_policy_option, registry_flags
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def image_name_option(f: F) -> F:
+    """``--ref NAME``: which image of an archive or layout holding several (``inspect``, ``extract``)."""
+    return click.option(
+        "--ref",
+        "image_name",
+        default=None,
+        help="For a file holding several images: which one (a RepoTag or OCI ref name).",
+    )(f)
 
 
 def _split_csv(values: tuple[str, ...]) -> list[str]:
@@ -182,12 +195,7 @@ def push(
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Output format.")
 @pull_policy_option
 @click.option("--platform", default=None, help="Platform to pick from an index (default linux/amd64).")
-@click.option(
-    "--ref",
-    "image_name",
-    default=None,
-    help="For a file holding several images: which one (a RepoTag or OCI ref name).",
-)
+@image_name_option
 @cache_option
 @registry_flags
 def inspect(
@@ -276,12 +284,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     help="Where to write gzip(package.yaml); the extension is forced to .gz.",
 )
 @pull_policy_option
-@click.option(
-    "--ref",
-    "image_name",
-    default=None,
-    help="For a file holding several images: which one (a RepoTag or OCI ref name).",
-)
+@image_name_option
 @cache_option
 @registry_flags
 def extract(
