@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.support.procs import serve_http, stop_http
+
 DROP = "drop"
 STATUS = "status"
 DELAY = "delay"
@@ -104,31 +106,24 @@ class FaultProxy:
         class _Handler(_ProxyHandler):
             fault_proxy = proxy
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._port = int(httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-proxy", daemon=True
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve_http(_Handler, "fault-proxy")
+        self._port = int(self._httpd.server_address[1])
         return self
 
     def stop(self) -> None:
         """Stop accepting, close open client connections. Idempotent."""
         if self._httpd is None:
             return
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        stop_http(self._httpd, self._thread, before_join=self._close_connections)
+        self._httpd = None
+        self._thread = None
+
+    def _close_connections(self) -> None:
         with self._lock:
             conns = list(self._conns)
         for c in conns:
             with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
 
     def __enter__(self) -> FaultProxy:
         return self.start()

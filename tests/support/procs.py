@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from xplane.errors import XplaneError
@@ -111,3 +112,31 @@ def _kill_all() -> None:
         procs = list(_live.values())
     for p in procs:
         kill(p)
+
+
+def serve_http(
+    handler: type[BaseHTTPRequestHandler], name: str
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threaded HTTP server for ``handler`` on a free 127.0.0.1 port, serving in a daemon thread."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    )
+    thread.start()
+    return httpd, thread
+
+
+def stop_http(
+    httpd: ThreadingHTTPServer,
+    thread: threading.Thread | None,
+    *,
+    before_join: Callable[[], None] | None = None,
+) -> None:
+    """Stop a server from :func:`serve_http`: no new connections, socket closed, thread joined."""
+    httpd.shutdown()
+    httpd.server_close()
+    if before_join is not None:
+        before_join()
+    if thread is not None:
+        thread.join(timeout=5)

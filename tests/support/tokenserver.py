@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.certs import TLSCerts
+from tests.support.procs import serve_http, stop_http
 
 DEFAULT_SERVICE = "test-registry"
 DEFAULT_ISSUER = "test-issuer"
@@ -104,23 +105,14 @@ class TokenServer:
         class _Handler(_TokenHandler):
             token_server = server
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="token-server", daemon=True
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve_http(_Handler, "token-server")
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket. Idempotent."""
         if self._httpd is None:
             return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_http(self._httpd, self._thread)
         self._httpd = None
         self._thread = None
 
