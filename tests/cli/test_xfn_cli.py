@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.procs import free_port
 from xplane.cli.xfn import main
 
 SDK_FUNCTION = textwrap.dedent(
@@ -150,15 +150,9 @@ def test_xp_fn_run_is_the_same_command(
     assert json.loads(capsys.readouterr().out)["meta"]["tag"] == "cli"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_xfn_process_becomes_ready_and_stops_on_sigterm(functions: Path, tmp_path: Path) -> None:
     _need_loader()
-    http_port = _free_port()
+    http_port = free_port()
     env = {**os.environ, "LISTEN_ADDR": f"127.0.0.1:{http_port}", "FUNCTIONS_DIR": str(functions)}
     xfn = Path(sys.executable).parent / "xfn"
     argv = [str(xfn)] if xfn.exists() else [sys.executable, "-m", "xplane.cli.xfn"]

@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
+from tests.support.procs import free_port
 from xplane.fn.proto import grpcv1, request_to_json
 
 
@@ -129,9 +130,7 @@ def test_fatal_results_are_counted_as_errors(tmp_path: Path) -> None:
 
 def test_ready_reports_whether_crossplane_api_answers(tmp_path: Path) -> None:
     write_function(tmp_path, "f")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
+    dead_port = free_port()  # nobody listens there
     with running(test_settings(tmp_path, crossplane_api_url=f"http://user:pw@127.0.0.1:{dead_port}")) as r:
         status, body = jhttp(r, "/ready")
     assert status == 200  # the runner does not need the API to serve

@@ -35,6 +35,7 @@ from tests.fn.test_runner_fixtures import (
     xr_request,
 )
 from tests.support.certs import TLSCerts
+from tests.support.procs import free_port
 from xplane.fn.errors import FunctionLoadError
 from xplane.fn.proto import fnv1beta1, grpcv1, grpcv1beta1
 from xplane.fn.runner import Runner
@@ -42,13 +43,6 @@ from xplane.fn.settings import Address, RunnerConfigError, Settings
 from xplane.fn.spec import load_spec_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_discover(root: Path) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import io
-import socket
 import time
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from tests.oci.test_client import FAST, fetch, make_client, plain, push_image
 from tests.support.faultproxy import FaultProxy
 from tests.support.images import TestImage
+from tests.support.procs import free_port
 from tests.support.registry import RegistryServer
 from xplane.oci.errors import (
     AuthorizationError,
@@ -163,9 +163,7 @@ def test_read_timeout_is_bounded(fault_proxy: FaultProxy, pushed: Reference) -> 
 
 
 def test_dead_registry_fails_fast() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        host = f"127.0.0.1:{s.getsockname()[1]}"
+    host = f"127.0.0.1:{free_port()}"  # a port nobody listens on
     start = time.monotonic()
     # the default policy, as the CLI uses it
     with (

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,11 +33,43 @@ class TestServerError(XplaneError):
     __test__ = False  # not a pytest test class
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A currently free TCP port on ``host`` (bind port 0, read it back, close)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A free TCP port on ``host`` that nothing else in this run will be given.
+
+    Ports come from *below* the kernel's ephemeral range, so a listener bound to port 0 or an
+    outgoing connection can never take a port between the moment it is handed out here and the
+    moment a server binds it; and no port is handed out twice in one process. The start is
+    randomised per process, so parallel test runs rarely probe the same ports.
+    """
+    low_eph, _ = _ephemeral_range()
+    low, high = 10000, max(10001, low_eph - 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with _port_lock:
+        start = random.randrange(low, high)
+        for offset in range(high - low):
+            port = low + (start - low + offset) % (high - low)
+            if port in _handed_out:
+                continue
+            with socket.socket(family) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise TestServerError(f"no free port on {host} in {low}-{high}")
 
 
 def _pdeathsig() -> Callable[[], None] | None:
