@@ -227,6 +227,31 @@ def test_errors_carry_file_line_and_column(text: str, line: int, column: int) ->
     assert str(e.value).startswith(f"pkg/crds.yaml:{line}:{column}: ")
 
 
+NON_SPECIFIC = [
+    ("a: ! 12", {"a": "12"}),
+    ("a: !  true", {"a": "true"}),
+    ("a: ! ~", {"a": "~"}),
+    ("a: ! null", {"a": "null"}),
+    ("a: ! 1.5", {"a": "1.5"}),
+    ("a: !\n  0x1F", {"a": "0x1F"}),
+    ("a: [! true, ! 1.5, true, 2]", {"a": ["true", "1.5", True, 2]}),
+    ("a: &x ! 12\nb: *x", {"a": "12", "b": "12"}),
+    ("a: ! &x 12", {"a": "12"}),
+    ("\u00e9t\u00e9: &x ! 12", {"\u00e9t\u00e9": "12"}),  # marks count characters, not bytes
+    ("! true: x", {"true": "x"}),
+    ("! ~: x", {"~": "x"}),
+    ("a: &x 12\nb: !!str 1\nc: true", {"a": 12, "b": "1", "c": True}),  # '!' elsewhere changes nothing
+    ("a: ! abc", {"a": "abc"}),
+    ("a: ! [1, true]", {"a": [1, True]}),  # on a collection the tag means nothing to its items
+]
+
+
+@pytest.mark.parametrize(("text", "want"), NON_SPECIFIC, ids=[repr(t) for t, _ in NON_SPECIFIC])
+def test_the_non_specific_tag_keeps_the_text(text: str, want: object) -> None:
+    # go-yaml v2 resolves only untagged plain scalars; libyaml (and PyYAML) treat `!` as untagged
+    assert loads(text) == want
+
+
 def test_bad_encoding_is_located() -> None:
     with pytest.raises(YAMLError) as e:
         load_all(b"a: 1\nb: \xff\xfe\n", file="x.yaml")

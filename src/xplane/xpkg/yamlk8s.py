@@ -163,14 +163,19 @@ class _Parser(CParser):
 class _Builder:
     """Turns one composed document into JSON-like values with Kubernetes' rules."""
 
-    __slots__ = ("aliases", "budget", "file", "line0", "path", "warnings")
+    __slots__ = ("_text", "aliases", "bang", "budget", "data", "file", "line0", "path", "warnings")
 
-    def __init__(self, file: str | None, line0: int, warnings: list[YAMLWarning], aliases: bool, size: int):
+    def __init__(
+        self, file: str | None, line0: int, warnings: list[YAMLWarning], aliases: bool, data: bytes
+    ) -> None:
+        self.data = data
+        self._text: str | bytes | None = None  # ``data`` indexable by libyaml's character marks
+        self.bang = b"!" in data  # a tag may be present: only then can a plain scalar carry ``!``
         self.file = file
         self.line0 = line0
         self.warnings = warnings
         self.aliases = aliases  # the text holds '*': nodes may repeat, so guard against cycles and bombs
-        self.budget = 4 * size + 100_000
+        self.budget = 4 * len(data) + 100_000
         self.path: set[int] = set()
 
     # positions
@@ -248,6 +253,8 @@ class _Builder:
             if v and v[0] not in HINTS:
                 return v
             r = resolve_plain(v)
+            if self.bang and type(r) is not str and self._non_specific(node):
+                return v  # `! 12`: the non-specific tag keeps the text, as in go-yaml
             if type(r) is bool and v in SURPRISING_BOOLS:
                 self.warn(
                     node, f"plain {v!r} is read as boolean {str(r).lower()} (YAML 1.1); quote it for a string"
@@ -258,6 +265,36 @@ class _Builder:
                 return self._binary(node)
             return v  # quoted, '!' or an unknown tag: go-yaml keeps the text
         return self._tagged(node, tag, v)
+
+    def _non_specific(self, node: Node) -> bool:
+        """Whether a plain scalar carries the non-specific tag ``!`` (libyaml resolves it as untagged).
+
+        Only called for scalars that resolve to something other than a string: the node's start
+        mark is at its value unless properties (an anchor, a tag) come first.
+        """
+        m = node.start_mark
+        if m is None:
+            return False
+        text = self._text
+        if text is None:
+            data = self.data
+            text = self._text = data if data.isascii() else data.decode("utf-8", "replace").lstrip("\ufeff")
+        i = m.index
+        head = text[i : i + 1]
+        first = node.value[:1]
+        if isinstance(head, bytes):
+            head = head.decode("latin-1")
+        if head == first or head not in ("!", "&"):
+            return False
+        properties = text[i : i + 2 * 1024]
+        if isinstance(properties, bytes):
+            properties = properties.decode("latin-1")
+        for word in properties.split():
+            if word == "!":
+                return True
+            if word[:1] not in ("!", "&"):
+                return False
+        return False
 
     def _binary(self, node: Node) -> str:
         try:
@@ -334,7 +371,9 @@ class _Builder:
                     d[k] = v
                 else:
                     r = FINAL.get(v, MISS)
-                    d[k] = self.scalar(vn) if r is MISS else r
+                    if r is MISS or (self.bang and self._non_specific(vn)):
+                        r = self.scalar(vn)
+                    d[k] = r
             else:
                 d[k] = build(vn)
         if merged:
@@ -486,7 +525,7 @@ def load_chunk(
     if _empty(node):
         return None
     assert node is not None
-    builder = _Builder(file, line0, sink, b"*" in data, len(data))
+    builder = _Builder(file, line0, sink, b"*" in data, data)
     try:
         value = builder.build(node)
     except RecursionError:
