@@ -32,9 +32,8 @@ from xplane.fn.server import FunctionPorts, FunctionServer, load_server_credenti
 from xplane.fn.settings import RunnerConfigError, Settings, check_function_ports
 
 if TYPE_CHECKING:
-    import grpc
-
     from xplane.fn.proto import fnv1
+    from xplane.fn.tlsreload import ReloadingCredentials
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,8 @@ class Runner:
         self.ready_after: float | None = None
         self._watch: asyncio.Task[None] | None = None
         self._api_check: tuple[float, dict[str, Any]] | None = None
+        #: The watched TLS files (after :meth:`start`, unless ``--insecure``).
+        self.tls: ReloadingCredentials | None = None
 
     @property
     def grpc_port(self) -> int | None:
@@ -95,8 +96,8 @@ class Runner:
         """The bound HTTP port (after :meth:`start`)."""
         return self.http.port
 
-    def credentials(self) -> grpc.ServerCredentials | None:
-        """mTLS credentials, or ``None`` with ``--insecure`` (which wins over TLS_SERVER_CERTS_DIR)."""
+    def credentials(self) -> ReloadingCredentials | None:
+        """mTLS credentials that follow rotation, or ``None`` with ``--insecure`` (wins over the certs dir)."""
         s = self.settings
         if s.insecure:
             if s.tls_certs_dir is not None:
@@ -116,7 +117,7 @@ class Runner:
     async def start(self) -> None:
         """Start HTTP, load functions, start gRPC, begin watching the source for changes."""
         s = self.settings
-        creds = self.credentials()  # fail on bad TLS settings before binding anything
+        creds = self.tls = self.credentials()  # fail on bad TLS settings before binding anything
         reserved = self.ports.reserved
         check_function_ports(s.function_ports, reserved, origin="FUNCTION_PORTS / --function-ports")
         http_port = await self.http.start(s.listen_addr.host, s.listen_addr.port)
@@ -124,9 +125,9 @@ class Runner:
             reserved[http_port] = "the HTTP port (--listen-addr)"
             check_function_ports(s.function_ports, reserved, origin="FUNCTION_PORTS / --function-ports")
             await self.registry.refresh()
-            grpc_port = await self.grpc.start(str(s.grpc_addr), creds)
+            grpc_port = await self.grpc.start(str(s.grpc_addr), creds.for_server() if creds else None)
             reserved[grpc_port] = "the main gRPC port (--grpc-addr)"
-            await self.ports.start(creds)
+            await self.ports.start(creds.for_server if creds else None)
         except BaseException:
             await self.ports.stop(0)
             await self.grpc.stop(0)
@@ -167,6 +168,9 @@ class Runner:
             )
         if self.ports.servers or self.ports.bind_errors:
             details["functionPorts"] = self.function_ports
+        if self.tls is not None:
+            self.tls.check()  # a rotation shows here even before a new connection picks it up
+            details["tls"] = self.tls.status()
         if self.settings.crossplane_api_url:
             details["crossplaneApi"] = await self._check_api()
         return ok, details

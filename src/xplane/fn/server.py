@@ -27,6 +27,7 @@ import grpc
 
 from xplane.fn.router import FUNCTION_METADATA_KEY, FunctionNotFoundError, Router
 from xplane.fn.settings import RunnerConfigError
+from xplane.fn.tlsreload import CredentialsFactory, ReloadingCredentials
 
 if TYPE_CHECKING:
     from grpc_health.v1._async import HealthServicer
@@ -39,23 +40,12 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 _AUTHORITY_KEYS = (":authority", "host", "x-forwarded-host")
 
 
-def load_server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
-    """mTLS server credentials from ``tls.crt``, ``tls.key`` and ``ca.crt`` (client certs required)."""
-    files: dict[str, bytes] = {}
-    for name in ("tls.crt", "tls.key", "ca.crt"):
-        path = tls_dir / name
-        try:
-            files[name] = path.read_bytes()
-        except OSError as e:
-            raise RunnerConfigError(
-                f"cannot read {path}: {e.strerror or e}",
-                hint="TLS_SERVER_CERTS_DIR must hold tls.crt, tls.key and ca.crt; or pass --insecure",
-            ) from None
-        if not files[name].strip():
-            raise RunnerConfigError(f"{path} is empty", hint="mount the function's TLS Secret there")
-    return grpc.ssl_server_credentials(
-        [(files["tls.key"], files["tls.crt"])], root_certificates=files["ca.crt"], require_client_auth=True
-    )
+def load_server_credentials(tls_dir: Path) -> ReloadingCredentials:
+    """mTLS credentials from ``tls.crt``, ``tls.key`` and ``ca.crt`` (client certs required), re-read on rotation.
+
+    Bad files at start are a :class:`~xplane.fn.settings.RunnerConfigError`; see :mod:`xplane.fn.tlsreload`.
+    """
+    return ReloadingCredentials.load(tls_dir)
 
 
 def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], keys: tuple[str, ...]) -> str | None:
@@ -79,7 +69,7 @@ class FunctionServer:
         self.port: int | None = None
 
     async def start(self, address: str, credentials: grpc.ServerCredentials | None) -> int:
-        """Bind ``address`` (secure when ``credentials``), start serving; returns the bound port."""
+        """Bind ``address`` (secure when ``credentials``, which no other server may share); returns the port."""
         from grpc_health.v1 import health_pb2_grpc
         from grpc_health.v1._async import HealthServicer
         from grpc_reflection.v1alpha import reflection
@@ -251,7 +241,8 @@ class FunctionPorts:
         self.grace = grace
         self.servers: dict[int, FunctionServer] = {}
         self.bind_errors: dict[int, tuple[str, str]] = {}  # port -> (function, message)
-        self.credentials: grpc.ServerCredentials | None = None
+        #: Makes each port's own TLS credentials (``None``: plaintext); see ``xplane.fn.tlsreload``.
+        self.credentials: CredentialsFactory | None = None
         self.active = False
         self.serving = False
         self._stopping: set[asyncio.Task[None]] = set()
@@ -311,8 +302,11 @@ class FunctionPorts:
         return out
 
     # -- opening and closing -----------------------------------------------------------------------
-    async def start(self, credentials: grpc.ServerCredentials | None) -> None:
-        """Open every wanted port; a ``FUNCTION_PORTS`` port that cannot bind is a config error."""
+    async def start(self, credentials: CredentialsFactory | None) -> None:
+        """Open every wanted port (each with ``credentials()``, or plaintext when ``None``).
+
+        A ``FUNCTION_PORTS`` port that cannot bind is a config error.
+        """
         self.credentials = credentials
         self.active = True
         await self.reconcile()
@@ -345,7 +339,7 @@ class FunctionPorts:
         server = FunctionServer(self.router, max_message_size=self.max_message_size, pinned=name)
         address = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
         try:
-            await server.start(address, self.credentials)
+            await server.start(address, self.credentials() if self.credentials is not None else None)
         except RunnerConfigError as e:
             message = f"function {name!r}: {e.message}"
             if self.bind_errors.get(port) != (name, message):
