@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "AuthorizationError": "errors",
     "NotFoundError": "errors",
     "TLSError": "errors",
+    "BlockedRegistryError": "errors",
     "DigestMismatchError": "errors",
     "ManifestError": "errors",
     "CacheMissError": "errors",
@@ -54,6 +55,10 @@ _EXPORTS: dict[str, str] = {
     # registry client
     "RegistryClient": "client",
     "RetryPolicy": "transport",
+    # registries.conf routing
+    "Endpoint": "mirrors",
+    "pull_sources": "mirrors",
+    "push_endpoint": "mirrors",
     # credentials and settings
     "Credentials": "credentials",
     "CredentialMatch": "credentials",
@@ -114,6 +119,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "BlobReader",
+    "BlockedRegistryError",
     "CacheMissError",
     "ConfigError",
     "CredentialMatch",
@@ -123,6 +129,7 @@ __all__ = [
     "Digest",
     "DigestMismatchError",
     "DiskUsage",
+    "Endpoint",
     "Image",
     "ImageCache",
     "Index",
@@ -159,7 +166,9 @@ __all__ = [
     "package_source",
     "parse_manifest",
     "pull",
+    "pull_sources",
     "push_archive",
+    "push_endpoint",
     "push_image",
     "push_index",
     "select_platform",
@@ -198,6 +207,7 @@ if TYPE_CHECKING:
         ArchiveError,
         AuthenticationError,
         AuthorizationError,
+        BlockedRegistryError,
         CacheMissError,
         ConfigError,
         CredentialsError,
@@ -218,6 +228,7 @@ if TYPE_CHECKING:
         write_oci_archive,
         write_oci_layout,
     )
+    from xplane.oci.mirrors import Endpoint, pull_sources, push_endpoint
     from xplane.oci.models import (
         DEFAULT_PLATFORM,
         DOCKER_CONFIG,

@@ -32,6 +32,7 @@ from xplane.oci.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
+from xplane.oci.mirrors import check_not_blocked, registries_of
 from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest
 from xplane.oci.transport import (
     THREADED_HASH_MIN,
@@ -68,6 +69,7 @@ class RegistryClient:
     ``keychain`` supplies credentials (default: ``default_keychain()``), ``config`` the per-registry
     TLS settings (default: ``RegistryConfig.load()``), ``transport`` replaces the network for every
     host (tests), ``retry`` bounds retries. Use as a context manager or call :meth:`close`.
+    A registry that ``config``'s registries.conf blocks is never contacted (BlockedRegistryError).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class RegistryClient:
 
             config = RegistryConfig.load()
         self.config = config
+        self._registries_conf = registries_of(config)
         self.retry = retry or RetryPolicy()
         self._transport = transport
         self._user_agent = user_agent
@@ -381,6 +384,7 @@ class RegistryClient:
         Raises :class:`AuthenticationError` when they are missing or rejected. A registry that asks
         for no authentication passes.
         """
+        check_not_blocked(self._registries_conf, registry, repository or "")
         session = self._session(registry)
         self._ping(registry, session, force=True)
         ch = self.auth.challenge(registry)
@@ -457,6 +461,7 @@ class RegistryClient:
         follow_redirects: bool = False,
     ) -> httpx.Response:
         """Send an authenticated request; on 401, answer the (new) challenge once and resend."""
+        check_not_blocked(self._registries_conf, registry, repository)
         session = self._session(registry)
         self._ping(registry, session)
         scopes = [repository_scope(repository, actions), *extra_scopes]

@@ -63,6 +63,12 @@ class NotFoundError(RegistryError):
     exit_code = EXIT_NOT_FOUND
 
 
+class BlockedRegistryError(RegistryError):
+    """registries.conf blocks the registry (``blocked = true``): xplane refuses to pull from or push to it."""
+
+    exit_code = EXIT_AUTH
+
+
 class TLSError(RegistryError):
     """The TLS handshake failed (unknown CA, wrong host name, plain HTTP on a TLS port...)."""
 

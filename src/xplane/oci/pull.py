@@ -6,6 +6,10 @@ registry; ``Always`` re-resolves the tag (one HEAD) and fetches only the blobs t
 ``Never`` uses only the cache and otherwise fails with :class:`CacheMissError`. Tags therefore
 work fully offline once pulled (or loaded from an archive).
 
+When the registry must be contacted, registries.conf decides where from (see
+:mod:`xplane.oci.mirrors`): mirrors in order, then the primary location, falling back to the next
+on a connection error, 404 or 5xx. The image is always recorded under the reference asked for.
+
 This module imports the registry client (and so ``httpx``) only when it has to contact a
 registry: a warm ``IfNotPresent`` pull reads a few small files and nothing else.
 """
@@ -23,7 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from xplane.oci.cache import ImageCache
-from xplane.oci.errors import CacheMissError, DigestMismatchError, ManifestError
+from xplane.oci.errors import (
+    BlockedRegistryError,
+    CacheMissError,
+    DigestMismatchError,
+    ManifestError,
+    NotFoundError,
+    RegistryError,
+    RegistryUnavailableError,
+)
 from xplane.oci.models import (
     DEFAULT_PLATFORM,
     Descriptor,
@@ -35,6 +47,7 @@ from xplane.oci.reference import Reference
 
 if TYPE_CHECKING:
     from xplane.oci.client import RegistryClient
+    from xplane.oci.mirrors import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +223,8 @@ def pull(
     """Make ``ref`` available in the cache according to ``policy`` and return it.
 
     ``client`` defaults to a :class:`RegistryClient` with the default keychain and settings
-    (created only if the registry must be contacted, and closed again).
+    (created only if the registry must be contacted, and closed again). The registries.conf
+    carried by ``client.config`` routes the pull (mirrors, ``location``, ``blocked``).
     """
     ref = Reference.parse(ref) if isinstance(ref, str) else ref
     policy = PullPolicy.parse(policy)
@@ -257,39 +271,98 @@ def _fetch(
     progress: PullProgress,
     concurrency: int,
 ) -> Image:
+    from xplane.oci.mirrors import pull_sources, registries_of  # registries.conf rules: only when contacting
+
+    sources = pull_sources(ref, registries_of(client.config))
     with cache.writer():
-        top = ref.digest or client.head_manifest(ref).digest
-        progress.resolved(ref, top, from_cache=False)
-        pinned = ref.with_digest(top)
-        _fetch_manifest(cache, client, pinned, top)
-        parsed = parse_manifest(cache.read_blob(top))
-        if isinstance(parsed, Index):
-            child = parsed.select(platform or DEFAULT_PLATFORM)
-            _fetch_manifest(cache, client, ref.with_digest(child.digest), child.digest)
-            parsed = parse_manifest(cache.read_blob(child.digest), child.media_type)
-            if isinstance(parsed, Index):
-                raise ManifestError(f"nested image indexes are not supported ({child.digest} in {top})")
-        blobs = [parsed.config, *(layer for layer in parsed.layers if not layer.urls)]
-        seen: set[str] = set()
-        unique = [b for b in blobs if not (b.digest in seen or seen.add(b.digest))]  # type: ignore[func-returns-value]
-
-        def fetch_one(desc: Descriptor) -> None:
-            _fetch_blob(cache, client, pinned, desc, progress)
-
-        if concurrency > 1 and len(unique) > 1:
-            with ThreadPoolExecutor(max_workers=min(concurrency, len(unique))) as pool:
-                for f in [pool.submit(fetch_one, d) for d in unique]:
-                    f.result()
-        else:
-            for d in unique:
-                fetch_one(d)
+        top, served_by = _fetch_first(ref, sources, cache, client, platform, progress, concurrency)
         cache.sync()
-        _record(cache, ref, top, "registry")
+        _record(cache, ref, top, f"mirror:{served_by.reference.name}" if served_by.mirror else "registry")
     image = image_from_cache(cache, ref, top, platform)
     if image is None:  # pragma: no cover - only if pruned by hand between the lines above
         raise CacheMissError(f"{ref} vanished from the cache while it was being pulled; try again")
     progress.done(image, from_cache=False)
     return image
+
+
+def _worth_trying_next(e: RegistryError) -> bool:
+    """Connection errors, 404 and 5xx move on to the next source; anything else is final."""
+    if isinstance(e, (RegistryUnavailableError, NotFoundError, BlockedRegistryError)):
+        return True
+    return type(e) is RegistryError and e.status is not None and e.status >= 500
+
+
+def _fetch_first(
+    ref: Reference,
+    sources: tuple[Endpoint, ...],
+    cache: ImageCache,
+    client: RegistryClient,
+    platform: Platform | None,
+    progress: PullProgress,
+    concurrency: int,
+) -> tuple[str, Endpoint]:
+    """Fetch ``ref`` from the first of ``sources`` that has it; its digest and the source used."""
+    tried: list[str] = []
+    for n, source in enumerate(sources):
+        try:
+            top = _fetch_from(ref, source.reference, cache, client, platform, progress, concurrency)
+        except RegistryError as e:
+            last = n == len(sources) - 1
+            if last or not _worth_trying_next(e):
+                note = f" (tried before: {'; '.join(tried)})" if tried else ""
+                if source.mirror:
+                    note = f" (mirror of {ref.name}, {source.source}){note}"
+                if note:
+                    e.message += note
+                    e.args = (e.message,)
+                raise
+            log.debug(
+                "%s: %s (%s) failed: %s; trying the next", ref, source.reference, source.source, e.message
+            )
+            tried.append(f"{source.reference}: {e.message}")
+            continue
+        where = f" ({source.source})" if source.source else ""
+        log.info("%s: pulled from %s%s", ref, source.reference, where)
+        return top, source
+    raise AssertionError("pull_sources returned no source")  # pragma: no cover
+
+
+def _fetch_from(
+    ref: Reference,
+    endpoint: Reference,
+    cache: ImageCache,
+    client: RegistryClient,
+    platform: Platform | None,
+    progress: PullProgress,
+    concurrency: int,
+) -> str:
+    """Fetch the manifest(s) and blobs of ``ref`` from ``endpoint`` into the cache; the top digest."""
+    top = ref.digest or client.head_manifest(endpoint).digest
+    progress.resolved(ref, top, from_cache=False)
+    pinned = endpoint.with_digest(top)
+    _fetch_manifest(cache, client, pinned, top)
+    parsed = parse_manifest(cache.read_blob(top))
+    if isinstance(parsed, Index):
+        child = parsed.select(platform or DEFAULT_PLATFORM)
+        _fetch_manifest(cache, client, endpoint.with_digest(child.digest), child.digest)
+        parsed = parse_manifest(cache.read_blob(child.digest), child.media_type)
+        if isinstance(parsed, Index):
+            raise ManifestError(f"nested image indexes are not supported ({child.digest} in {top})")
+    blobs = [parsed.config, *(layer for layer in parsed.layers if not layer.urls)]
+    seen: set[str] = set()
+    unique = [b for b in blobs if not (b.digest in seen or seen.add(b.digest))]  # type: ignore[func-returns-value]
+
+    def fetch_one(desc: Descriptor) -> None:
+        _fetch_blob(cache, client, pinned, desc, progress)
+
+    if concurrency > 1 and len(unique) > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(unique))) as pool:
+            for f in [pool.submit(fetch_one, d) for d in unique]:
+                f.result()
+    else:
+        for d in unique:
+            fetch_one(d)
+    return top
 
 
 def _fetch_manifest(cache: ImageCache, client: RegistryClient, ref: Reference, digest: str) -> None:

@@ -4,6 +4,10 @@ Manifests are pushed as the exact bytes the cache holds, so the digest at the de
 the digest here (``skopeo inspect --raw`` shows the same bytes). Several images can be pushed
 under one tag as an OCI image index, each child by digest first, as ``crossplane xpkg push``
 does with several package files (spec packages §1.3).
+
+registries.conf routes pushes (see :mod:`xplane.oci.mirrors`): a ``location`` remaps the
+destination, mirrors are never pushed to, and a ``blocked`` registry refuses the push. Progress
+events and the cache name images by the reference asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from xplane.oci.cache import ImageCache
-from xplane.oci.errors import OCIError
+from xplane.oci.errors import BlockedRegistryError, OCIError
 from xplane.oci.models import OCI_INDEX, Descriptor, Platform, parse_manifest
 from xplane.oci.pull import Image, image_from_cache
 from xplane.oci.reference import Reference
@@ -54,6 +58,27 @@ def _client_or_default(client: RegistryClient | None) -> tuple[RegistryClient, b
     return RegistryClient(), True
 
 
+def _destination(dest: Reference, client: RegistryClient) -> Reference:
+    """Where a push of ``dest`` really goes (registries.conf ``location``); refuses blocked registries."""
+    from xplane.oci.mirrors import push_endpoint, registries_of
+
+    target = push_endpoint(dest, registries_of(client.config))
+    if target.reference != dest:
+        log.info("%s: pushing to %s (%s)", dest, target.reference, target.source)
+    return target.reference
+
+
+def _mount_source(image: Image, dest: Reference, client: RegistryClient) -> Reference | None:
+    """Where ``image``'s blobs may be mounted from: its repository, when on ``dest``'s registry."""
+    from xplane.oci.mirrors import push_endpoint, registries_of
+
+    try:
+        source = push_endpoint(image.reference, registries_of(client.config)).reference
+    except BlockedRegistryError:
+        return None
+    return source if source.registry == dest.registry else None
+
+
 def _push_blobs(
     image: Image, dest: Reference, client: RegistryClient, progress: PushProgress, concurrency: int
 ) -> None:
@@ -67,7 +92,7 @@ def _push_blobs(
         if b.digest not in seen:
             seen.add(b.digest)
             unique.append(b)
-    mount = image.reference if image.reference.registry == dest.registry else None
+    mount = _mount_source(image, dest, client)
 
     def one(desc: Descriptor) -> None:
         progress.blob_start(desc)
@@ -91,13 +116,18 @@ def _push_blobs(
 
 
 def _push_one_manifest(
-    image: Image, dest: Reference, client: RegistryClient, progress: PushProgress, concurrency: int
+    image: Image,
+    dest: Reference,
+    endpoint: Reference,
+    client: RegistryClient,
+    progress: PushProgress,
+    concurrency: int,
 ) -> str:
-    _push_blobs(image, dest, client, progress, concurrency)
+    """Push ``image`` by digest to ``endpoint`` (where ``dest`` really is)."""
+    _push_blobs(image, endpoint, client, progress, concurrency)
     data = image.manifest_bytes()
-    target = dest.with_digest(image.manifest_digest)
-    digest = client.put_manifest(target, data, image.media_type)
-    progress.manifest_pushed(target, digest)
+    digest = client.put_manifest(endpoint.with_digest(image.manifest_digest), data, image.media_type)
+    progress.manifest_pushed(dest.with_digest(image.manifest_digest), digest)
     return digest
 
 
@@ -117,9 +147,10 @@ def push_image(
     progress = progress or _NO_PROGRESS
     client, own = _client_or_default(client)
     try:
+        endpoint = _destination(dest, client)
         if image.index is None:
-            _push_blobs(image, dest, client, progress, concurrency)
-            digest = client.put_manifest(dest, image.manifest_bytes(), image.media_type)
+            _push_blobs(image, endpoint, client, progress, concurrency)
+            digest = client.put_manifest(endpoint, image.manifest_bytes(), image.media_type)
             progress.manifest_pushed(dest, digest)
             return digest
         index_bytes = image.cache.read_blob(image.digest)
@@ -132,9 +163,9 @@ def push_image(
                     "is not in the cache, so the index cannot be pushed",
                     hint="pull each platform first (xp xpkg pull --platform OS/ARCH), or push one platform",
                 )
-            _push_one_manifest(sub, dest, client, progress, concurrency)
+            _push_one_manifest(sub, dest, endpoint, client, progress, concurrency)
         media_type = str(image.index.get("mediaType") or OCI_INDEX)
-        digest = client.put_manifest(dest, index_bytes, media_type)
+        digest = client.put_manifest(endpoint, index_bytes, media_type)
         progress.manifest_pushed(dest, digest)
         return digest
     finally:
@@ -192,10 +223,11 @@ def push_index(
     cache = cache or images[0].cache
     client, own = _client_or_default(client)
     try:
+        endpoint = _destination(dest, client)
         for img in images:
-            _push_one_manifest(img, dest, client, progress, concurrency)
+            _push_one_manifest(img, dest, endpoint, client, progress, concurrency)
         data = index_bytes_for(images, annotations)
-        digest = client.put_manifest(dest, data, OCI_INDEX)
+        digest = client.put_manifest(endpoint, data, OCI_INDEX)
         progress.manifest_pushed(dest, digest)
     finally:
         if own:

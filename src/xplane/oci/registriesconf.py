@@ -1,7 +1,9 @@
 """containers' ``registries.conf`` and ``registries.conf.d/*.conf`` drop-ins, as containers/image reads them.
 
-Only what xplane uses is taken from them: ``[[registry]]`` entries with ``location``/``prefix`` and
-``insecure`` (plain HTTP or skip-verify, see docs/registries.md); ``blocked`` is parsed and checked.
+Only what xplane uses is taken from them: ``[[registry]]`` entries with ``prefix``, ``location``,
+``insecure`` (plain HTTP or skip-verify, see docs/registries.md), ``blocked``,
+``mirror-by-digest-only`` and ``[[registry.mirror]]`` tables (``location``, ``insecure``,
+``pull-from-mirror``). How they route pulls and pushes is :mod:`xplane.oci.mirrors`' business.
 Malformed files raise :class:`ConfigError` naming the file and line.
 """
 
@@ -43,16 +45,36 @@ _MIRROR_HEADER = re.compile(r"\s*\[\[\s*registry\s*\.\s*mirror\s*\]\]")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
+PULL_FROM_MIRROR = ("all", "digest-only", "tag-only")
+
+
 @dataclass(frozen=True)
-class _ConfRegistry:
+class ConfMirror:
+    """One ``[[registry.mirror]]`` of a :class:`ConfRegistry`."""
+
+    location: str
+    insecure: bool = False
+    pull_from_mirror: str = "all"  # "all" | "digest-only" | "tag-only"
+    source: str = ""  # "file:line ([[registry.mirror]] location)"
+
+
+@dataclass(frozen=True)
+class ConfRegistry:
     """One ``[[registry]]`` after validation: what drop-ins replace, keyed by ``prefix``."""
 
-    prefix: str
-    pattern: str  # the host[:port] (or *.domain) the settings are for: location, else prefix
-    insecure: bool
-    blocked: bool
-    mirrors: tuple[tuple[str, bool, str], ...]  # (location, insecure, source)
-    source: str
+    prefix: str  # what references are matched against (``*.domain`` allowed)
+    location: str  # where the prefix's images really are; "" for a ``*.domain`` prefix without one
+    insecure: bool = False
+    blocked: bool = False
+    mirrors: tuple[ConfMirror, ...] = ()
+    source: str = ""  # "file:line ([[registry]] pattern)"
+    mirror_by_digest_only: bool = False
+    blocked_source: str = ""  # "file:line" of the ``blocked`` setting (or of its table)
+
+    @property
+    def pattern(self) -> str:
+        """The host[:port] (or ``*.domain``) the connection settings are for: location, else prefix."""
+        return self.location or self.prefix
 
 
 class _Lines:
@@ -141,10 +163,10 @@ def registries_conf_files(
     return main, tuple(drop_ins)
 
 
-def load_registries_conf(path: Path | None, drop_ins: Sequence[Path] = ()) -> tuple[tuple[str, _Entry], ...]:
-    """Insecure hosts from ``path`` merged with its ``drop_ins`` (a later ``[[registry]]`` with the
-    same ``prefix`` replaces the earlier one whole, mirrors included); ConfigError with file:line."""
-    merged: dict[str, _ConfRegistry] = {}
+def read_registries_conf(path: Path | None, drop_ins: Sequence[Path] = ()) -> tuple[ConfRegistry, ...]:
+    """The ``[[registry]]`` entries of ``path`` merged with its ``drop_ins`` (a later ``[[registry]]``
+    with the same ``prefix`` replaces the earlier one whole, mirrors included); ConfigError with file:line."""
+    merged: dict[str, ConfRegistry] = {}
     files = [(path, False)] if path is not None else []
     files.extend((p, True) for p in drop_ins)
     for p, drop_in in files:
@@ -157,15 +179,25 @@ def load_registries_conf(path: Path | None, drop_ins: Sequence[Path] = ()) -> tu
         for reg in registries:
             merged.pop(reg.prefix, None)
             merged[reg.prefix] = reg
+    return tuple(merged.values())
+
+
+def insecure_entries(registries: Sequence[ConfRegistry]) -> tuple[tuple[str, _Entry], ...]:
+    """``(host pattern, entry)`` for every registry and mirror marked ``insecure = true``."""
     out: list[tuple[str, _Entry]] = []
-    for reg in merged.values():
+    for reg in registries:
         if reg.insecure:
             out.append((reg.pattern, _Entry(source=reg.source, insecure=True)))
-        out.extend((loc, _Entry(source=src, insecure=True)) for loc, insecure, src in reg.mirrors if insecure)
+        out.extend((m.location, _Entry(source=m.source, insecure=True)) for m in reg.mirrors if m.insecure)
     return tuple(out)
 
 
-def _parse_registries_conf(path: Path, *, drop_in: bool) -> list[_ConfRegistry]:
+def load_registries_conf(path: Path | None, drop_ins: Sequence[Path] = ()) -> tuple[tuple[str, _Entry], ...]:
+    """Insecure hosts from ``path`` merged with its ``drop_ins`` (see :func:`read_registries_conf`)."""
+    return insecure_entries(read_registries_conf(path, drop_ins))
+
+
+def _parse_registries_conf(path: Path, *, drop_in: bool) -> list[ConfRegistry]:
     """One file's registries, validated as containers/image does; the first of a prefix wins."""
     try:
         text = path.read_text()
@@ -201,7 +233,7 @@ def _parse_registries_conf(path: Path, *, drop_in: bool) -> list[_ConfRegistry]:
     if not isinstance(regs, list):
         raise lines.error(None, "'registry' must be an array of tables ([[registry]])")
     out = v1 or [_registry(lines, i, reg) for i, reg in enumerate(regs)]
-    by_location: dict[str, _ConfRegistry] = {}
+    by_location: dict[str, ConfRegistry] = {}
     for i, reg in enumerate(out):
         other = by_location.setdefault(reg.pattern, reg)
         for what in ("insecure", "blocked"):
@@ -210,7 +242,7 @@ def _parse_registries_conf(path: Path, *, drop_in: bool) -> list[_ConfRegistry]:
                     lines.line(i, what),
                     f"registry {reg.pattern!r} is defined more than once with conflicting {what!r} settings",
                 )
-    first: dict[str, _ConfRegistry] = {}
+    first: dict[str, ConfRegistry] = {}
     for reg in out:
         first.setdefault(reg.prefix, reg)
     return list(first.values())
@@ -232,7 +264,7 @@ def _flag(lines: _Lines, line: int | None, reg: Mapping[str, object], key: str, 
     return value
 
 
-def _registry(lines: _Lines, i: int, reg: object) -> _ConfRegistry:
+def _registry(lines: _Lines, i: int, reg: object) -> ConfRegistry:
     if not isinstance(reg, dict):
         raise lines.error(lines.line(i), f"[[registry]] #{i + 1} is not a table")
     loc = _location(lines, lines.line(i, "location"), reg.get("location", ""), "location")
@@ -250,31 +282,55 @@ def _registry(lines: _Lines, i: int, reg: object) -> _ConfRegistry:
     pattern = loc or prefix
     insecure = _flag(lines, lines.line(i, "insecure"), reg, "insecure", pattern)
     blocked = _flag(lines, lines.line(i, "blocked"), reg, "blocked", pattern)
+    by_digest = _flag(lines, lines.line(i, "mirror-by-digest-only"), reg, "mirror-by-digest-only", pattern)
+    if "pull-from-mirror" in reg:
+        raise lines.error(
+            lines.line(i, "pull-from-mirror"),
+            f"[[registry]] {pattern!r}: pull-from-mirror belongs in a [[registry.mirror]], not the registry",
+        )
     mirrors = reg.get("mirror", [])
     if not isinstance(mirrors, list):
         raise lines.error(
             lines.line(i, "mirror"), f"[[registry]] {pattern!r}: mirror must be [[registry.mirror]] tables"
         )
-    ms: list[tuple[str, bool, str]] = []
-    for j, m in enumerate(mirrors):
-        line = lines.line(i, mirror=j)
-        if not isinstance(m, dict):
-            raise lines.error(line, f"[[registry.mirror]] #{j + 1} of {pattern!r} is not a table")
-        mloc = _location(lines, lines.line(i, "location", j), m.get("location", ""), "mirror location")
-        if not mloc:
-            raise lines.error(line, f"a [[registry.mirror]] of {pattern!r} has no location")
-        minsecure = _flag(lines, lines.line(i, "insecure", j), m, "insecure", mloc)
-        ms.append((mloc, minsecure, f"{lines.where(line)} ([[registry.mirror]] {mloc})"))
+    ms = [_mirror(lines, i, j, m, pattern, by_digest) for j, m in enumerate(mirrors)]
     source = f"{lines.where(lines.line(i))} ([[registry]] {pattern})"
-    return _ConfRegistry(prefix, pattern, insecure, blocked, tuple(ms), source)
+    blocked_source = lines.where(lines.line(i, "blocked"))
+    return ConfRegistry(prefix, loc, insecure, blocked, tuple(ms), source, by_digest, blocked_source)
 
 
-def _v1_registries(lines: _Lines, data: Mapping[str, object]) -> list[_ConfRegistry]:
+def _mirror(lines: _Lines, i: int, j: int, m: object, pattern: str, by_digest: bool) -> ConfMirror:
+    line = lines.line(i, mirror=j)
+    if not isinstance(m, dict):
+        raise lines.error(line, f"[[registry.mirror]] #{j + 1} of {pattern!r} is not a table")
+    mloc = _location(lines, lines.line(i, "location", j), m.get("location", ""), "mirror location")
+    if not mloc:
+        raise lines.error(line, f"a [[registry.mirror]] of {pattern!r} has no location")
+    minsecure = _flag(lines, lines.line(i, "insecure", j), m, "insecure", mloc)
+    usage = m.get("pull-from-mirror", "")
+    usage_line = lines.line(i, "pull-from-mirror", j)
+    if usage != "" and usage not in PULL_FROM_MIRROR:
+        raise lines.error(
+            usage_line,
+            f"[[registry.mirror]] {mloc!r}: pull-from-mirror must be one of {', '.join(PULL_FROM_MIRROR)}, "
+            f"not {usage!r}",
+        )
+    if usage and by_digest:
+        raise lines.error(
+            usage_line,
+            f"[[registry.mirror]] {mloc!r}: pull-from-mirror cannot be combined with "
+            f"mirror-by-digest-only = true on {pattern!r}",
+        )
+    source = f"{lines.where(line)} ([[registry.mirror]] {mloc})"
+    return ConfMirror(mloc, minsecure, str(usage or "all"), source)
+
+
+def _v1_registries(lines: _Lines, data: Mapping[str, object]) -> list[ConfRegistry]:
     """``[registries.block]`` / ``[registries.insecure]`` (v1) as registries, as containers/image converts them."""
     v1 = data.get("registries", {})
     if not isinstance(v1, dict):
         raise lines.error(None, "'registries' must be a table ([registries.insecure] registries = [...])")
-    found: dict[str, _ConfRegistry] = {}
+    found: dict[str, ConfRegistry] = {}
     for table in ("block", "insecure"):
         line = lines.header(table)
         section = v1.get(table, {})
@@ -284,8 +340,11 @@ def _v1_registries(lines: _Lines, data: Mapping[str, object]) -> list[_ConfRegis
         for h in hosts:
             loc = _location(lines, line, h, f"[registries.{table}] entry")
             source = f"{lines.where(line)} ([registries.{table}] {loc})"
-            reg = found.get(loc) or _ConfRegistry(loc, loc, False, False, (), source)
-            found[loc] = replace(reg, blocked=True) if table == "block" else replace(reg, insecure=True)
+            reg = found.get(loc) or ConfRegistry(loc, loc, source=source)
+            if table == "block":
+                found[loc] = replace(reg, blocked=True, blocked_source=lines.where(line))
+            else:
+                found[loc] = replace(reg, insecure=True)
     return list(found.values())
 
 

@@ -7,6 +7,8 @@
     registries.conf        ($CONTAINERS_REGISTRIES_CONF, else $XDG_CONFIG_HOME/containers/registries.conf
                             if present, else /etc/containers/registries.conf) and its
                             registries.conf.d/*.conf drop-ins: insecure = true
+                            (its prefixes, locations, mirrors and blocked flags are kept in
+                            ``registries_conf`` for xplane.oci.mirrors)
     xplane's config.yaml   ($XPLANE_CONFIG, else $XDG_CONFIG_HOME/xplane/config.yaml)
     CLI overrides          (RegistryOverrides: apply to every registry of one command)
 
@@ -27,7 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xplane.oci.errors import ConfigError
-from xplane.oci.registriesconf import _Entry, load_registries_conf, registries_conf_files
+from xplane.oci.registriesconf import (
+    ConfRegistry,
+    _Entry,
+    insecure_entries,
+    read_registries_conf,
+    registries_conf_files,
+)
 
 if TYPE_CHECKING:
     import yaml  # imported at run time only when a config file is read (keeps `xp` start-up lean)
@@ -71,6 +79,7 @@ class RegistryConfig:
     containers: tuple[tuple[str, _Entry], ...] = ()  # (location pattern, entry), file order
     certs_d_roots: tuple[Path, ...] = ()
     overrides: RegistryOverrides | None = None
+    registries_conf: tuple[ConfRegistry, ...] = ()  # merged [[registry]] entries (see xplane.oci.mirrors)
 
     def __post_init__(self) -> None:
         self._cache: dict[str, RegistrySettings] = {}
@@ -96,13 +105,13 @@ class RegistryConfig:
         if config_file is not None and not config_file.is_file():
             raise ConfigError(f"config file {config_file} does not exist")
         conf, drop_ins = registries_conf_files(env, config_home, system_root)
-        containers = load_registries_conf(conf, drop_ins)
+        registries = read_registries_conf(conf, drop_ins)
         roots = [
             *([config_home / "containers" / "certs.d"] if config_home else []),
             system_root / "etc" / "containers" / "certs.d",
             system_root / "etc" / "docker" / "certs.d",
         ]
-        return cls(xplane, containers, tuple(roots), overrides)
+        return cls(xplane, insecure_entries(registries), tuple(roots), overrides, registries)
 
     def for_registry(self, host: str) -> RegistrySettings:
         """The merged settings for ``host[:port]`` (cached; reads its certs.d directory once)."""
