@@ -181,4 +181,5 @@ def test_xfn_process_becomes_ready_and_stops_on_sigterm(functions: Path, tmp_pat
     lines = [
         json.loads(line) for line in (tmp_path / "xfn.log").read_text().splitlines() if line.startswith("{")
     ]
-    assert any(line["msg"] == "xfn serving" for line in lines)
+    serving = [line for line in lines if line["msg"] == "xfn serving"]
+    assert serving and serving[0]["eventLoop"] == "uvloop"  # the default, as uvloop is a dependency

@@ -32,6 +32,29 @@ def test_defaults_match_the_published_table() -> None:
     assert str(s.grpc_addr) == "0.0.0.0:9443"
     assert s.insecure is False and s.tls_certs_dir is None
     assert s.max_message_size == 64 * 1024 * 1024
+    assert s.event_loop == "auto"
+
+
+def test_event_loop_choice_makes_real_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import uvloop
+
+    from xplane.fn.runner import loop_factory
+
+    assert loop_factory("asyncio") == (None, "asyncio")
+    for choice in ("auto", "uvloop"):
+        factory, name = loop_factory(choice)
+        assert name == "uvloop" and factory is not None
+        loop = factory()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    assert loop_factory("auto") == (None, "asyncio")
+    with pytest.raises(RunnerConfigError, match="uvloop is not installed"):
+        loop_factory("uvloop")
 
 
 @pytest.mark.parametrize(
@@ -43,6 +66,7 @@ def test_defaults_match_the_published_table() -> None:
         ("debug", False, "DEBUG_MODE", "true", True),
         ("debug", True, "DEBUG_MODE", "false", False),
         ("tls_certs_dir", "/flag", "TLS_SERVER_CERTS_DIR", "/tls/server", Path("/tls/server")),
+        ("event_loop", "uvloop", "EVENT_LOOP", "AsyncIO", "asyncio"),
     ],
 )
 def test_env_beats_flag(setting: str, flag_value: Any, env: str, env_value: str, expected: Any) -> None:
@@ -79,6 +103,7 @@ def test_env_only_settings(env: str, value: str, expected: tuple[str, Any]) -> N
         ({"grpc_addr": "0.0.0.0:70000"}, {}, "out of range"),
         ({"max_message_size": "lots"}, {}, "--max-message-size"),
         ({}, {"DEBUG_MODE": "maybe"}, "DEBUG_MODE"),
+        ({"event_loop": "trio"}, {}, "--event-loop: 'trio' is not an event loop"),
     ],
 )
 def test_invalid_values_name_their_flag_or_variable(

@@ -16,6 +16,7 @@
 | ``--max-message-size`` | | ``64MiB`` |
 | ``--reload-interval`` | | ``2`` seconds (``0`` turns reloading off) |
 | ``--function-ports`` | ``FUNCTION_PORTS`` | unset: ``name=port,...``, a gRPC port pinned to each function |
+| ``--event-loop`` | ``EVENT_LOOP`` | ``auto``: uvloop when installed, else asyncio's own (or ``uvloop``, ``asyncio``) |
 
 This module is pure: it parses values and never touches the network or the file system.
 """
@@ -37,6 +38,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_RELOAD_INTERVAL = 2.0
 LOAD_MODES = ("local", "http", "secret")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 _FUNCTION_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 
@@ -56,6 +58,7 @@ FLAG_ENV: tuple[tuple[str, str | None, str | None], ...] = (
     ("max_message_size", "--max-message-size", None),
     ("reload_interval", "--reload-interval", None),
     ("function_ports", "--function-ports", "FUNCTION_PORTS"),
+    ("event_loop", "--event-loop", "EVENT_LOOP"),
 )
 
 
@@ -110,6 +113,8 @@ class Settings:
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
     #: ``(function name, gRPC port)`` pairs: each port serves only that function (port routing).
     function_ports: tuple[tuple[str, int], ...] = ()
+    #: ``auto`` (uvloop when installed), ``uvloop`` (required) or ``asyncio``.
+    event_loop: str = "auto"
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -296,6 +301,15 @@ def _load_mode(value: Any, origin: str) -> str:
     return mode
 
 
+def _event_loop(value: Any, origin: str) -> str:
+    loop = str(value).strip().lower()
+    if loop not in EVENT_LOOPS:
+        raise RunnerConfigError(
+            f"{origin}: {value!r} is not an event loop", hint="use auto, uvloop or asyncio"
+        )
+    return loop
+
+
 def _url(value: Any, origin: str) -> str:
     text = str(value).strip()
     if not re.match(r"^https?://[^/\s]+", text):
@@ -328,4 +342,5 @@ _PARSERS: dict[str, Any] = {
     "max_message_size": parse_size,
     "reload_interval": parse_duration,
     "function_ports": parse_function_ports,
+    "event_loop": _event_loop,
 }
