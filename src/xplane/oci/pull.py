@@ -21,11 +21,11 @@ import enum
 import json
 import logging
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from xplane.oci._parallel import for_each
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import (
     BlockedRegistryError,
@@ -355,13 +355,7 @@ def _fetch_from(
     def fetch_one(desc: Descriptor) -> None:
         _fetch_blob(cache, client, pinned, desc, progress)
 
-    if concurrency > 1 and len(unique) > 1:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(unique))) as pool:
-            for f in [pool.submit(fetch_one, d) for d in unique]:
-                f.result()
-    else:
-        for d in unique:
-            fetch_one(d)
+    for_each(unique, fetch_one, concurrency)
     return top
 
 

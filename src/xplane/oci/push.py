@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from xplane.oci._parallel import for_each
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import BlockedRegistryError, OCIError
 from xplane.oci.models import OCI_INDEX, Descriptor, Platform, parse_manifest
@@ -106,13 +106,7 @@ def _push_blobs(
         client.push_blob(dest, desc.digest, desc.size, opener, mount_from=mount, progress=advance)
         progress.blob_done(desc)
 
-    if concurrency > 1 and len(unique) > 1:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(unique))) as pool:
-            for f in [pool.submit(one, d) for d in unique]:
-                f.result()
-    else:
-        for d in unique:
-            one(d)
+    for_each(unique, one, concurrency)
 
 
 def _push_one_manifest(
