@@ -16,8 +16,7 @@ Speed: libyaml composes the node tree in C through PyYAML's ``CParser``; its Pyt
 are replaced by constant-time no-ops, and one lean recursive pass builds dicts/lists directly and
 runs the numeric rules (:mod:`xplane.xpkg._yamlrules`) only on plain scalars whose first character
 can start a non-string. Nesting deeper than :data:`xplane.xpkg._yamldepth.MAX_DEPTH` is a located
-error, found before the
-recursive composer could overflow the C stack.
+error, found before the recursive composer could overflow the C stack.
 """
 
 from __future__ import annotations
