@@ -57,6 +57,8 @@ BAD = [
     ("kind: exec\nentrypoint: ../../bin/sh\n", "entrypoint", "must be a path inside the function directory"),
     ("kind: exec\nentrypoint: fn\nargs: oops\n", "args", "expected a list of strings"),
     ("kind: python\nentrypoint: fn.py\nremote: {address: x:1}\n", "remote", "only valid with kind remote"),
+    ("kind: python\nentrypoint: fn.py\nisolation: container\n", "isolation", "isolation must be one of"),
+    ("kind: exec\nentrypoint: fn\nisolation: process\n", "isolation", "only valid with kind python (kind is"),
     ("name: Not Valid!\nkind: exec\nentrypoint: fn\n", "name", "invalid function name"),
     ("kind: exec\nentrypoint: fn\nentrypoitn: typo\n", "entrypoitn", "unknown field(s) entrypoitn"),
     (
@@ -136,3 +138,14 @@ def test_function_yaml_without_kind_uses_convention(tmp_path: Path) -> None:
     (tmp_path / "function.yaml").write_text("name: x\ntimeout: 3\n")
     spec = load_spec(tmp_path)
     assert (spec.kind, spec.entrypoint, spec.timeout) == ("python", "fn.py", 3.0)
+
+
+def test_isolation_is_an_option_of_python_functions(tmp_path: Path) -> None:
+    _touch(tmp_path / "fn.py")
+    (tmp_path / "function.yaml").write_text("isolation: process\n")
+    spec = load_spec(tmp_path)
+    assert (spec.kind, spec.options) == ("python", {"isolation": "process"})
+    assert "memory" not in spec.limits  # no default memory limit unless one is written down
+    (tmp_path / "function.yaml").write_text("isolation: inprocess\nlimits: {memory: 300Mi}\n")
+    spec = load_spec(tmp_path)
+    assert (spec.options, spec.limits) == ({"isolation": "inprocess"}, {"memory": 300 << 20})

@@ -21,6 +21,8 @@ KINDS = ("python", "exec", "wasm", "remote")
 
 #: Longest message a FATAL result carries (stderr, exception text) before it is trimmed.
 MAX_MESSAGE_CHARS = 4096
+#: Extra time a function gets over its deadline before the runner answers FATAL on its behalf.
+DEADLINE_GRACE = 1.0
 
 
 @dataclass(frozen=True)

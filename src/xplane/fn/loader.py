@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 _IGNORED_FILES = {"README", "README.md", "LICENSE", "requirements.txt", "pyproject.toml"}
 
 
-def _factory(kind: str) -> Callable[[FunctionSpec], Function]:
+def _factory(kind: str, isolation: str | None = None) -> Callable[[FunctionSpec], Function]:
     # Imported lazily: a runner serving only Python functions never loads wasmtime.
+    if kind == "python" and isolation == "process":
+        from xplane.fn.kinds.pyprocess import PythonProcessFunction
+
+        return PythonProcessFunction
     if kind == "python":
         from xplane.fn.kinds.python import PythonFunction
 
@@ -47,7 +51,7 @@ def _factory(kind: str) -> Callable[[FunctionSpec], Function]:
 def create_function(spec: FunctionSpec) -> Function:
     """Instantiate the kind a spec names. Raises FunctionLoadError."""
     try:
-        return _factory(spec.kind)(spec)
+        return _factory(spec.kind, spec.options.get("isolation"))(spec)
     except FunctionLoadError:
         raise
     except Exception as e:  # e.g. an OSError reading files

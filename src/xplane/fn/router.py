@@ -24,6 +24,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from xplane.errors import XplaneError
+from xplane.fn.base import DEADLINE_GRACE
 from xplane.fn.logs import request_summary, response_summary
 from xplane.fn.metrics import CallSeries, Metrics
 from xplane.fn.registry import FunctionRegistry, LoadedFunction
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 
 FUNCTION_METADATA_KEY = "x-xplane-function"
 _SEVERITY_FATAL = 1
-#: Extra time a function gets over its deadline before the runner answers FATAL on its behalf.
-DEADLINE_GRACE = 1.0
 #: How much later than asked a caller's gRPC deadline may arrive (the wire format rounds it up).
 DEADLINE_ROUNDING = 1.01
 

@@ -21,7 +21,7 @@ from xplane.fn.errors import FunctionLoadError
 SPEC_FILE = "function.yaml"
 _TOP_FIELDS = {
     "apiVersion", "name", "kind", "entrypoint", "protocol", "timeout", "limits", "env", "sandbox", "args",
-    "network", "preopen", "remote", "object", "version", "description", "grpcPort",
+    "network", "preopen", "remote", "object", "version", "description", "grpcPort", "isolation",
 }  # fmt: skip
 _LIMIT_FIELDS = {
     "memory": "memory",
@@ -31,6 +31,8 @@ _LIMIT_FIELDS = {
 }
 _PROTOCOLS = {"exec": ("json", "functionio"), "wasm": ("json",), "python": (), "remote": ("grpc", "http")}
 _SANDBOXES = ("auto", "bwrap", "none")
+#: ``isolation`` of python functions: in the runner's process (default) or in a worker process of their own.
+ISOLATIONS = ("inprocess", "process")
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 _QUANTITY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[kmgt]|[KMGT]B|B)?\s*$")
 _UNITS = {
@@ -224,7 +226,7 @@ def spec_from_mapping(
         protocol = "json"
     timeout = parse_duration(doc["timeout"], path=spec_file, field="timeout") if "timeout" in doc else None
     options: dict[str, Any] = {}
-    for key in ("sandbox", "args", "network", "preopen", "remote", "object", "version"):
+    for key in ("sandbox", "args", "network", "preopen", "remote", "object", "version", "isolation"):
         if key in doc:
             options[key] = doc[key]
     _validate_options(kind, options, spec_file)
@@ -325,6 +327,18 @@ def _validate_options(kind: str, options: dict[str, Any], spec_file: Path) -> No
     preopen = options.get("preopen")
     if preopen is not None:
         options["preopen"] = _preopen(preopen, spec_file)
+    isolation = options.get("isolation")
+    if isolation is not None:
+        if kind != "python":
+            raise FunctionLoadError(
+                f"only valid with kind python (kind is {kind})", path=spec_file, field="isolation"
+            )
+        if isolation not in ISOLATIONS:
+            raise FunctionLoadError(
+                f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}",
+                path=spec_file,
+                field="isolation",
+            )
     obj = options.get("object")
     if obj is not None and (not isinstance(obj, str) or not obj.isidentifier()):
         raise FunctionLoadError(f"expected a Python identifier, got {obj!r}", path=spec_file, field="object")

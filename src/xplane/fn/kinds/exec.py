@@ -181,11 +181,21 @@ class _Child:
             self._done.exception()  # mark retrieved: no "exception was never retrieved" warning
 
 
-def _signal_name(code: int) -> str:
+def signal_name(code: int) -> str:
+    """``SIGSEGV`` for 11; ``signal 99`` for a number with no name."""
     try:
         return signal.Signals(code).name
     except ValueError:
         return f"signal {code}"
+
+
+def base_environment(*, home: str | None = None) -> dict[str, str]:
+    """PATH, HOME and LANG from the runner's environment (with defaults): all a function process inherits."""
+    return {
+        "PATH": os.environ.get("PATH", DEFAULT_PATH),
+        "HOME": home or os.environ.get("HOME", "/tmp"),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
 
 
 class ExecFunction(Function):
@@ -223,11 +233,7 @@ class ExecFunction(Function):
 
     def environment(self) -> dict[str, str]:
         """The process environment: PATH, HOME, LANG and the declared env (nothing else leaks in)."""
-        env = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": "/tmp" if self.sandbox == "bwrap" else os.environ.get("HOME", "/tmp"),
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-        }
+        env = base_environment(home="/tmp" if self.sandbox == "bwrap" else None)
         env.update(self.spec.env)
         return env
 
@@ -302,7 +308,7 @@ class ExecFunction(Function):
             code = -(code - 128)  # bwrap reports a child killed by a signal as 128 + signal
         if code != 0:
             if code < 0:
-                what = f"was killed by {_signal_name(-code)}"
+                what = f"was killed by {signal_name(-code)}"
                 if self.memory is not None and -code in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT):
                     what += f" (memory limit {self.memory} bytes?)"
             else:

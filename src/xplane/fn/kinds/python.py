@@ -204,6 +204,11 @@ class PythonFunction(Function):
         self._slots = threading.BoundedSemaphore(SYNC_WORKERS)
         self.object_name = attr
 
+    @property
+    def is_async(self) -> bool:
+        """Whether calls run on the event loop (``async``) rather than in the function's threads."""
+        return self._is_async
+
     async def _in_thread(self, args: tuple[Any, ...]) -> Any:
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins executor threads at exit, so
         # one hung synchronous function would keep the runner from ever shutting down.
