@@ -12,6 +12,8 @@
    command line (informational).
 3. wasm kind: per-call time of ``WasmFunction.run`` once compiled (the same C program built with
    clang for wasm32-wasi).
+   Then the python kind's ``isolation: process`` vs in process, per call through ``Function.run``
+   (the gRPC case's SDK function, interleaved rounds; informational: the price of the worker).
 4. ``xfn`` start-to-ready (spawn until ``GET /ready`` is 200) and idle RSS with three functions.
 
     .venv/bin/python bench/fn_bench.py [--rounds 8] [--calls 1000] [--no-pin] [--json out.json]
@@ -423,6 +425,50 @@ def bench_wasm(root: Path, calls: int) -> dict[str, Any]:
     }
 
 
+# -- 3b. python kind: isolation: process vs in process -------------------------------------------------
+def bench_python_isolation(root: Path, rounds: int, calls: int) -> dict[str, Any]:
+    """Per-call time of the SDK function in process vs in its own worker (``isolation: process``)."""
+    from xplane.fn.loader import load_function
+
+    dirs = {}
+    for label, isolation in (("inprocess", "inprocess"), ("process", "process")):
+        d = root / f"py-{label}"
+        d.mkdir()
+        (d / "fn.py").write_text(FUNCTION)
+        (d / "function.yaml").write_text(f"kind: python\nentrypoint: fn.py\nisolation: {isolation}\n")
+        dirs[label] = d
+    req = request()
+
+    async def run() -> dict[str, list[float]]:
+        fns = {label: load_function(d) for label, d in dirs.items()}
+        try:
+            for fn in fns.values():  # warm up: worker pipes on this loop, caches
+                for _ in range(200):
+                    rsp = await fn.run(req, timeout=30)
+                if rsp.results[0].severity == 1:  # FATAL
+                    raise RuntimeError(f"python function failed: {rsp.results[0].message}")
+            per_call: dict[str, list[float]] = {"inprocess": [], "process": []}
+            for r in range(rounds):
+                for label in ("inprocess", "process") if r % 2 == 0 else ("process", "inprocess"):
+                    t = time.perf_counter()
+                    for _ in range(calls):
+                        await fns[label].run(req, timeout=30)
+                    per_call[label].append((time.perf_counter() - t) / calls * 1e6)
+            return per_call
+        finally:
+            for fn in fns.values():
+                await fn.close()
+
+    per_call = asyncio.run(run())
+    pairs = list(zip(per_call["process"], per_call["inprocess"], strict=True))
+    return {
+        "calls_per_round": calls,
+        "inprocess_us": statistics.median(per_call["inprocess"]),
+        "process_us": statistics.median(per_call["process"]),
+        "ratio": spread([p / i for p, i in pairs]),
+    }
+
+
 # -- 4. start to ready, idle RSS -----------------------------------------------------------------------
 def bench_startup(root: Path, pinning: Pinning, repeats: int = 3) -> dict[str, Any]:
     three = root / "three"
@@ -510,6 +556,16 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"p99 {w['p99_ms']:.2f} ms",
             )
         )
+    py = results.get("python_isolation")
+    if py is not None:
+        rows.append(
+            (
+                "python isolation: process / in process",
+                "(info)",
+                f"{py['ratio']['median']:.2f}x ({py['process_us']:.0f} vs {py['inprocess_us']:.0f} us/call)",
+                f"{py['ratio']['min']:.2f}-{py['ratio']['max']:.2f}",
+            )
+        )
     s = results["startup"]
     r, m = s["start_to_ready_s"], s["idle_rss_mb_three_functions"]
     rows.append(("start to ready", "<= 1.5 s", f"{r['median']:.2f} s", f"{r['min']:.2f}-{r['max']:.2f}"))
@@ -541,6 +597,7 @@ def main() -> int:
             pinning.unpin()  # exec and wasm run in this process, as they would inside xfn: on every CPU
             results["exec"] = bench_exec(root, max(2, args.rounds - 2), args.exec_calls)
             results["wasm"] = bench_wasm(root, args.wasm_calls)
+            results["python_isolation"] = bench_python_isolation(root, max(2, args.rounds - 2), 500)
             results["startup"] = bench_startup(root, pinning)
     results["loadavg_after"] = os.getloadavg()
     _print(results, table(results))
