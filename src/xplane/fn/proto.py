@@ -13,6 +13,8 @@ from crossplane.function.proto.v1beta1 import run_function_pb2 as fnv1beta1
 from crossplane.function.proto.v1beta1 import run_function_pb2_grpc as grpcv1beta1
 from google.protobuf import json_format, struct_pb2
 
+from xplane.fn.protojson import message_to_json
+
 __all__ = [
     "dict_to_struct",
     "fnv1",
@@ -30,9 +32,8 @@ __all__ = [
 
 
 def request_to_json(req: fnv1.RunFunctionRequest) -> bytes:
-    """The request as protobuf JSON (camelCase field names), UTF-8 encoded."""
-    out: str = json_format.MessageToJson(req, indent=None)
-    return out.encode()
+    """The request as compact protobuf JSON (camelCase field names), UTF-8 encoded."""
+    return message_to_json(req)
 
 
 def response_from_json(data: bytes | str) -> fnv1.RunFunctionResponse:
@@ -43,9 +44,8 @@ def response_from_json(data: bytes | str) -> fnv1.RunFunctionResponse:
 
 
 def response_to_json(rsp: fnv1.RunFunctionResponse) -> bytes:
-    """The response as protobuf JSON, UTF-8 encoded."""
-    out: str = json_format.MessageToJson(rsp, indent=None)
-    return out.encode()
+    """The response as compact protobuf JSON, UTF-8 encoded."""
+    return message_to_json(rsp)
 
 
 def request_from_json(data: bytes | str) -> fnv1.RunFunctionRequest:
