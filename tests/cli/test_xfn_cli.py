@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -183,3 +184,30 @@ def test_xfn_process_becomes_ready_and_stops_on_sigterm(functions: Path, tmp_pat
     ]
     serving = [line for line in lines if line["msg"] == "xfn serving"]
     assert serving and serving[0]["eventLoop"] == "uvloop"  # the default, as uvloop is a dependency
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_busy_http_port_is_a_clean_config_error(functions: Path, loop: str) -> None:
+    _need_loader()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        env = {
+            **os.environ,
+            "LISTEN_ADDR": f"127.0.0.1:{busy}",
+            "FUNCTIONS_DIR": str(functions),
+            "EVENT_LOOP": loop,
+        }
+        xfn = Path(sys.executable).parent / "xfn"
+        argv = [str(xfn)] if xfn.exists() else [sys.executable, "-m", "xplane.cli.xfn"]
+        proc = subprocess.run(
+            [*argv, "--insecure", "--grpc-addr", "127.0.0.1:0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot listen for HTTP on 127.0.0.1:{busy}" in proc.stderr and "--listen-addr" in proc.stderr
+    assert "Traceback" not in proc.stderr

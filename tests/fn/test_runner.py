@@ -57,6 +57,21 @@ def test_unchanged_functions_are_not_reloaded(tmp_path: Path) -> None:
         assert rt.refresh() is False  # nothing changed since
 
 
+def test_bytecode_caches_are_no_change(tmp_path: Path) -> None:
+    # importing a function writes __pycache__ next to it (in process, or in its own worker): that
+    # must not make the next poll reload every function
+    write_function(tmp_path, "a", message="a1")
+    with running(test_settings(tmp_path)) as rt:
+        before = rt.runner.registry.functions["a"]
+        cache = tmp_path / "a" / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / "fn.cpython-311.pyc").write_bytes(b"bytecode")
+        (tmp_path / ".git").mkdir()
+        (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+        assert rt.refresh() is False
+        assert rt.runner.registry.functions["a"] is before
+
+
 def test_a_function_broken_on_reload_keeps_serving_its_last_version(tmp_path: Path) -> None:
     write_function(tmp_path, "f", message="good")
     write_function(tmp_path, "g", message="other")

@@ -113,7 +113,8 @@ def ensure_tag(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse) -> f
     return rsp
 
 
-_SKIP_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache"}
+#: Directories that are caches or tooling, never part of a function (not hashed, not watched).
+SKIP_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".pytest_cache"})
 
 
 def content_hash(path: Path) -> str:
@@ -122,7 +123,7 @@ def content_hash(path: Path) -> str:
     try:
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
                 for f in sorted(files):
                     p = Path(root) / f
                     h.update(str(p.relative_to(path)).encode() + b"\0")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xplane.fn.router import FunctionNotFoundError, Router
+from xplane.fn.settings import RunnerConfigError
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,14 @@ class HttpServer:
         self.port: int | None = None
 
     async def start(self, host: str, port: int) -> int:
-        """Start listening; returns the bound port."""
-        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEADER_BYTES)
+        """Start listening; returns the bound port. A port in use is a :class:`RunnerConfigError`."""
+        try:
+            self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEADER_BYTES)
+        except OSError as e:
+            raise RunnerConfigError(
+                f"cannot listen for HTTP on {host}:{port}: {e.strerror or e}",
+                hint="is another process using the port? see --listen-addr (LISTEN_ADDR)",
+            ) from None
         self.port = int(self.server.sockets[0].getsockname()[1])
         return self.port
 

@@ -62,11 +62,17 @@ class Snapshot:
 
 
 def tree_fingerprint(root: Path, *, content: bool = False, limit: int = 20000) -> str:
-    """Hash of the names, sizes and mtimes (or contents) of every file under ``root``."""
+    """Hash of the names, sizes and mtimes (or contents) of every file under ``root``.
+
+    Bytecode caches and tool directories (:data:`~xplane.fn.base.SKIP_DIRS`) do not count: importing
+    a function writes ``__pycache__``, which is no change to the function.
+    """
+    from xplane.fn.base import SKIP_DIRS
+
     h = hashlib.sha256()
     count = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             try:
