@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -362,6 +364,9 @@ def test_grpc_call_through_a_running_runner(tmp_path: Path) -> None:
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert pid_of(stub.RunFunction(xr_request("g3"), timeout=5)) == pid
         assert worker_pids(tmp_path) == [pid]
+        with urllib.request.urlopen(f"{rt.http_base}/functions", timeout=5) as resp:
+            (shown,) = json.loads(resp.read())["functions"]
+        assert shown["isolation"] == "process" and shown["workerPid"] == pid and shown["workerStarts"] == 1
     wait_until(lambda: not worker_pids(tmp_path), 2, "the runner's stop to end the worker")
 
 

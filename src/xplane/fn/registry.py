@@ -537,6 +537,9 @@ class FunctionRegistry:
                         "inflight": entry.inflight,
                     }
                 )
+                details = getattr(fn, "status", None)  # a kind's own details (e.g. its worker process)
+                if callable(details):
+                    item.update(details())
             else:
                 item.update({"status": "error", "source": self.source.describe()})
             if name in self.errors:

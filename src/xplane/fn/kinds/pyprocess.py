@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -100,6 +101,13 @@ class PythonProcessFunction(Function):
         """The pid of the worker serving calls now, if one is."""
         worker = self._worker
         return None if worker is None or worker.dead else worker.pid
+
+    def status(self) -> dict[str, Any]:
+        """What ``/functions`` adds for this function: its isolation and its worker."""
+        out: dict[str, Any] = {"isolation": "process", "workerPid": self.pid, "workerStarts": self.starts}
+        if self._last_death:
+            out["lastWorkerExit"] = trim(self._last_death, 500)
+        return out
 
     def environment(self) -> dict[str, str]:
         """PATH, HOME, LANG and the declared env; xplane's own source root on PYTHONPATH."""
