@@ -409,3 +409,106 @@ def test_worker_gets_the_declared_env_and_not_the_runners(
     assert greeting == "GREETING=hello"
     assert runner_only == "XPLANE_TEST_RUNNER_ONLY=None"
     assert path != "PATH=None"
+
+
+# -- the sandbox (opt-in: sandbox: bwrap | auto) ----------------------------------------------------------
+SANDBOXED = """\
+import os, socket, sys
+from crossplane.function import response
+
+async def run_function(req):
+    what = req.input["probe"]
+    rsp = response.to(req)
+    if what == "write":
+        try:
+            with open("written.txt", "w") as f:
+                f.write("x")
+            response.normal(rsp, "wrote")
+        except OSError as e:
+            response.normal(rsp, f"refused: {e.strerror}")
+    elif what == "connect":
+        try:
+            socket.create_connection(("127.0.0.1", int(req.input["port"])), timeout=2).close()
+            response.normal(rsp, "connected")
+        except OSError as e:
+            response.normal(rsp, f"refused: {e.strerror or e}")
+    elif what == "segv":
+        import ctypes
+        ctypes.string_at(0)
+    elif what == "where":
+        response.normal(rsp, f"{os.getcwd()} {os.environ['HOME']} {sys.prefix}")
+    return rsp
+"""
+
+
+def _need_bwrap() -> None:
+    from xplane.fn.kinds.sandbox import bwrap_available
+
+    if bwrap_available() is None:
+        pytest.skip("bubblewrap is missing or cannot create user namespaces here")
+
+
+def message_of(rsp: fnv1.RunFunctionResponse) -> str:
+    ((_, message),) = results(rsp)
+    return message
+
+
+def test_sandboxed_worker_cannot_write_or_connect_and_crashes_are_named(tmp_path: Path) -> None:
+    _need_bwrap()
+    import socket
+
+    fn = load(write_function(tmp_path, "boxed", SANDBOXED, "sandbox: bwrap\n"))
+    assert fn.sandbox == "bwrap"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        async def scenario() -> list[str]:
+            try:
+                out = []
+                for probe in ("write", "connect", "where"):
+                    rsp = await fn.run(make_request(probe=probe, port=port), timeout=5)
+                    out.append(message_of(rsp))
+                crashed = await fn.run(make_request(probe="segv"), timeout=5)
+                out.append(fatal_message(crashed))
+                return out
+            finally:
+                await fn.close()
+
+        write, connect, where, crash = arun(scenario())
+    assert write == "refused: Read-only file system"
+    assert not (tmp_path / "boxed" / "written.txt").exists()
+    assert connect.startswith("refused:")  # no network namespace shared
+    cwd, home, _prefix = where.split(" ")
+    assert cwd == str((tmp_path / "boxed").resolve()) and home == "/tmp"
+    assert "SIGSEGV" in crash  # bwrap's 128+signal exit is read back as the signal
+    wait_until(lambda: not worker_pids(tmp_path), 5, "the sandboxed worker to go")
+
+
+def test_sandboxed_worker_may_share_the_network_when_asked(tmp_path: Path) -> None:
+    _need_bwrap()
+    import socket
+
+    fn = load(write_function(tmp_path, "net", SANDBOXED, "sandbox: bwrap\nnetwork: true\n"))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        rsp = arun(_run_and_close(fn, make_request(probe="connect", port=listener.getsockname()[1])))
+    assert message_of(rsp) == "connected"
+
+
+async def _run_and_close(
+    fn: PythonProcessFunction, request: fnv1.RunFunctionRequest
+) -> fnv1.RunFunctionResponse:
+    try:
+        return await fn.run(request, timeout=5)
+    finally:
+        await fn.close()
+
+
+def test_workers_are_not_sandboxed_unless_asked(tmp_path: Path) -> None:
+    fn = load(write_function(tmp_path, "plain", SANDBOXED))
+    assert fn.sandbox == "none" and "bwrap" not in fn.command()[0]
+    rsp = arun(_run_and_close(fn, make_request(probe="write")))
+    assert message_of(rsp) == "wrote" and (tmp_path / "plain" / "written.txt").exists()

@@ -292,6 +292,8 @@ class WorkerHandle:
     def _exit_description(self, code: int | None) -> str:
         if code is None:
             return "worker is gone"
+        if self.owner.sandbox == "bwrap" and 128 < code < 128 + 65:
+            code = -(code - 128)  # bwrap reports a child killed by a signal as 128 + signal
         if code < 0:
             what = f"worker was killed by {signal_name(-code)}"
             if -code == signal.SIGKILL:

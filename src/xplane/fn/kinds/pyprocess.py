@@ -37,6 +37,7 @@ from google.protobuf.message import DecodeError
 import xplane
 from xplane.fn.base import DEADLINE_GRACE, Function, FunctionSpec, fatal_response, trim
 from xplane.fn.errors import FunctionLoadError
+from xplane.fn.kinds import sandbox
 from xplane.fn.kinds.exec import base_environment
 from xplane.fn.kinds.pyhandle import (
     CLOSED_REASON,
@@ -77,6 +78,11 @@ class PythonProcessFunction(Function):
     def __init__(self, spec: FunctionSpec) -> None:
         super().__init__(spec)
         self.memory: int | None = spec.limits.get("memory")
+        #: ``bwrap`` or ``none``: opt-in for python workers (``sandbox: auto|bwrap``), unlike exec.
+        self.sandbox = sandbox.resolve_mode(
+            spec.options.get("sandbox", "none"), function=spec.name, path=spec.path
+        )
+        self.network = bool(spec.options.get("network", False))
         self._ids = itertools.count(1)
         self._workers: set[WorkerHandle] = set()
         self._worker: WorkerHandle | None = None
@@ -111,7 +117,7 @@ class PythonProcessFunction(Function):
 
     def environment(self) -> dict[str, str]:
         """PATH, HOME, LANG and the declared env; xplane's own source root on PYTHONPATH."""
-        env = base_environment()
+        env = base_environment(home="/tmp" if self.sandbox == "bwrap" else None)
         env.update(self.spec.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (self.spec.env.get("PYTHONPATH"), _SRC_ROOT) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -130,7 +136,20 @@ class PythonProcessFunction(Function):
             cmd += ["--object", str(spec.options["object"])]
         if self.memory is not None:
             cmd += ["--memory", str(self.memory)]
-        return cmd
+        return sandbox.wrap(
+            cmd,
+            mode=self.sandbox,
+            workdir=spec.directory.resolve(),
+            network=self.network,
+            binds=self._python_binds() if self.sandbox == "bwrap" else (),
+        )
+
+    @staticmethod
+    def _python_binds() -> list[Path]:
+        """What the worker's Python needs that the sandbox's private /tmp would hide (a venv under /tmp)."""
+        wanted = [sys.prefix, sys.base_prefix, sys.exec_prefix, _SRC_ROOT, *sys.path]
+        found = [Path(p).resolve() for p in wanted if p and os.path.isdir(p)]
+        return [p for p in dict.fromkeys(found) if p.parts[:2] == ("/", "tmp")]
 
     def _popen(self, error: type[Exception]) -> WorkerHandle:
         try:
@@ -160,6 +179,7 @@ class PythonProcessFunction(Function):
             function=self.name,
             pid=worker.pid,
             isolation="process",
+            sandbox=self.sandbox,
             memory=memory,
         )
 
