@@ -59,6 +59,8 @@ BAD = [
     ("kind: python\nentrypoint: fn.py\nremote: {address: x:1}\n", "remote", "only valid with kind remote"),
     ("kind: python\nentrypoint: fn.py\nisolation: container\n", "isolation", "isolation must be one of"),
     ("kind: exec\nentrypoint: fn\nisolation: process\n", "isolation", "only valid with kind python (kind is"),
+    ("kind: python\nentrypoint: fn.py\nsandbox: bwrap\n", "sandbox", "no effect on a python function in the"),
+    ("kind: python\nentrypoint: fn.py\nisolation: inprocess\nnetwork: true\n", "network", "no effect on a"),
     ("name: Not Valid!\nkind: exec\nentrypoint: fn\n", "name", "invalid function name"),
     ("kind: exec\nentrypoint: fn\nentrypoitn: typo\n", "entrypoitn", "unknown field(s) entrypoitn"),
     (

@@ -339,6 +339,15 @@ def _validate_options(kind: str, options: dict[str, Any], spec_file: Path) -> No
                 path=spec_file,
                 field="isolation",
             )
+    if kind == "python" and options.get("isolation", "inprocess") != "process":
+        for key in ("sandbox", "network"):
+            if key in options:
+                raise FunctionLoadError(
+                    f"{key} has no effect on a python function in the runner's process",
+                    path=spec_file,
+                    field=key,
+                    hint="add isolation: process to run it in a worker of its own, which can be sandboxed",
+                )
     obj = options.get("object")
     if obj is not None and (not isinstance(obj, str) or not obj.isidentifier()):
         raise FunctionLoadError(f"expected a Python identifier, got {obj!r}", path=spec_file, field="object")
