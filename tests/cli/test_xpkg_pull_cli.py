@@ -101,3 +101,17 @@ def test_cold_pull_from_a_registry(
     r = xp("xpkg", "pull", ref, "--pull-policy", "Always", "--plain-http", "-o", "json", cache=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["digest"] == xpkg_image.manifest_digest
+
+
+def test_a_blocked_registry_exits_4_and_the_cache_still_serves(
+    loaded: tuple[TestImage, Path], tmp_path: Path
+) -> None:
+    _, cache = loaded
+    conf = tmp_path / "registries.conf"
+    conf.write_text('[[registry]]\nlocation = "127.0.0.1:5000"\nblocked = true\n')
+    env = {"CONTAINERS_REGISTRIES_CONF": str(conf), "CONTAINERS_REGISTRIES_CONF_DIR": str(tmp_path / "none")}
+    r = xp("xpkg", "pull", REF, "--pull-policy", "Always", cache=cache, env=env)
+    assert r.returncode == 4, r.stderr
+    assert f"{conf}:3" in r.stderr and "blocked" in r.stderr and "Traceback" not in r.stderr
+    # nothing is contacted for a cached tag: IfNotPresent still answers from the cache
+    assert xp("xpkg", "pull", REF, cache=cache, env=env).returncode == 0
