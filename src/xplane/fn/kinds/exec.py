@@ -15,6 +15,8 @@ import os
 import resource
 import signal
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 from google.protobuf import json_format
 
@@ -198,6 +200,26 @@ def base_environment(*, home: str | None = None) -> dict[str, str]:
     }
 
 
+def spawn_piped(
+    command: list[str], *, env: dict[str, str], cwd: Path, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a function process: three pipes, a session (and process group) of its own, no stray fds.
+
+    Without ``preexec_fn`` CPython can vfork, which is much cheaper from a large process.
+    """
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
+        close_fds=True,
+    )
+
+
 class ExecFunction(Function):
     """An executable speaking ``json`` or ``functionio`` on stdin/stdout."""
 
@@ -270,17 +292,11 @@ class ExecFunction(Function):
         """Spawn the executable for one request; every failure becomes a FATAL result."""
         data = self.encode(req)
         try:
-            proc = subprocess.Popen(
+            proc = spawn_piped(
                 self.command(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
                 env=self.environment(),
                 cwd=self.workdir,
-                start_new_session=True,
-                # Without preexec_fn CPython can vfork, which is much cheaper from a large process.
                 preexec_fn=self._preexec if self.memory is not None else None,
-                close_fds=True,
             )
         except OSError as e:
             return fatal_response(req, f"function {self.name!r}: cannot start {self.executable}: {e}")

@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import xplane
 from xplane.fn.base import DEADLINE_GRACE, Function, FunctionSpec, fatal_response, trim
 from xplane.fn.errors import FunctionLoadError
 from xplane.fn.kinds import sandbox
-from xplane.fn.kinds.exec import base_environment
+from xplane.fn.kinds.exec import base_environment, spawn_piped
 from xplane.fn.kinds.pyhandle import (
     CLOSED_REASON,
     Unavailable,
@@ -153,16 +152,7 @@ class PythonProcessFunction(Function):
 
     def _popen(self, error: type[Exception]) -> WorkerHandle:
         try:
-            proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.environment(),
-                cwd=self.spec.directory.resolve(),
-                start_new_session=True,
-                close_fds=True,
-            )
+            proc = spawn_piped(self.command(), env=self.environment(), cwd=self.spec.directory.resolve())
         except OSError as e:
             raise error(f"cannot start the Python worker of function {self.name!r}: {e}") from e
         worker = WorkerHandle(self, proc)
