@@ -7,7 +7,8 @@ fd 1 a copy of stderr, so a function's ``print()`` (or anything it writes to std
 stderr log instead of corrupting the protocol.
 
 Protocol: binary frames, each a fixed header (payload length u32, call id u64, frame type u8;
-big-endian) and the payload, whose length is checked against a cap (the runner's max message size).
+big-endian) and the payload, whose length is checked against a cap (``--max-payload``; the gRPC
+server enforces the runner's ``--max-message-size`` before a request gets here).
 
 ====================  =========  =============================================================
 frame                 direction  payload
