@@ -232,3 +232,46 @@ def test_build_on_a_runtime_tarball_then_inspect(xp: Run, tmp_path: Path) -> Non
     assert [la["digest"] for la in doc["layers"]][:2] == rt["layers"]
     assert [la["annotation"] for la in doc["layers"]] == [None, None, "base"]
     assert (tmp_path / "c2").is_dir()
+
+
+def test_build_on_a_runtime_image_from_a_registry_then_offline(
+    xp: Run, tmp_path: Path, registry_plain: RegistryServer, skopeo: Skopeo
+) -> None:
+    from tests.xpkg.test_build import runtime_tarball
+
+    root = tmp_path / "fn"
+    shutil.copytree(FIXTURES / "function", root)
+    tarball = tmp_path / "rt.tar"
+    rt = runtime_tarball(tarball, fmt="oci", arch="arm64")
+    ref = registry_plain.ref("runtime/fn", "v1")
+    skopeo(
+        "copy",
+        *registry_plain.skopeo_flags(direction="dest"),
+        f"oci-archive:{tarball}",
+        f"docker://{ref}",
+        check=True,
+    )
+    # the reference: the same runtime image from the tarball
+    from_tarball = tmp_path / "from-tarball.xpkg"
+    r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image-tarball", str(tarball),
+           "-o", str(from_tarball), "--cache-dir", str(tmp_path / "c1"))  # fmt: skip
+    assert r.code == 0, r.err
+    want = r.out.split("(")[-1].rstrip(")\n")
+    cache = str(tmp_path / "c2")
+    out = tmp_path / "from-registry.xpkg"
+    r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image", ref, "--plain-http",
+           "-o", str(out), "--cache-dir", cache)  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.out.strip().endswith(f"({want})")  # pulled from the registry: the very same package
+    doc = json.loads(xp("xpkg", "inspect", str(out), "-o", "json").out)
+    assert [la["digest"] for la in doc["layers"]][:2] == rt["layers"]
+    # the runtime image is cached now: Never builds offline, to the same digest
+    r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image", ref, "--pull-policy", "Never",
+           "-o", str(tmp_path / "again.xpkg"), "--cache-dir", cache)  # fmt: skip
+    assert r.code == 0 and r.out.strip().endswith(f"({want})"), r.err
+    r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image", ref, "--pull-policy", "Never",
+           "--cache-dir", str(tmp_path / "empty"))  # fmt: skip
+    assert r.code == 3 and "pull policy is Never" in r.err
+    r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image", ref,
+           "--embed-runtime-image-tarball", str(tarball))  # fmt: skip
+    assert r.code == 2 and "not both" in r.err

@@ -533,3 +533,18 @@ def test_embed_runtime_image_tarball_that_is_missing_or_not_an_image(tmp_path: P
     junk.write_bytes(b"not a tar at all" * 100)
     with pytest.raises(XplaneError):  # from the archive loader
         build(root, runtime_image_tarball=junk, cache=ImageCache(tmp_path / "c"))
+
+
+def test_embed_a_runtime_image_from_the_cache(tmp_path: Path) -> None:
+    from xplane.oci.archive import load_archive
+
+    tarball = tmp_path / "runtime.tar"
+    runtime_tarball(tarball, fmt="oci")
+    root = copy_fixture(tmp_path, "function")
+    cache = ImageCache(tmp_path / "cache")
+    image = load_archive(tarball, "example.org/runtime:v1", cache=cache)
+    from_image = build(root, runtime_image=image)
+    assert from_image.digest == build(root, runtime_image_tarball=tarball, cache=cache).digest
+    assert from_image.open_blob(image.layers[0].digest).read()  # runtime layers come from the cache
+    with pytest.raises(BuildError, match="not both"):
+        build(root, runtime_image=image, runtime_image_tarball=tarball, cache=cache)

@@ -66,9 +66,23 @@ def _split_csv(values: tuple[str, ...]) -> list[str]:
     help="A docker-save or OCI tarball of the runtime image to build the package on (Providers, Functions).",
 )
 @click.option(
+    "--embed-runtime-image",
+    "embed_runtime_image",
+    default=None,
+    metavar="REF",
+    help="The runtime image to build the package on, from the image cache or its registry (no Docker).",
+)
+@click.option(
+    "--platform",
+    default=None,
+    help="Platform of --embed-runtime-image when it is an index, e.g. linux/arm64 [linux/amd64].",
+)
+@click.option(
     "--output", "output", type=click.Choice(["json"]), default=None, help="Machine-readable summary."
 )
+@pull_policy_option
 @cache_option
+@registry_flags
 def build(
     package_root: Path,
     examples_root: Path,
@@ -76,13 +90,29 @@ def build(
     examples_ignore: tuple[str, ...],
     package_file: Path | None,
     embed_runtime_image_tarball: Path | None,
+    embed_runtime_image: str | None,
+    platform: str | None,
     output: str | None,
+    pull_policy: str,
     cache_dir: Path | None,
+    **registry: Any,
 ) -> None:
-    """Build a Crossplane package (.xpkg) from a directory of YAML."""
+    """Build a Crossplane package (.xpkg) from a directory of YAML.
+
+    --embed-runtime-image takes the image from xplane's cache, pulling it first if needed
+    (--pull-policy, and the registry flags), where upstream reads a Docker daemon.
+    """
     from xplane.oci.cache import ImageCache
     from xplane.xpkg.build import BuildOptions, build_package
 
+    if embed_runtime_image and embed_runtime_image_tarball:
+        raise click.UsageError("use --embed-runtime-image or --embed-runtime-image-tarball, not both")
+    embeds = embed_runtime_image_tarball is not None or embed_runtime_image is not None
+    cache = ImageCache(cache_dir) if embeds else None
+    runtime = None
+    if embed_runtime_image is not None:
+        assert cache is not None
+        runtime = _runtime_image(embed_runtime_image, pull_policy, platform, cache, registry)
     built = build_package(
         BuildOptions(
             package_root=package_root,
@@ -90,7 +120,8 @@ def build(
             ignore=_split_csv(ignore),
             examples_ignore=_split_csv(examples_ignore),
             runtime_image_tarball=embed_runtime_image_tarball,
-            cache=ImageCache(cache_dir) if embed_runtime_image_tarball is not None else None,
+            runtime_image=runtime,
+            cache=cache,
         )
     )
     for w in built.warnings:
@@ -113,6 +144,19 @@ def build(
         )
     else:
         click.echo(f"xpkg saved to {path} ({built.digest})")
+
+
+def _runtime_image(ref: str, policy: str, platform: str | None, cache: Any, registry: dict[str, Any]) -> Any:
+    """The runtime image for ``--embed-runtime-image``: from the cache, pulled first if the policy says so."""
+    from xplane.oci.models import Platform
+    from xplane.oci.pull import pull
+
+    chosen = Platform.parse(platform) if platform else None
+    client = make_client(registry)
+    try:
+        return pull(ref, policy=policy, cache=cache, client=client, platform=chosen)
+    finally:
+        client.close()
 
 
 @click.command("init")

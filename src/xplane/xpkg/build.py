@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from xplane.oci.cache import ImageCache
 from xplane.oci.layout import LayoutEntry, MemoryBlobs, write_docker_archive
@@ -41,6 +41,9 @@ from xplane.xpkg.lint import LintResult, Located, lint_package
 from xplane.xpkg.meta import PackageMeta
 from xplane.xpkg.yamlk8s import YAMLWarning, dump_documents, load_file_documents
 
+if TYPE_CHECKING:
+    from xplane.oci.pull import Image
+
 RUNTIME_BASE_REF = "xplane.local/xpkg-build/runtime-base:latest"
 """The cache tag a runtime image tarball is loaded under while a package is built on it."""
 
@@ -58,6 +61,8 @@ class BuildOptions:
     ignore: Sequence[str] = ()
     examples_ignore: Sequence[str] = ()
     runtime_image_tarball: Path | None = None
+    runtime_image: Image | None = None
+    """A runtime image already in the cache (``--embed-runtime-image``: pulled by the caller)."""
     cache: ImageCache | None = None
     """Where a runtime image tarball's layers are staged (default: the user's image cache)."""
 
@@ -170,8 +175,12 @@ def build_package(options: BuildOptions) -> BuiltPackage:
     base_config: Mapping[str, Any] | None = None
     base_layers: list[Descriptor] = []
     base_blobs = None
+    if options.runtime_image_tarball is not None and options.runtime_image is not None:
+        raise BuildError("embed a runtime image or a runtime image tarball, not both")
     if options.runtime_image_tarball is not None:
         base_config, base_layers, base_blobs = _runtime_base(options.runtime_image_tarball, options.cache)
+    elif options.runtime_image is not None:
+        base_config, base_layers, base_blobs = _runtime_layers(options.runtime_image)
 
     cfg = config_bytes(package_config(base_config, layers))
     blobs = MemoryBlobs()
@@ -203,11 +212,16 @@ def _is_meta(loc: Located) -> bool:
 def _runtime_base(tarball: Path, cache: ImageCache | None) -> tuple[Mapping[str, Any], list[Descriptor], Any]:
     """Load a docker-save or OCI tarball (the runtime image) into the cache; its config and layers."""
     from xplane.oci.archive import load_archive
-    from xplane.oci.models import DOCKER_LAYER, OCI_LAYER_GZIP
 
     if not Path(tarball).exists():
         raise BuildError(f"runtime image tarball {tarball} does not exist")
-    image = load_archive(tarball, RUNTIME_BASE_REF, cache=cache)
+    return _runtime_layers(load_archive(tarball, RUNTIME_BASE_REF, cache=cache))
+
+
+def _runtime_layers(image: Image) -> tuple[Mapping[str, Any], list[Descriptor], Any]:
+    """A runtime image's config and its layers as the package's first layers (gzip layers only)."""
+    from xplane.oci.models import DOCKER_LAYER, OCI_LAYER_GZIP
+
     layers = []
     for d in image.layers:
         if d.media_type not in (DOCKER_LAYER, OCI_LAYER_GZIP):
