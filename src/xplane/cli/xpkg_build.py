@@ -112,7 +112,15 @@ def build(
     runtime = None
     if embed_runtime_image is not None:
         assert cache is not None
-        runtime = _runtime_image(embed_runtime_image, pull_policy, platform, cache, registry)
+        from xplane.xpkg.package import open_image
+
+        runtime = open_image(
+            embed_runtime_image,
+            cache=cache,
+            policy=pull_policy,
+            platform=platform,
+            client_factory=lambda: make_client(registry),
+        )
     built = build_package(
         BuildOptions(
             package_root=package_root,
@@ -144,19 +152,6 @@ def build(
         )
     else:
         click.echo(f"xpkg saved to {path} ({built.digest})")
-
-
-def _runtime_image(ref: str, policy: str, platform: str | None, cache: Any, registry: dict[str, Any]) -> Any:
-    """The runtime image for ``--embed-runtime-image``: from the cache, pulled first if the policy says so."""
-    from xplane.oci.models import Platform
-    from xplane.oci.pull import pull
-
-    chosen = Platform.parse(platform) if platform else None
-    client = make_client(registry)
-    try:
-        return pull(ref, policy=policy, cache=cache, client=client, platform=chosen)
-    finally:
-        client.close()
 
 
 @click.command("init")

@@ -18,24 +18,36 @@ PACKAGE_TYPES = ("configuration", "function", "provider")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def _configuration(name: str) -> dict[str, str]:
-    return {
-        "crossplane.yaml": f"""\
-apiVersion: meta.pkg.crossplane.io/v1
-kind: Configuration
+def _meta(api_version: str, kind: str, name: str, description: str, spec: str = "") -> str:
+    """The ``crossplane.yaml`` meta object every skeleton starts with (``spec``: more of its spec)."""
+    return f"""\
+apiVersion: meta.pkg.crossplane.io/{api_version}
+kind: {kind}
 metadata:
   name: {name}
   annotations:
-    meta.crossplane.io/description: A Crossplane Configuration.
+    meta.crossplane.io/description: {description}
 spec:
   crossplane:
     version: ">=v2.0.0-0"
+{spec}"""
+
+
+def _configuration(name: str) -> dict[str, str]:
+    return {
+        "crossplane.yaml": _meta(
+            "v1",
+            "Configuration",
+            name,
+            "A Crossplane Configuration.",
+            """\
   dependsOn:
     - apiVersion: pkg.crossplane.io/v1
       kind: Function
       package: xpkg.crossplane.io/crossplane-contrib/function-patch-and-transform
       version: ">=v0.8.0"
 """,
+        ),
         "apis/xbuckets/definition.yaml": """\
 apiVersion: apiextensions.crossplane.io/v2
 kind: CompositeResourceDefinition
@@ -96,17 +108,7 @@ spec:
 
 def _provider(name: str) -> dict[str, str]:
     return {
-        "crossplane.yaml": f"""\
-apiVersion: meta.pkg.crossplane.io/v1
-kind: Provider
-metadata:
-  name: {name}
-  annotations:
-    meta.crossplane.io/description: A Crossplane Provider.
-spec:
-  crossplane:
-    version: ">=v2.0.0-0"
-""",
+        "crossplane.yaml": _meta("v1", "Provider", name, "A Crossplane Provider."),
         "crds/sample.example.org_widgets.yaml": """\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -142,19 +144,9 @@ spec:
 
 def _function(name: str) -> dict[str, str]:
     return {
-        "package/crossplane.yaml": f"""\
-apiVersion: meta.pkg.crossplane.io/v1beta1
-kind: Function
-metadata:
-  name: {name}
-  annotations:
-    meta.crossplane.io/description: A composition function.
-spec:
-  crossplane:
-    version: ">=v2.0.0-0"
-  capabilities:
-    - composition
-""",
+        "package/crossplane.yaml": _meta(
+            "v1beta1", "Function", name, "A composition function.", "  capabilities:\n    - composition\n"
+        ),
         "package/input/template.fn.crossplane.io_inputs.yaml": """\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
