@@ -169,7 +169,7 @@ class _Builder:
         self, file: str | None, line0: int, warnings: list[YAMLWarning], aliases: bool, data: bytes
     ) -> None:
         self.data = data
-        self._text: str | bytes | None = None  # ``data`` indexable by libyaml's character marks
+        self._text: str | None = None  # ``data`` decoded, for libyaml's character marks
         self.bang = b"!" in data  # a tag may be present: only then can a plain scalar carry ``!``
         self.file = file
         self.line0 = line0
@@ -276,19 +276,12 @@ class _Builder:
         if m is None:
             return False
         text = self._text
-        if text is None:
-            data = self.data
-            text = self._text = data if data.isascii() else data.decode("utf-8", "replace").lstrip("\ufeff")
+        if text is None:  # libyaml's marks count characters, so index the decoded text
+            text = self._text = self.data.decode("utf-8", "replace").lstrip("\ufeff")
         i = m.index
-        head = text[i : i + 1]
-        first = node.value[:1]
-        if isinstance(head, bytes):
-            head = head.decode("latin-1")
-        if head == first or head not in ("!", "&"):
+        if text[i : i + 1] not in ("!", "&"):  # no properties: a plain scalar never starts so
             return False
         properties = text[i : i + 2 * 1024]
-        if isinstance(properties, bytes):
-            properties = properties.decode("latin-1")
         for word in properties.split():
             if word == "!":
                 return True
