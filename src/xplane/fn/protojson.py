@@ -60,7 +60,7 @@ def _plan(desc: Descriptor) -> Callable[[Message], Any]:
     special = _WELL_KNOWN.get(desc.full_name)
     if special is not None:
         return special
-    if desc.full_name.startswith("google.protobuf.") and desc.full_name != "google.protobuf.Empty":
+    if desc.full_name.startswith("google.protobuf."):
         return _fallback  # Any and anything else well-known not handled here
     fields: dict[FieldDescriptor, tuple[str, Convert]] = {}
 
@@ -180,7 +180,7 @@ def _value(v: Message) -> Any:
     if kind == "bool_value":
         return v.bool_value
     if kind == "list_value":
-        return [_value(x) for x in v.list_value.values]
+        return _list(v.list_value)
     if kind == "null_value":
         return None
     raise _Fallback  # a Value with no kind set: json_format decides
