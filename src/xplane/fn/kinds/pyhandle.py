@@ -251,12 +251,10 @@ class WorkerHandle:
         """SIGKILL the process group; the watcher then fails what is in flight with ``reason``."""
         if self.kill_reason is None:
             self.kill_reason = reason
-        if self.proc.returncode is None:  # not reaped: the pid (and group id) is still ours
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
-        if self.proc.returncode is None:
+        if self.proc.returncode is None:  # not reaped: the pid (and group id) is still ours
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
 
