@@ -279,19 +279,24 @@ class _TokenHandler(BaseHTTPRequestHandler):
         code = "UNAUTHORIZED" if status == 401 else HTTPStatus(status).phrase.upper().replace(" ", "_")
         self._send_json(status, {"errors": [{"code": code, "message": message}]}, headers)
 
+    def _refused(self, path: str, base: TokenRequest) -> bool:
+        """Answer 404 off ``/token``, or the next injected failure; ``True`` when it answered."""
+        if path != "/token":
+            self._reject(base, 404, "not found")
+            return True
+        failure = self.token_server._pop_failure()
+        if failure is not None:
+            self._reject(base, failure, "injected failure")
+            return True
+        return False
+
     def do_GET(self) -> None:
-        ts = self.token_server
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         scopes = _split_scopes(query.get("scope", []))
         service = query.get("service", [None])[0]
         base = TokenRequest("GET", self.path, service, scopes, None, None, 0, ())
-        if url.path != "/token":
-            self._reject(base, 404, "not found")
-            return
-        failure = ts._pop_failure()
-        if failure is not None:
-            self._reject(base, failure, "injected failure")
+        if self._refused(url.path, base):
             return
         user, ok = self._basic_user()
         base = TokenRequest("GET", self.path, service, scopes, user if ok else None, None, 0, ())
@@ -309,12 +314,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
         scopes = _split_scopes(form.get("scope", []))
         service = form.get("service", [None])[0]
         base = TokenRequest("POST", url.path, service, scopes, None, grant, 0, ())
-        if url.path != "/token":
-            self._reject(base, 404, "not found")
-            return
-        failure = ts._pop_failure()
-        if failure is not None:
-            self._reject(base, failure, "injected failure")
+        if self._refused(url.path, base):
             return
         user: str | None
         if grant == "password":
