@@ -128,8 +128,13 @@ def test_hang_is_killed_at_the_timeout(tmp_path: Path, fnio_binary: Path) -> Non
     assert "timed out after 0.5s" in fatal_message(rsp)
 
 
-def test_memory_limit(tmp_path: Path, fnio_binary: Path) -> None:
-    fn = load_function(fnio_dir(tmp_path, fnio_binary, "args: [hog]", "limits: {memory: 64Mi}"))
+@pytest.mark.parametrize("sandbox", ["none", "auto"])
+def test_memory_limit(tmp_path: Path, fnio_binary: Path, sandbox: str) -> None:
+    # the limit is set on the process right after it starts (no preexec_fn: see spawn_piped), and
+    # under bubblewrap it reaches the sandboxed program through bwrap
+    fn = load_function(
+        fnio_dir(tmp_path, fnio_binary, "args: [hog]", "limits: {memory: 64Mi}", f"sandbox: {sandbox}")
+    )
     rsp = arun(fn.run(make_request(), timeout=10))
     assert "exited with code 12: fnio: out of memory after" in fatal_message(rsp)
 

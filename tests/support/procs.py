@@ -2,16 +2,16 @@
 
 Every process started here is killed (SIGKILL to its process group) by :func:`kill`, by an
 ``atexit`` hook, and, when started from the main thread, by the kernel if the Python process dies
-(``PR_SET_PDEATHSIG``).
+(``PR_SET_PDEATHSIG``, set through ``setpriv``).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +22,6 @@ from pathlib import Path
 
 from xplane.errors import XplaneError
 
-_PR_SET_PDEATHSIG = 1
 _live: dict[int, subprocess.Popen[bytes]] = {}
 _lock = threading.Lock()
 
@@ -72,20 +71,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise TestServerError(f"no free port on {host} in {low}-{high}")
 
 
-def _pdeathsig() -> Callable[[], None] | None:
+def _pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL --``: the child dies with this process, set without a ``preexec_fn``.
+
+    A ``preexec_fn`` makes CPython fork instead of vfork, which runs grpcio's fork handlers in the
+    child; with ``close_fds`` those abort it before exec (grpc/grpc#43055) once the test process has
+    used gRPC. ``setpriv`` sets the signal and then execs the command in the same process.
+    """
     if threading.current_thread() is not threading.main_thread():
         # PDEATHSIG fires when the *thread* that forked exits; only safe from the main thread.
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    prctl = libc.prctl
-
-    def _pre() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    return _pre
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def clean_env(extra: Mapping[str, str] | None = None, *, drop_prefixes: Sequence[str] = ()) -> dict[str, str]:
@@ -102,13 +99,12 @@ def spawn(
     log = log_path.open("ab")
     try:
         proc = subprocess.Popen(
-            list(argv),
+            [*_pdeathsig_prefix(), *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None,
             start_new_session=True,
-            preexec_fn=_pdeathsig(),
         )
     finally:
         log.close()

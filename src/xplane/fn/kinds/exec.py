@@ -15,7 +15,6 @@ import os
 import resource
 import signal
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -200,12 +199,13 @@ def base_environment(*, home: str | None = None) -> dict[str, str]:
     }
 
 
-def spawn_piped(
-    command: list[str], *, env: dict[str, str], cwd: Path, preexec_fn: Callable[[], None] | None = None
-) -> subprocess.Popen[bytes]:
+def spawn_piped(command: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     """Start a function process: three pipes, a session (and process group) of its own, no stray fds.
 
-    Without ``preexec_fn`` CPython can vfork, which is much cheaper from a large process.
+    No ``preexec_fn``, ever: without one CPython uses vfork, which is cheaper from a large process
+    and, above all, runs no ``pthread_atfork`` handlers. grpcio's (1.81 and later) restart its poller
+    in a forked child, and ``close_fds`` then makes that child abort before it can exec
+    (grpc/grpc#43055), in any process that serves gRPC, as the runner does.
     """
     return subprocess.Popen(
         command,
@@ -215,9 +215,23 @@ def spawn_piped(
         env=env,
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=preexec_fn,
         close_fds=True,
     )
+
+
+def limit_memory(pid: int, limit: int) -> None:
+    """Cap a just-started process's address space (RLIMIT_AS) and turn off its core dumps.
+
+    Set from outside (``prlimit``) right after the spawn returns, while the new program is still
+    being loaded (or, under bubblewrap, before bwrap starts it): children it forks inherit the cap.
+    """
+    try:
+        resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+        resource.prlimit(pid, resource.RLIMIT_CORE, (0, 0))
+    except ProcessLookupError:  # it has already exited: nothing to cap
+        pass
+    except PermissionError:  # e.g. a setuid bwrap: say so instead of failing every call
+        log.warning("cannot set the memory limit of pid %d (permission denied); it runs without one", pid)
 
 
 class ExecFunction(Function):
@@ -269,11 +283,6 @@ class ExecFunction(Function):
             binds=[self.executable.parent, *self._interpreter_binds],
         )
 
-    def _preexec(self) -> None:  # runs in the child between fork and exec (only with a memory limit)
-        assert self.memory is not None
-        resource.setrlimit(resource.RLIMIT_AS, (self.memory, self.memory))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     def encode(self, req: fnv1.RunFunctionRequest) -> bytes:
         """The bytes written to the process's stdin."""
         if self.protocol == "functionio":
@@ -292,12 +301,9 @@ class ExecFunction(Function):
         """Spawn the executable for one request; every failure becomes a FATAL result."""
         data = self.encode(req)
         try:
-            proc = spawn_piped(
-                self.command(),
-                env=self.environment(),
-                cwd=self.workdir,
-                preexec_fn=self._preexec if self.memory is not None else None,
-            )
+            proc = spawn_piped(self.command(), env=self.environment(), cwd=self.workdir)
+            if self.memory is not None:
+                limit_memory(proc.pid, self.memory)
         except OSError as e:
             return fatal_response(req, f"function {self.name!r}: cannot start {self.executable}: {e}")
         child = _Child(proc, self.output_bytes)
