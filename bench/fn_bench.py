@@ -39,7 +39,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -168,11 +168,14 @@ class Pinning:
         """All CPUs again (for the in-process exec and wasm cases, which spawn and use threads)."""
         os.sched_setaffinity(0, self.all)
 
-    def preexec(self) -> Callable[[], None] | None:
-        server = self.server
-        if server is None:
-            return None
-        return lambda: os.sched_setaffinity(0, server)
+    def pin_server(self, pid: int) -> None:
+        """Pin a just-started server, before it starts threads (they inherit the mask).
+
+        From outside rather than in a ``preexec_fn``: that would fork instead of vfork and run
+        grpcio's fork handlers, which can abort the child (grpc/grpc#43055).
+        """
+        if self.server is not None:
+            os.sched_setaffinity(pid, self.server)
 
     def describe(self) -> str:
         if self.server is None:
@@ -187,8 +190,8 @@ def spawned(argv: list[str], pinning: Pinning, env: dict[str, str] | None = None
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=pinning.preexec(),
     )
+    pinning.pin_server(proc.pid)
     try:
         yield proc
     finally:
