@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import sys
 import textwrap
 import time
@@ -130,11 +131,15 @@ def test_hang_is_killed_at_the_timeout(tmp_path: Path, fnio_binary: Path) -> Non
 
 @pytest.mark.parametrize("sandbox", ["none", "auto"])
 def test_memory_limit(tmp_path: Path, fnio_binary: Path, sandbox: str) -> None:
-    # the limit is set on the process right after it starts (no preexec_fn: see spawn_piped), and
-    # under bubblewrap it reaches the sandboxed program through bwrap
+    # no preexec_fn (see spawn_piped): util-linux prlimit sets the limit and execs the program,
+    # inside the sandbox when there is one
     fn = load_function(
         fnio_dir(tmp_path, fnio_binary, "args: [hog]", "limits: {memory: 64Mi}", f"sandbox: {sandbox}")
     )
+    assert isinstance(fn, ExecFunction)
+    if shutil.which("prlimit"):
+        command = fn.command()
+        assert f"--as={64 << 20}" in command and command.index("--core=0") < command.index(str(fn.executable))
     rsp = arun(fn.run(make_request(), timeout=10))
     assert "exited with code 12: fnio: out of memory after" in fatal_message(rsp)
 

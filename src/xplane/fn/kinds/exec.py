@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import resource
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -219,12 +220,22 @@ def spawn_piped(command: list[str], *, env: dict[str, str], cwd: Path) -> subpro
     )
 
 
-def limit_memory(pid: int, limit: int) -> None:
-    """Cap a just-started process's address space (RLIMIT_AS) and turn off its core dumps.
+def memory_limited(command: list[str], limit: int) -> tuple[list[str], bool]:
+    """``command`` under an RLIMIT_AS of ``limit`` bytes (and no core dumps), set before it runs.
 
-    Set from outside (``prlimit``) right after the spawn returns, while the new program is still
-    being loaded (or, under bubblewrap, before bwrap starts it): children it forks inherit the cap.
+    util-linux's ``prlimit`` sets the limits and execs the command in the same process, so exit
+    codes and signals are the command's own. Returns ``(command, True)``; without ``prlimit`` the
+    command unchanged and ``False``: the caller then caps the process right after the spawn
+    (:func:`limit_memory`), which a program that allocates at once may outrun.
     """
+    exe = shutil.which("prlimit")
+    if exe is None:
+        return command, False
+    return [exe, f"--as={limit}", "--core=0", "--", *command], True
+
+
+def limit_memory(pid: int, limit: int) -> None:
+    """Cap a just-started process's address space (RLIMIT_AS) and turn off its core dumps."""
     try:
         resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
         resource.prlimit(pid, resource.RLIMIT_CORE, (0, 0))
@@ -256,6 +267,10 @@ class ExecFunction(Function):
         self.output_bytes: int = spec.limits.get("output_bytes") or DEFAULT_OUTPUT_BYTES
         self.sandbox = sandbox.resolve_mode(spec.options.get("sandbox"), function=spec.name, path=spec.path)
         self.workdir = spec.directory.resolve()
+        own = [str(self.executable), *self.args]
+        self._limited, self._limit_in_command = (
+            memory_limited(own, self.memory) if self.memory is not None else (own, False)
+        )
         self._interpreter_binds = (
             sandbox.interpreter_binds(self.executable) if self.sandbox == "bwrap" else []
         )
@@ -274,9 +289,9 @@ class ExecFunction(Function):
         return env
 
     def command(self) -> list[str]:
-        """The full command line, sandbox included."""
+        """The full command line: the memory limit inside the sandbox, the sandbox around it."""
         return sandbox.wrap(
-            [str(self.executable), *self.args],
+            self._limited,
             mode=self.sandbox,
             workdir=self.workdir,
             network=self.network,
@@ -302,7 +317,7 @@ class ExecFunction(Function):
         data = self.encode(req)
         try:
             proc = spawn_piped(self.command(), env=self.environment(), cwd=self.workdir)
-            if self.memory is not None:
+            if self.memory is not None and not self._limit_in_command:
                 limit_memory(proc.pid, self.memory)
         except OSError as e:
             return fatal_response(req, f"function {self.name!r}: cannot start {self.executable}: {e}")
