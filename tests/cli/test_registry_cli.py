@@ -110,6 +110,9 @@ def test_wrong_password_exits_4_and_writes_nothing(
     )
     assert code == 4, err
     assert "authentication" in err and registry_basic.host in err and "wrong-pa55" not in err + out
+    assert "the registry rejected the password for user 'testuser' (given to xp registry login)" in err
+    assert "credentials from the credentials" not in err and "run `xp registry login" not in err
+    assert "hint: check the username and password" in err
     assert not docker_config(env).exists()
     code, _, err = xp(
         "registry",
@@ -231,3 +234,19 @@ def test_registry_options_and_build_registry_access(tmp_path: Path, env: dict[st
     with CliRunner().isolation(input="", env=env) as (_, err, _):
         assert run_cli(cmd, ["-u", "me"]) == 2
         assert "--username needs --password-stdin" in err.getvalue().decode()
+
+
+def test_plain_http_to_a_tls_registry_exits_5_and_saves_nothing(
+    registry_tls: RegistryServer, env: dict[str, str]
+) -> None:
+    """The registry answers plain HTTP with a 400 page, which must not pass for a login."""
+    code, out, err = xp(
+        "registry", "login", registry_tls.host, "--plain-http", "-u", "testuser", "--password-stdin",
+        env=env, input="testpass\n",
+    )  # fmt: skip
+    assert code == 5, err
+    assert f"{registry_tls.host} speaks HTTPS but was contacted over plain HTTP" in err
+    assert "hint: drop --plain-http" in err and "Login Succeeded" not in out
+    assert not docker_config(env).exists()
+    code, _, err = xp("xpkg", "pull", registry_tls.ref("a/b", "v1"), "--plain-http", env=env)
+    assert code == 5 and err.count("speaks HTTPS") == 1, err

@@ -35,9 +35,12 @@ Run = Callable[..., Result]
 
 @pytest.fixture
 def xp(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    """Run ``xp ARGS`` in-process with a private cache; returns (exit code, stdout, stderr)."""
+    """Run ``xp ARGS`` in-process with a private cache, in an empty working directory (so the
+    default ``./examples`` is never the repository's); returns (exit code, stdout, stderr)."""
     monkeypatch.setenv("XPLANE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("COLUMNS", raising=False)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
 
     def run(*args: str) -> Result:
         capsys.readouterr()
@@ -275,3 +278,99 @@ def test_build_on_a_runtime_image_from_a_registry_then_offline(
     r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image", ref,
            "--embed-runtime-image-tarball", str(tarball))  # fmt: skip
     assert r.code == 2 and "not both" in r.err
+
+
+# ---- issue 7: what a new user hit ---------------------------------------------------------------
+
+
+def test_build_and_extract_create_missing_output_folders(xp: Run, cfg: Path, tmp_path: Path) -> None:
+    """``-o dist/x.xpkg`` in CI: the folder is created, as ``crossplane xpkg build`` creates it."""
+    r = xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", "dist/sub/x.xpkg")
+    assert r.code == 0, r.err
+    assert Path("dist/sub/x.xpkg").is_file() and not list(Path("dist/sub").glob(".*tmp*"))
+    r = xp(
+        "xpkg", "extract", "--from-xpkg", "dist/sub/x.xpkg", "-o", str(tmp_path / "out" / "a" / "pkg.yaml.gz")
+    )
+    assert r.code == 0, r.err
+    assert gzip.decompress((tmp_path / "out" / "a" / "pkg.yaml.gz").read_bytes()).startswith(
+        b"---\napiVersion:"
+    )
+    Path("taken").write_text("a file where a folder should be\n")
+    for args in (
+        ("build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", "taken/x.xpkg"),
+        ("extract", "--from-xpkg", "dist/sub/x.xpkg", "-o", "taken/deeper/x.gz"),
+    ):
+        r = xp("xpkg", *args)
+        assert r.code == 1 and "Traceback" not in r.err, r.err
+        assert r.err.startswith("xp: error: cannot write") and "Not a directory" in r.err
+
+
+def test_build_without_a_meta_object_says_where_and_what(xp: Run, tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    (root / "crds").mkdir(parents=True)
+    (root / "crds" / "a.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: a.b.c\n"
+    )
+    r = xp("xpkg", "build", "-f", str(root))
+    assert r.code == 1
+    assert f"{root.resolve()}: not exactly one package meta type" in r.err
+    assert "meta.pkg.crossplane.io/v1 Configuration, Provider or Function" in r.err
+    assert "named above" not in r.err
+
+
+def test_build_with_a_deployment_lists_what_the_package_may_hold(xp: Run, cfg: Path) -> None:
+    dep = cfg / "apis" / "deploy.yaml"
+    dep.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n")
+    r = xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"))
+    assert r.code == 1
+    upstream = 'Deployment/web: no kind "Deployment" is registered for version "apps/v1" in scheme "pkg/xpkg/scheme.go"'
+    assert f"{dep.resolve()}:1: {upstream}\n" in r.err
+    assert "a Configuration package may hold only CompositeResourceDefinition" in r.err
+
+
+def test_build_warnings_say_warning_once(xp: Run, cfg: Path) -> None:
+    meta = cfg / "crossplane.yaml"
+    meta.write_text(meta.read_text() + "    - provider: provider-unqualified\n      version: '>=v1.0.0'\n")
+    (cfg / "apis" / "dup.yaml").write_text(
+        "apiVersion: apiextensions.crossplane.io/v1\nkind: Composition\nmetadata:\n  name: d\n  name: d\n"
+    )
+    r = xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", str(cfg / "p.xpkg"))
+    assert r.code == 0, r.err
+    lines = r.err.splitlines()
+    assert any("dup.yaml:5:3: warning: " in ln for ln in lines), r.err  # the YAML loader's
+    assert any(
+        "crossplane.yaml:1: Configuration/platform-ref-network: warning: " in ln for ln in lines
+    )  # lint's
+    assert all(ln.count("warning:") == 1 for ln in lines), r.err
+
+
+def test_reading_and_pushing_files_leaves_no_internal_cache_entries(
+    xp: Run, cfg: Path, tmp_path: Path, registry_plain: RegistryServer, unique_repo: str
+) -> None:
+    from tests.xpkg.test_build import runtime_tarball
+
+    pkg = tmp_path / "p.xpkg"
+    assert xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", str(pkg)).code == 0
+    fn = tmp_path / "fn"
+    shutil.copytree(FIXTURES / "function", fn)
+    runtime_tarball(tmp_path / "rt.tar")
+    r = xp("xpkg", "build", "-f", str(fn / "package"), "--embed-runtime-image-tarball", str(tmp_path / "rt.tar"),
+           "-o", str(tmp_path / "fn.xpkg"))  # fmt: skip
+    assert r.code == 0, r.err
+    first = json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)
+    assert xp("xpkg", "extract", "--from-xpkg", str(pkg), "-o", str(tmp_path / "x.gz")).code == 0
+    ref = registry_plain.ref(unique_repo, "v1")
+    assert xp("xpkg", "push", ref, "-f", str(pkg), "--plain-http").code == 0
+
+    listed = json.loads(xp("cache", "ls", "-o", "json").out)["images"]
+    assert [(i["repository"], i["tag"]) for i in listed] == [(ref.rsplit(":", 1)[0], "v1")]
+    # a file read in passing is read again from the cache; a changed file is read anew
+    assert json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)["digest"] == first["digest"]
+    other = json.loads(xp("xpkg", "inspect", str(tmp_path / "fn.xpkg"), "-o", "json").out)
+    shutil.copy(tmp_path / "fn.xpkg", pkg)
+    assert json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)["digest"] == other["digest"]
+    # prune keeps what the pushed tag needs and frees the rest; files can still be read afterwards
+    assert xp("cache", "prune").code == 0
+    du = json.loads(xp("cache", "du", "-o", "json").out)
+    assert du["images"] == 1 and du["reclaimableBytes"] == 0
+    assert json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)["digest"] == other["digest"]

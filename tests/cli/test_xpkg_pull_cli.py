@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -115,3 +116,48 @@ def test_a_blocked_registry_exits_4_and_the_cache_still_serves(
     assert f"{conf}:3" in r.stderr and "blocked" in r.stderr and "Traceback" not in r.stderr
     # nothing is contacted for a cached tag: IfNotPresent still answers from the cache
     assert xp("xpkg", "pull", REF, cache=cache, env=env).returncode == 0
+
+
+def _log_sources(stderr: str) -> set[str]:
+    """The logger names of ``LEVEL name: message`` lines."""
+    return {ln.split()[1].rstrip(":") for ln in stderr.splitlines() if ln.startswith(("DEBUG ", "INFO "))}
+
+
+def test_verbosity_keeps_library_internals_for_vvv(
+    xpkg_image: TestImage, registry_plain: RegistryServer, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    ref = skopeo.push(xpkg_image, registry_plain)
+    by_level = {}
+    for flag in ("-v", "-vv", "-vvv"):
+        r = xp(flag, "xpkg", "pull", ref, "--plain-http", "--pull-policy", "Always", cache=tmp_path / flag)
+        assert r.returncode == 0, r.stderr
+        by_level[flag] = _log_sources(r.stderr)
+    assert all(name.startswith("xplane.") for name in by_level["-v"] | by_level["-vv"]), by_level
+    assert "xplane.oci.transport" in by_level["-vv"]  # each request, with its status and time
+    assert {"httpcore.http11", "httpcore.connection"} <= by_level["-vvv"]
+    assert "xplane.oci.transport" in by_level["-vvv"]
+
+
+@pytest.mark.parametrize(
+    ("verbose", "record", "shown"),
+    [
+        (0, ("xplane.oci.pull", logging.WARNING), True),
+        (0, ("xplane.oci.pull", logging.INFO), False),
+        (1, ("xplane.oci.pull", logging.INFO), True),
+        (1, ("xplane.oci.auth", logging.DEBUG), False),
+        (1, ("httpx", logging.INFO), False),
+        (2, ("xplane.oci.auth", logging.DEBUG), True),
+        (2, ("httpcore.http11", logging.DEBUG), False),
+        (2, ("hpack.hpack", logging.DEBUG), False),
+        (2, ("grpc._cython", logging.INFO), False),
+        (2, ("httpx", logging.WARNING), True),
+        (3, ("httpcore.http11", logging.DEBUG), True),
+        (3, ("xplane", logging.DEBUG), True),
+    ],
+)
+def test_verbosity_levels(verbose: int, record: tuple[str, int], shown: bool) -> None:
+    from xplane.cli.output import VerbosityFilter, verbosity_levels
+
+    name, level = record
+    rec = logging.LogRecord(name, level, __file__, 1, "message", None, None)
+    assert VerbosityFilter(*verbosity_levels(verbose)).filter(rec) is shown

@@ -310,7 +310,7 @@ def test_writers_are_deterministic_and_round_trip(tmp_path: Path) -> None:
     }
     assert load_archive(layout, REF, cache=ImageCache(tmp_path / "cache3")).digest == img.manifest_digest
 
-    oa1, oa2 = tmp_path / "o1.tar", tmp_path / "o2.tar"
+    oa1, oa2 = tmp_path / "o1.tar", tmp_path / "new" / "folder" / "o2.tar"  # folders are created
     write_oci_archive(oa1, [entry], cache)
     write_oci_archive(oa2, [entry], cache)
     assert oa1.read_bytes() == oa2.read_bytes()

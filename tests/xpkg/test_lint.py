@@ -79,7 +79,8 @@ def test_no_meta() -> None:
     docs = [d for d in load_package(PROVIDER) if d.kind != "Provider"]
     result = lint_package(docs, package_type="Provider")
     assert [f.message for f in result.errors] == ["not exactly one package meta type"]
-    assert result.errors[0].file is None and "found none" in (result.errors[0].hint or "")
+    assert result.errors[0].file is None and "none of the 5 document(s)" in (result.errors[0].hint or "")
+    assert "meta.pkg.crossplane.io/v1 Configuration, Provider or Function" in (result.errors[0].hint or "")
     assert result.upstream_error == "not exactly one package meta type"
 
 
@@ -410,3 +411,104 @@ def test_constraints_read_alike_do_not_warn(version: str) -> None:
 def test_unparseable_constraint_is_an_error_not_a_v15_warning() -> None:
     result = lint_package(_with_meta(CONFIGURATION, crossplane={"version": "foo"}))
     assert [f.code for f in result.findings] == ["crossplane-version"]
+
+
+# ---- explanations: upstream's message stays, xplane says what is allowed (issue 7) --------------
+
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+INSTALL_OBJECT = {"apiVersion": "pkg.crossplane.io/v1", "kind": "Configuration", "metadata": {"name": "c"}}
+META_V2 = {"apiVersion": "meta.pkg.crossplane.io/v2", "kind": "Configuration", "metadata": {"name": "c"}}
+
+# (package, extra document, code of the finding, upstream's message, words xplane's explanation holds)
+EXPLAINED: list[tuple[Any, dict[str, Any], str, str, list[str]]] = [
+    (
+        CONFIGURATION,
+        DEPLOYMENT,
+        "unknown-kind",
+        'no kind "Deployment" is registered for version "apps/v1" in scheme "pkg/xpkg/scheme.go"',
+        [
+            "apps/v1 Deployment cannot be part of a package",
+            "a Configuration package may hold only CompositeResourceDefinition (apiextensions.crossplane.io/v1 or v2)",
+            "Operation, CronOperation, WatchOperation (ops.crossplane.io/v1alpha1)",
+            "--ignore",
+        ],
+    ),
+    (
+        PROVIDER,
+        XRD,
+        "object-kind",
+        PROVIDER_OR,
+        ["a Provider package may hold only CustomResourceDefinition (apiextensions.k8s.io/v1 or v1beta1)"],
+    ),
+    (
+        FUNCTION,
+        XRD,
+        "object-kind",
+        "object is not a CRD",
+        ["a Function package may hold only CustomResourceDefinition"],
+    ),
+    (
+        None,
+        DEPLOYMENT,
+        "unknown-kind",
+        'no kind "Deployment" is registered',
+        ["in a Configuration, CompositeResourceDefinition", "in a Provider, CustomResourceDefinition"],
+    ),
+    (
+        None,
+        INSTALL_OBJECT,
+        "unknown-kind",
+        'no kind "Configuration" is registered for version "pkg.crossplane.io/v1"',
+        ["installs a package into a cluster", "is meta.pkg.crossplane.io/v1 Configuration"],
+    ),
+    (
+        None,
+        META_V2,
+        "unknown-kind",
+        'no kind "Configuration" is registered for version "meta.pkg.crossplane.io/v2"',
+        ["meta.pkg.crossplane.io/v2 has no kind Configuration", "meta.pkg.crossplane.io/v1beta1: Function"],
+    ),
+    (
+        None,
+        CRD,
+        "one-meta",
+        "not exactly one package meta type",
+        ["none of the 1 document(s) read", "meta.pkg.crossplane.io/v1 Configuration, Provider or Function"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("package", "extra", "code", "upstream", "words"), EXPLAINED)
+def test_errors_keep_upstreams_text_and_explain_it(
+    package: Any, extra: dict[str, Any], code: str, upstream: str, words: list[str]
+) -> None:
+    docs = [*(load_package(package) if package else []), Located(extra, "/pkg/extra.yaml", 3)]
+    result = lint_package(docs, source="/pkg")
+    f = next(f for f in result.errors if f.code == code)
+    assert f.message.startswith(upstream)  # scripts matching upstream's text keep working
+    assert (f.file, f.line) == (("/pkg", None) if code == "one-meta" else ("/pkg/extra.yaml", 3))
+    for w in words:
+        assert w in (f.hint or ""), f.hint
+    with pytest.raises(LintError) as e:
+        result.raise_for_errors()
+    assert f"\n    {f.hint}" in str(e.value)  # the explanation is printed under the located message
+
+
+def test_no_documents_at_all_points_at_the_package_root() -> None:
+    result = lint_package([], source="/src/pkg")
+    (f,) = result.errors
+    assert str(f) == "/src/pkg: not exactly one package meta type"
+    assert f.hint and "no YAML documents were read from /src/pkg" in f.hint and "--package-root" in f.hint
+    with pytest.raises(LintError) as e:
+        result.raise_for_errors()
+    assert e.value.hint == "fix the problems above, then build again"  # nothing is "named above"
+
+
+def test_a_repeated_explanation_is_printed_once() -> None:
+    docs = [*load_package(CONFIGURATION), *(Located(CRD, f"c{i}.yaml", 1) for i in range(3))]
+    with pytest.raises(LintError) as e:
+        lint_or_raise(docs)
+    text = str(e.value)
+    assert text.count("object did not pass any of the linters") == 3
+    assert text.count("a Configuration package may hold only") == 1
+    assert e.value.hint == "fix the objects named above, then build again"

@@ -202,7 +202,7 @@ def test_second_read_comes_from_the_parsed_cache(tmp_path: Path, provider_yaml: 
     img = make_test_image(tmp_path / "src", package_yaml=provider_yaml)
     cache = ImageCache(tmp_path / "cache")
     image = load_archive(img.archive, "example.org/x/provider:v1", cache=cache)
-    parsed = ParsedCache(cache.root)
+    parsed = ParsedCache(cache.root / "parsed")
     assert parsed.get(image.manifest_digest) is None
     first = read_image_package(image)
     assert parsed.path(image.manifest_digest).exists()
@@ -219,7 +219,7 @@ def test_a_damaged_parsed_cache_entry_is_reparsed(tmp_path: Path) -> None:
     cache = ImageCache(tmp_path / "cache")
     image = load_archive(img.archive, "example.org/x/p:v1", cache=cache)
     first = read_image_package(image)
-    entry = ParsedCache(cache.root).path(image.manifest_digest)
+    entry = ParsedCache(cache.root / "parsed").path(image.manifest_digest)
     entry.write_bytes(b"garbage")
     assert read_image_package(image).stream == first.stream
 

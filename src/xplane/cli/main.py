@@ -35,7 +35,9 @@ TOP_COMMANDS = {
     cls=LazyGroup, lazy_commands=TOP_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
 )
 @click.version_option(__version__, prog_name="xp")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option(
+    "-v", "--verbose", count=True, help="More log output (-v info, -vv debug, -vvv libraries' debug too)."
+)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
     """xplane: Crossplane packages and functions on one machine, no cluster, no Docker."""

@@ -17,10 +17,43 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class VerbosityFilter(logging.Filter):
+    """xplane's own records from ``own`` up; every library's (httpx, httpcore, grpc...) from ``libraries`` up."""
+
+    def __init__(self, own: int, libraries: int) -> None:
+        super().__init__()
+        self.own = own
+        self.libraries = libraries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "xplane" or record.name.startswith("xplane.")
+        return record.levelno >= (self.own if ours else self.libraries)
+
+
+def verbosity_levels(verbose: int) -> tuple[int, int]:
+    """(xplane's level, the libraries' level) for ``-v`` given ``verbose`` times.
+
+    Default WARNING; ``-v`` xplane at INFO, ``-vv`` xplane at DEBUG; ``-vvv`` libraries at DEBUG too.
+    """
+    own = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    return own, logging.DEBUG if verbose >= 3 else logging.WARNING
+
+
 def configure_logging(verbose: int) -> None:
-    """Send xplane's log records to stderr; ``-v`` is INFO, ``-vv`` DEBUG, default WARNING."""
-    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    """Send log records to stderr at the levels of :func:`verbosity_levels`.
+
+    Like :func:`logging.basicConfig`, this does nothing when the root logger already has handlers
+    (a program embedding the CLI, or pytest, configured logging itself).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    own, libraries = verbosity_levels(verbose)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(VerbosityFilter(own, libraries))
+    root.addHandler(handler)
+    root.setLevel(min(own, libraries))
 
 
 def run_cli(command: click.Command, args: list[str] | None = None, *, prog_name: str = "xp") -> int:

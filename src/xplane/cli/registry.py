@@ -82,7 +82,7 @@ def login(
     else:
         raise click.UsageError("stdin is not a terminal: pipe the password in with --password-stdin")
     creds = Credentials(username=username, password=password)
-    keychain = Keychain([ExplicitSource(creds, label="the credentials given to xp registry login")])
+    keychain = Keychain([ExplicitSource(creds, label="given to xp registry login")])
     overrides = RegistryOverrides(
         ca_file=ca_file, insecure_skip_verify=insecure_skip_tls_verify, plain_http=plain_http
     )

@@ -5,6 +5,7 @@ Flags are named like ``crossplane xpkg``'s, so existing scripts keep working.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -109,35 +110,36 @@ def build(
         raise click.UsageError("use --embed-runtime-image or --embed-runtime-image-tarball, not both")
     embeds = embed_runtime_image_tarball is not None or embed_runtime_image is not None
     cache = ImageCache(cache_dir) if embeds else None
-    runtime = None
-    if embed_runtime_image is not None:
-        assert cache is not None
-        from xplane.xpkg.package import open_image
+    # A runtime tarball's layers sit untagged in the cache until the package is written.
+    with cache.writer() if cache is not None else contextlib.nullcontext():
+        runtime = None
+        if embed_runtime_image is not None:
+            assert cache is not None
+            from xplane.xpkg.package import open_image
 
-        runtime = open_image(
-            embed_runtime_image,
-            cache=cache,
-            policy=pull_policy,
-            platform=platform,
-            client_factory=lambda: make_client(registry),
+            runtime = open_image(
+                embed_runtime_image,
+                cache=cache,
+                policy=pull_policy,
+                platform=platform,
+                client_factory=lambda: make_client(registry),
+            )
+        built = build_package(
+            BuildOptions(
+                package_root=package_root,
+                examples_root=examples_root,
+                ignore=_split_csv(ignore),
+                examples_ignore=_split_csv(examples_ignore),
+                runtime_image_tarball=embed_runtime_image_tarball,
+                runtime_image=runtime,
+                cache=cache,
+            )
         )
-    built = build_package(
-        BuildOptions(
-            package_root=package_root,
-            examples_root=examples_root,
-            ignore=_split_csv(ignore),
-            examples_ignore=_split_csv(examples_ignore),
-            runtime_image_tarball=embed_runtime_image_tarball,
-            runtime_image=runtime,
-            cache=cache,
-        )
-    )
-    for w in built.warnings:
-        click.echo(f"warning: {w}", err=True)
-    for finding in built.lint.warnings:
-        click.echo(f"warning: {finding}", err=True)
-    path = package_file or package_root / built.default_file_name()
-    built.write(path)
+        # Both kinds of warning say "warning:" themselves, compiler-style, after where they are.
+        for w in [*built.warnings, *built.lint.warnings]:
+            click.echo(str(w), err=True)
+        path = package_file or package_root / built.default_file_name()
+        built.write(path)
     if output == "json":
         print_json(
             {

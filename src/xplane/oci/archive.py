@@ -3,8 +3,9 @@ OCI image layout directories and OCI archives (a tar of a layout), the ``kind lo
 
 Archives are untrusted input. Nothing is extracted to disk: members are streamed straight into
 the cache, where every blob is hashed and checked against its digest before it is renamed into
-place. Before anything is read, every member is checked; absolute names, ``..``, links that leave
-the archive, device files, oversized members and tar bombs are refused with :class:`ArchiveError`.
+place. Before anything is read, every member is checked (:mod:`xplane.oci.archivesource`); absolute
+names, ``..``, links that leave the archive, device files, oversized members and tar bombs are
+refused with :class:`ArchiveError`.
 
 ``docker save`` tarballs hold no manifest, so one is made: Docker schema 2, compact JSON in
 go-containerregistry's field order, layers as stored (gzip, or uncompressed as in the
@@ -17,13 +18,12 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import tarfile
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
+from xplane.oci.archivesource import ArchiveLimits, DirSource, SafeTar, Source
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import ArchiveError, DigestMismatchError, InvalidReferenceError, ManifestError
 from xplane.oci.models import (
@@ -47,217 +47,8 @@ DOCKER_LAYER_UNCOMPRESSED = "application/vnd.docker.image.rootfs.diff.tar"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 _CHUNK = 1 << 20
-
-GiB = 1 << 30
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Bounds applied while reading an untrusted archive."""
-
-    max_member_bytes: int = 8 * GiB  # one file in the archive
-    max_total_bytes: int = 32 * GiB  # all files together (uncompressed)
-    max_members: int = 20_000
-    max_json_bytes: int = 16 << 20  # manifest.json, index.json, manifests and configs
-
-
-def _normalise(name: str, archive: str) -> str:
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(f"{archive}: member {name!r} has an absolute path; refusing the archive")
-    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ArchiveError(f"{archive}: member {name!r} contains '..'; refusing the archive")
-    return "/".join(parts)
-
-
-class SafeTar:
-    """A validated view of a tarball: regular files by normalised name, links resolved."""
-
-    def __init__(self, path: Path, limits: ArchiveLimits | None = None) -> None:
-        self.path = path
-        self.limits = limits or ArchiveLimits()
-        self.label = str(path)
-        try:
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-        except (tarfile.TarError, OSError) as e:
-            raise ArchiveError(f"{path}: not a readable tar archive ({e})") from e
-        try:
-            self._files = self._scan()
-        except BaseException:
-            self._tar.close()
-            raise
-
-    def _scan(self) -> dict[str, tarfile.TarInfo]:
-        lim = self.limits
-        files: dict[str, tarfile.TarInfo] = {}
-        links: dict[str, tuple[str, bool]] = {}
-        seen: set[str] = set()
-        total = count = 0
-        try:
-            for m in self._tar:
-                count += 1
-                if count > lim.max_members:
-                    raise ArchiveError(
-                        f"{self.label}: more than {lim.max_members} members; refusing a possible tar bomb",
-                        hint="raise the limit (ArchiveLimits.max_members) if the archive is trusted",
-                    )
-                name = _normalise(m.name, self.label)
-                if m.isdir():
-                    continue
-                if not name:
-                    raise ArchiveError(f"{self.label}: member {m.name!r} has an empty name")
-                if name in seen:
-                    raise ArchiveError(
-                        f"{self.label}: member {name!r} appears twice; refusing an ambiguous archive"
-                    )
-                seen.add(name)
-                if m.isreg():
-                    if m.size > lim.max_member_bytes:
-                        raise ArchiveError(
-                            f"{self.label}: member {name!r} is {m.size} bytes, over the limit of "
-                            f"{lim.max_member_bytes}",
-                            hint="raise ArchiveLimits.max_member_bytes if the archive is trusted",
-                        )
-                    total += m.size
-                    if total > lim.max_total_bytes:
-                        raise ArchiveError(
-                            f"{self.label}: members add up to more than {lim.max_total_bytes} bytes; "
-                            "refusing a possible tar bomb",
-                            hint="raise ArchiveLimits.max_total_bytes if the archive is trusted",
-                        )
-                    files[name] = m
-                elif m.issym() or m.islnk():
-                    links[name] = (m.linkname, m.issym())
-                elif m.ischr() or m.isblk() or m.isfifo():
-                    raise ArchiveError(
-                        f"{self.label}: member {name!r} is a device file or FIFO; refusing the archive"
-                    )
-                else:
-                    raise ArchiveError(f"{self.label}: member {name!r} has an unsupported type {m.type!r}")
-        except tarfile.TarError as e:
-            raise ArchiveError(f"{self.label}: corrupt tar archive ({e})") from e
-        except EOFError as e:
-            raise ArchiveError(f"{self.label}: the archive is truncated") from e
-        for name, (target, symbolic) in links.items():
-            resolved = self._resolve(name, target, symbolic, links)
-            if resolved in files:
-                files[name] = files[resolved]
-        return files
-
-    def _resolve(self, name: str, target: str, symbolic: bool, links: dict[str, tuple[str, bool]]) -> str:
-        current, tgt, sym = name, target, symbolic
-        for _ in range(16):
-            if tgt.startswith("/"):
-                raise ArchiveError(f"{self.label}: link {name!r} points outside the archive ({target!r})")
-            joined = posixpath.join(posixpath.dirname(current), tgt) if sym else tgt
-            norm = posixpath.normpath(joined)
-            if norm.startswith("../") or norm == ".." or norm.startswith("/"):
-                raise ArchiveError(f"{self.label}: link {name!r} points outside the archive ({target!r})")
-            if norm not in links:
-                return norm
-            current, (tgt, sym) = norm, links[norm]
-        raise ArchiveError(f"{self.label}: link {name!r} is part of a loop")
-
-    def __enter__(self) -> SafeTar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the underlying file."""
-        self._tar.close()
-
-    def names(self) -> list[str]:
-        """The normalised names of every regular file (and link to one)."""
-        return sorted(self._files)
-
-    def has(self, name: str) -> bool:
-        """True when ``name`` is a regular file (or a link to one) in the archive."""
-        return _normalise(name, self.label) in self._files
-
-    def size(self, name: str) -> int:
-        """The size of member ``name``."""
-        return self._member(name).size
-
-    def _member(self, name: str) -> tarfile.TarInfo:
-        try:
-            return self._files[_normalise(name, self.label)]
-        except KeyError:
-            raise ArchiveError(f"{self.label}: the archive has no file {name!r}") from None
-
-    def open(self, name: str) -> IO[bytes]:
-        """A stream of member ``name``'s content."""
-        f = self._tar.extractfile(self._member(name))
-        if f is None:  # pragma: no cover - only regular files are kept
-            raise ArchiveError(f"{self.label}: {name!r} is not a regular file")
-        return f
-
-    def read_json_bytes(self, name: str) -> bytes:
-        """Read a small member whole, refusing it when it is over ``max_json_bytes``."""
-        m = self._member(name)
-        if m.size > self.limits.max_json_bytes:
-            raise ArchiveError(
-                f"{self.label}: {name!r} is {m.size} bytes, too large for a manifest or config "
-                f"(limit {self.limits.max_json_bytes})"
-            )
-        with self.open(name) as f:
-            return f.read()
-
-
-class _Source(Protocol):
-    """Files of an archive or layout directory, by relative name."""
-
-    label: str
-    limits: ArchiveLimits
-
-    def has(self, name: str) -> bool: ...
-    def size(self, name: str) -> int: ...
-    def open(self, name: str) -> IO[bytes]: ...
-    def read_json_bytes(self, name: str) -> bytes: ...
-    def close(self) -> None: ...
-
-
-class _DirSource:
-    """An OCI layout directory; files (and symlinks) must stay inside it."""
-
-    def __init__(self, root: Path, limits: ArchiveLimits) -> None:
-        self.root = root.resolve()
-        self.limits = limits
-        self.label = str(root)
-
-    def _path(self, name: str) -> Path:
-        rel = _normalise(name, self.label)
-        path = (self.root / rel).resolve()
-        if not path.is_relative_to(self.root):
-            raise ArchiveError(f"{self.label}: {name!r} resolves outside the layout directory; refusing it")
-        return path
-
-    def has(self, name: str) -> bool:
-        return self._path(name).is_file()
-
-    def size(self, name: str) -> int:
-        path = self._path(name)
-        if not path.is_file():
-            raise ArchiveError(f"{self.label}: the layout has no file {name!r}")
-        size = path.stat().st_size
-        if size > self.limits.max_member_bytes:
-            raise ArchiveError(
-                f"{self.label}: {name!r} is {size} bytes, over the limit of {self.limits.max_member_bytes}"
-            )
-        return size
-
-    def open(self, name: str) -> IO[bytes]:
-        self.size(name)
-        return self._path(name).open("rb")
-
-    def read_json_bytes(self, name: str) -> bytes:
-        if self.size(name) > self.limits.max_json_bytes:
-            raise ArchiveError(f"{self.label}: {name!r} is too large for a manifest or config")
-        return self._path(name).read_bytes()
-
-    def close(self) -> None:
-        pass
+UNNAMED_IMAGE = "xplane.local/unnamed"
+"""The name of an image loaded without recording it (``record=False``) from an archive that names none."""
 
 
 def _blob_name(digest: str) -> str:
@@ -265,14 +56,14 @@ def _blob_name(digest: str) -> str:
     return f"blobs/{d.algorithm}/{d.hex}"
 
 
-def _json(src: _Source, name: str) -> Any:
+def _json(src: Source, name: str) -> Any:
     try:
         return json.loads(src.read_json_bytes(name))
     except (ValueError, UnicodeDecodeError) as e:
         raise ArchiveError(f"{src.label}: {name} is not valid JSON ({e})") from None
 
 
-def _copy_blob(src: _Source, cache: ImageCache, desc: Descriptor, name: str | None = None) -> None:
+def _copy_blob(src: Source, cache: ImageCache, desc: Descriptor, name: str | None = None) -> None:
     """Stream one blob into the cache, verified against ``desc`` (digest and size)."""
     if cache.blob_size(desc.digest) == desc.size:
         return
@@ -291,7 +82,7 @@ def _copy_blob(src: _Source, cache: ImageCache, desc: Descriptor, name: str | No
             raise ArchiveError(f"{src.label}: blob {name} does not match its digest {desc.digest}") from e
 
 
-def _copy_manifest(src: _Source, cache: ImageCache, desc: Descriptor) -> Manifest | Index:
+def _copy_manifest(src: Source, cache: ImageCache, desc: Descriptor) -> Manifest | Index:
     name = _blob_name(desc.digest)
     if not src.has(name):
         raise ArchiveError(f"{src.label}: manifest {desc.digest} is missing (no {name})")
@@ -306,7 +97,7 @@ def _copy_manifest(src: _Source, cache: ImageCache, desc: Descriptor) -> Manifes
     return parsed
 
 
-def _copy_image(src: _Source, cache: ImageCache, manifest: Manifest) -> None:
+def _copy_image(src: Source, cache: ImageCache, manifest: Manifest) -> None:
     _copy_blob(src, cache, manifest.config)
     for layer in manifest.layers:
         if not layer.urls:
@@ -356,7 +147,7 @@ def _choose_oci(index: Index, ref: Reference | None, label: str) -> tuple[Descri
 
 
 def _import_oci(
-    src: _Source, cache: ImageCache, ref: Reference | None, platform: Platform | None
+    src: Source, cache: ImageCache, ref: Reference | None, platform: Platform | None
 ) -> tuple[str, Reference | None]:
     try:
         index = Index.from_json(_json(src, "index.json"), OCI_INDEX)
@@ -403,7 +194,7 @@ def _named_hex(name: str) -> str | None:
     return None
 
 
-def _import_docker_layer(src: _Source, cache: ImageCache, name: str, diff_id: str | None) -> Descriptor:
+def _import_docker_layer(src: Source, cache: ImageCache, name: str, diff_id: str | None) -> Descriptor:
     if not src.has(name):
         raise ArchiveError(f"{src.label}: layer {name!r} named in manifest.json is missing")
     with src.open(name) as f:
@@ -469,7 +260,7 @@ def docker_manifest_bytes(config: Descriptor, layers: Sequence[Descriptor]) -> b
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _import_docker(src: _Source, cache: ImageCache, ref: Reference | None) -> tuple[str, Reference | None]:
+def _import_docker(src: Source, cache: ImageCache, ref: Reference | None) -> tuple[str, Reference | None]:
     entries = _json(src, "manifest.json")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, Mapping) for e in entries):
         raise ArchiveError(f"{src.label}: manifest.json must be a non-empty list of images")
@@ -522,9 +313,9 @@ def _import_docker(src: _Source, cache: ImageCache, ref: Reference | None) -> tu
     return top, derived
 
 
-def _open_source(path: Path, limits: ArchiveLimits) -> tuple[_Source, str]:
+def _open_source(path: Path, limits: ArchiveLimits) -> tuple[Source, str]:
     if path.is_dir():
-        src: _Source = _DirSource(path, limits)
+        src: Source = DirSource(path, limits)
         if not src.has("index.json"):
             raise ArchiveError(f"{path}: not an OCI image layout (no index.json)")
         return src, "oci"
@@ -549,12 +340,18 @@ def load_archive(
     cache: ImageCache | None = None,
     platform: Platform | str | None = None,
     limits: ArchiveLimits | None = None,
+    record: bool = True,
 ) -> Image:
     """Load an image from a tarball, OCI layout or OCI archive into the cache and tag it ``ref``.
 
     ``ref`` also picks the image when the file holds several; without it the archive's own name
     (``RepoTags``, ``io.containerd.image.name``) is used. Afterwards the image is available to
     ``pull(ref, policy=Never)``, fully offline.
+
+    With ``record=False`` the blobs are stored but no tag or digest is recorded (for a file read
+    in passing, such as ``xp xpkg inspect FILE``): ``xp cache ls`` does not list the image and
+    ``prune`` may delete it, so hold :meth:`ImageCache.writer` for as long as the image is used.
+    An archive that names no image is then called ``UNNAMED_IMAGE@<digest>``.
     """
     path = Path(path)
     ref = Reference.parse(ref) if isinstance(ref, str) else ref
@@ -568,6 +365,8 @@ def load_archive(
             else:
                 top, derived = _import_docker(src, cache, ref)
             final = ref or derived
+            if final is None and not record:
+                final = Reference.parse(f"{UNNAMED_IMAGE}@{top}")
             if final is None:
                 raise ArchiveError(
                     f"{path}: the archive does not name its image",
@@ -577,9 +376,9 @@ def load_archive(
                 raise ArchiveError(f"{path}: the archive holds {top}, not {final.digest}")
             cache.sync()
             source = f"archive:{os.path.abspath(path)}"
-            if final.digest is None:
+            if record and final.digest is None:
                 cache.set_tag(final, top, source=source)
-            else:
+            elif record:
                 cache.record_digest(final, top, source=source)
     finally:
         src.close()
@@ -593,6 +392,7 @@ def load_archive(
 
 __all__ = [
     "DOCKER_LAYER_UNCOMPRESSED",
+    "UNNAMED_IMAGE",
     "ArchiveLimits",
     "SafeTar",
     "docker_manifest_bytes",

@@ -370,7 +370,17 @@ class Authenticator:
         """The error for a 401 (or a refused token request): which credentials were tried, where we
         looked, and what to do."""
         where = f" {registry}/{repository}" if repository else f" {registry}"
-        if match is not None:
+        hint = f"run `xp registry login {registry}`"
+        if match is not None and match.given:
+            user = match.credentials.username
+            what = f"the password for user {user!r}" if user else "the token"
+            why = f"; {detail}" if detail else ""
+            msg = f"authentication to{where} failed (HTTP {status}): the registry rejected {what} ({match.source}{why})"
+            hint = (
+                "check the username and password; registries with access tokens (GitHub, GitLab, Docker Hub "
+                "with two-factor authentication) want a token as the password"
+            )
+        elif match is not None:
             why = f": {detail}" if detail else ""
             msg = f"authentication to{where} failed (HTTP {status}): the credentials from {match.source} were rejected{why}"
         else:
@@ -384,7 +394,7 @@ class Authenticator:
             registry=registry,
             repository=repository,
             status=status,
-            hint=f"run `xp registry login {registry}`",
+            hint=hint,
         )
 
     def denied(

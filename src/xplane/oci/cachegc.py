@@ -85,6 +85,9 @@ def prune(
                     path.unlink(missing_ok=True)
         if not dry_run:
             shutil.rmtree(cache.locks_dir / "blobs", ignore_errors=True)
+            from xplane.oci.localfiles import forget_missing
+
+            forget_missing(cache)  # notes of file images whose blobs were just swept
     return PruneResult(blobs=removed, bytes=freed, temp_files=temps)
 
 

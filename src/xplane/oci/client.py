@@ -31,9 +31,11 @@ from xplane.oci.errors import (
     ManifestError,
     RegistryError,
     RegistryUnavailableError,
+    TLSError,
 )
 from xplane.oci.mirrors import check_not_blocked, registries_of
 from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest
+from xplane.oci.settings import config_hint
 from xplane.oci.transport import (
     THREADED_HASH_MIN,
     BlobSink,
@@ -141,7 +143,7 @@ class RegistryClient:
                     head_problem = "HEAD response had no Docker-Content-Digest"
                 else:
                     head_problem = f"HEAD answered HTTP {resp.status_code}"
-        except RegistryUnavailableError:
+        except (RegistryUnavailableError, TLSError):
             raise
         except RegistryError as e:
             if e.status is None:
@@ -509,7 +511,7 @@ class RegistryClient:
             raise RegistryError(
                 f"token realm {parts.scheme}://{host}{parts.path} uses plain HTTP; refusing to send credentials",
                 registry=host,
-                hint=f"if {host} really serves plain HTTP, set plain_http for it in the xplane config",
+                hint=f"if {host} really serves plain HTTP, set {config_hint('plain_http', host)}",
             )
         if (parts.scheme == "http") != settings.plain_http:
             settings = cast(

@@ -71,6 +71,8 @@ class CredentialMatch:
 
     credentials: Credentials
     source: str
+    given: bool = False
+    """True for credentials given to this command (``--username``, ``xp registry login``), not found."""
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ class ExplicitSource:
 
     def find(self, registry: str, repository: str) -> CredentialMatch | None:
         """The explicit credentials, for any registry."""
-        return CredentialMatch(self._credentials, self.label)
+        return CredentialMatch(self._credentials, self.label, given=True)
 
     def __repr__(self) -> str:
         return f"ExplicitSource({self.label!r})"

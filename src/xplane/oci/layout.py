@@ -8,6 +8,8 @@ mtime 0), so ``xp xpkg build`` output is reproducible. The docker-save form is t
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -157,6 +159,30 @@ def write_oci_layout(dest: Path, entries: Sequence[LayoutEntry], blobs: BlobRead
     os.replace(tmp, index_path)
 
 
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[IO[bytes]]:
+    """A file whose content becomes ``path`` when the block exits cleanly, never a partial file.
+
+    Missing parent directories are created first, as ``crossplane xpkg build -o dist/x.xpkg``
+    creates ``dist``. The content goes to a temp file next to ``path``, is fsynced and renamed into
+    place; on an exception the temp file is removed. An unwritable path raises :class:`OSError`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a directory should be: say that, not "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _tarinfo(name: str, size: int, *, directory: bool = False) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = 0 if directory else size
@@ -170,6 +196,7 @@ def _tarinfo(name: str, size: int, *, directory: bool = False) -> tarfile.TarInf
 
 def _open_tar(dest: Path | IO[bytes]) -> tarfile.TarFile:
     if isinstance(dest, Path | str):
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
         return tarfile.open(Path(dest), mode="w", format=tarfile.USTAR_FORMAT)
     return tarfile.open(fileobj=dest, mode="w", format=tarfile.USTAR_FORMAT)
 
@@ -240,6 +267,7 @@ __all__ = [
     "BlobReader",
     "LayoutEntry",
     "MemoryBlobs",
+    "atomic_output",
     "write_docker_archive",
     "write_oci_archive",
     "write_oci_layout",

@@ -42,9 +42,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FLAG_KEYS = {"plainHTTP": "plain_http", "insecureSkipVerify": "insecure_skip_verify"}
-_PATH_KEYS = ("caFile", "caFiles", "clientCert", "clientKey")
-_KNOWN_KEYS = frozenset({*_FLAG_KEYS, *_PATH_KEYS})
+
+@dataclass(frozen=True)
+class SettingKey:
+    """A key of one registry's entry under ``registries:`` in xplane's config.yaml."""
+
+    name: str  # as written in the file
+    field: str  # the RegistrySettings field it sets
+    value: str  # "bool", "path" or "paths" (a list of paths)
+
+
+#: Every key a registry entry in xplane's config.yaml accepts (docs/registries.md). Error hints that
+#: name a setting are generated from this table (:func:`config_hint`), never written by hand.
+SETTING_KEYS: Mapping[str, SettingKey] = {
+    k.name: k
+    for k in (
+        SettingKey("plainHTTP", "plain_http", "bool"),
+        SettingKey("insecureSkipVerify", "insecure_skip_verify", "bool"),
+        SettingKey("caFile", "ca_files", "path"),
+        SettingKey("caFiles", "ca_files", "paths"),
+        SettingKey("clientCert", "client_cert", "path"),
+        SettingKey("clientKey", "client_key", "path"),
+    )
+}
+_EXAMPLE_VALUES = {"bool": "true", "path": "FILE", "paths": "[FILE, ...]"}
+
+
+def config_keys(field: str) -> tuple[str, ...]:
+    """The config.yaml keys that set RegistrySettings ``field``; :class:`KeyError` when none does."""
+    keys = tuple(k.name for k in SETTING_KEYS.values() if k.field == field)
+    if not keys:
+        raise KeyError(f"no key of xplane's config.yaml sets {field!r}")
+    return keys
+
+
+def config_hint(field: str, host: str) -> str:
+    """How to set RegistrySettings ``field`` for ``host`` in xplane's config.yaml, for error hints.
+
+    E.g. ``'plainHTTP: true' for h:5000 under 'registries:' in xplane's config.yaml``. Raises
+    :class:`KeyError` for a field no key sets, so a hint cannot name a setting that does not exist.
+    """
+    keys = [SETTING_KEYS[name] for name in config_keys(field)]
+    shown = " or ".join(f"'{k.name}: {_EXAMPLE_VALUES[k.value]}'" for k in keys)
+    return f"{shown} for {host} under 'registries:' in xplane's config.yaml"
 
 
 @dataclass(frozen=True)
@@ -257,20 +297,22 @@ def _registry_entry(path: Path, hnode: yaml.Node, snode: yaml.Node) -> _Entry:
     kw: dict[str, Any] = {}
     ca: list[Path] = []
     for knode, vnode in snode.value:
-        key = _scalar(path, knode, "a setting name")
-        if key not in _KNOWN_KEYS:
-            known = ", ".join(sorted(_KNOWN_KEYS))
-            raise _err(path, knode, f"unknown setting {key!r} for {hnode.value!r} (known: {known})")
-        if key in _FLAG_KEYS:
-            kw[_FLAG_KEYS[key]] = _bool(path, vnode, key)
-        elif key == "caFile":
-            ca.append(_path(path, vnode, key))
-        elif key == "caFiles":
-            if not isinstance(vnode, yaml.SequenceNode):
-                raise _err(path, vnode, "caFiles must be a list of paths")
-            ca.extend(_path(path, n, key) for n in vnode.value)
+        name = _scalar(path, knode, "a setting name")
+        key = SETTING_KEYS.get(name)
+        if key is None:
+            known = ", ".join(sorted(SETTING_KEYS))
+            raise _err(path, knode, f"unknown setting {name!r} for {hnode.value!r} (known: {known})")
+        if key.value == "bool":
+            kw[key.field] = _bool(path, vnode, name)
+        elif key.field == "ca_files":
+            if key.value == "path":
+                ca.append(_path(path, vnode, name))
+            elif not isinstance(vnode, yaml.SequenceNode):
+                raise _err(path, vnode, f"{name} must be a list of paths")
+            else:
+                ca.extend(_path(path, n, name) for n in vnode.value)
         else:
-            kw["client_cert" if key == "clientCert" else "client_key"] = _path(path, vnode, key)
+            kw[key.field] = _path(path, vnode, name)
     if ("client_cert" in kw) != ("client_key" in kw):
         raise _err(path, hnode, f"{hnode.value!r}: clientCert and clientKey must be given together")
     if kw.get("plain_http") and (ca or "client_cert" in kw):

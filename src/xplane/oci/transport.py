@@ -45,6 +45,7 @@ from xplane.oci.errors import (
     TLSError,
 )
 from xplane.oci.models import new_hasher
+from xplane.oci.settings import config_hint, config_keys
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,7 +136,7 @@ def parse_retry_after(value: str | None) -> float | None:
 def describe_trust(settings: SettingsLike) -> str:
     """Which CA bundle a TLS connection trusted, for error messages."""
     if settings.insecure_skip_verify:
-        return "certificate verification disabled (insecure_skip_verify)"
+        return "certificate verification disabled (--insecure-skip-tls-verify or insecureSkipVerify)"
     if settings.ca_files:
         files = ", ".join(str(p) for p in settings.ca_files)
         return f"the system CA bundle plus {files}"
@@ -146,6 +147,20 @@ def describe_trust(settings: SettingsLike) -> str:
 def _is_plain_http_answer(text: str) -> bool:
     """True when an SSL error means the server answered in plain HTTP."""
     return any(m in text for m in ("WRONG_VERSION_NUMBER", "record layer failure", "packet length too long"))
+
+
+_HTTPS_ONLY_ANSWERS = (b"HTTP request to an HTTPS server", b"plain HTTP request was sent to HTTPS port")
+
+
+def _https_only_answer(resp: httpx.Response) -> str | None:
+    """The first line of the 400 page a TLS port gives a plain-HTTP request (Go's net/http, nginx)."""
+    if resp.status_code != 400 or resp.request.url.scheme != "http":
+        return None
+    body = resp.read()[:1024]  # an error page of a few dozen bytes; later reads get it again
+    if not any(text in body for text in _HTTPS_ONLY_ANSWERS):
+        return None
+    lines = [ln.strip() for ln in body.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return next((ln for ln in lines if "HTTP" in ln and "<" not in ln), lines[0] if lines else "")
 
 
 def _ssl_cause(exc: BaseException) -> BaseException | None:
@@ -235,6 +250,7 @@ class HostSession:
                 content=content,
                 params=httpx.QueryParams(tuple(params)) if params else None,
             )
+            sent = time.monotonic()
             try:
                 response = self.client.send(request, stream=stream, follow_redirects=follow_redirects)
             except httpx.TransportError as exc:
@@ -257,6 +273,17 @@ class HostSession:
                 )
                 self._sleep(wait)
                 continue
+            log.debug(
+                "%s %s: HTTP %d (%.0f ms)",
+                method,
+                _safe(full),
+                response.status_code,
+                (time.monotonic() - sent) * 1000,
+            )
+            answer = _https_only_answer(response)
+            if answer is not None:
+                response.close()
+                raise self._https_only_error(answer, repository)
             if response.status_code not in policy.retry_statuses:
                 return response
             wait = policy.delay(attempt, parse_retry_after(response.headers.get("Retry-After")))
@@ -302,7 +329,7 @@ class HostSession:
                 repository=repository,
                 hint=(
                     f"if {self.registry} really serves plain HTTP, pass --plain-http or set "
-                    f"'plainHTTP: true' for it under 'registries:' in xplane's config.yaml (settings from {self.settings.source})"
+                    f"{config_hint('plain_http', self.settings.host)} (settings from {self.settings.source})"
                 ),
             )
         return TLSError(
@@ -311,8 +338,23 @@ class HostSession:
             registry=self.registry,
             repository=repository,
             hint=(
-                f"give the CA that signed {self.registry}'s certificate with --ca-file or ca_files in the "
-                "xplane config (or a certs.d directory)"
+                f"give the CA that signed {self.registry}'s certificate with --ca-file, with "
+                f"{config_hint('ca_files', self.settings.host)}, or in a certs.d directory "
+                "(see docs/registries.md)"
+            ),
+        )
+
+    def _https_only_error(self, answer: str, repository: str | None) -> TLSError:
+        keys = "/".join(config_keys("plain_http"))
+        return TLSError(
+            f"{self.registry} speaks HTTPS but was contacted over plain HTTP (it answered HTTP 400: {answer!r})",
+            registry=self.registry,
+            repository=repository,
+            status=400,
+            hint=(
+                f"drop --plain-http, or {keys} for {self.settings.host} in xplane's config.yaml (settings from "
+                f"{self.settings.source}); if the registry's certificate is not signed by a CA the system "
+                "trusts, add that CA with --ca-file"
             ),
         )
 
@@ -528,14 +570,6 @@ def status_error(resp: httpx.Response, *, registry: str, repository: str | None,
             repository=repository,
             status=status,
             hint="check the repository name and the tag or digest",
-        )
-    if status == 400 and b"HTTP request to an HTTPS server" in resp.content:
-        return RegistryError(
-            f"{what} in {where} failed: the registry speaks HTTPS but was contacted over plain HTTP",
-            registry=registry,
-            repository=repository,
-            status=status,
-            hint=f"drop --plain-http / plain_http for {registry} (and give its CA with --ca-file if needed)",
         )
     if "DIGEST_INVALID" in codes:
         return DigestMismatchError(f"{what} in {where}: the registry rejected the content's digest{detail}")

@@ -15,14 +15,13 @@ tarball (``.xpkg``) atomically. Same inputs, same digest.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from xplane.oci.cache import ImageCache
-from xplane.oci.layout import LayoutEntry, MemoryBlobs, write_docker_archive
+from xplane.oci.layout import LayoutEntry, MemoryBlobs, atomic_output, write_docker_archive
 from xplane.oci.models import DOCKER_MANIFEST, Descriptor
 from xplane.oci.reference import friendly_id
 from xplane.xpkg.discover import FILE_SEPARATOR, find_yaml_files
@@ -44,9 +43,6 @@ from xplane.xpkg.yamlk8s import YAMLWarning, dump_documents, load_file_documents
 if TYPE_CHECKING:
     from xplane.oci.pull import Image
 
-RUNTIME_BASE_REF = "xplane.local/xpkg-build/runtime-base:latest"
-"""The cache tag a runtime image tarball is loaded under while a package is built on it."""
-
 
 class BuildError(PackageError):
     """The package could not be built: no meta object, lint errors, unreadable files."""
@@ -64,7 +60,8 @@ class BuildOptions:
     runtime_image: Image | None = None
     """A runtime image already in the cache (``--embed-runtime-image``: pulled by the caller)."""
     cache: ImageCache | None = None
-    """Where a runtime image tarball's layers are staged (default: the user's image cache)."""
+    """Where a runtime image tarball's layers are staged, untagged (default: the user's image cache).
+    Hold its ``writer()`` from :func:`build_package` until :meth:`BuiltPackage.write`."""
 
 
 @dataclass
@@ -102,9 +99,11 @@ class BuiltPackage:
         raise FileNotFoundError(digest)
 
     def write(self, path: Path) -> Path:
-        """Write the ``.xpkg`` (docker-save tarball) to ``path`` atomically; return ``path``."""
+        """Write the ``.xpkg`` (docker-save tarball) to ``path`` atomically; return ``path``.
+
+        Missing parent directories are created (``-o dist/x.xpkg``), as upstream creates them.
+        """
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         desc = Descriptor(DOCKER_MANIFEST, self.digest, len(self.manifest))
         blobs = MemoryBlobs({**self.blobs.blobs, self.digest: self.manifest})
 
@@ -112,16 +111,19 @@ class BuiltPackage:
             def open_blob(_self, digest: str) -> IO[bytes]:
                 if digest in blobs.blobs:
                     return blobs.open_blob(digest)
-                return self.open_blob(digest)
+                try:
+                    return self.open_blob(digest)
+                except FileNotFoundError:
+                    raise BuildError(
+                        f"runtime image layer {digest} is no longer in the image cache",
+                        hint="a cache prune ran between building and writing the package; build again",
+                    ) from None
 
         try:
-            with tmp.open("wb") as f:
+            with atomic_output(path) as f:
                 write_docker_archive(f, [LayoutEntry(desc)], _Reader())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        except OSError as e:
+            raise BuildError(f"cannot write the package to {path}: {e.strerror or e}") from e
         return path
 
 
@@ -154,7 +156,7 @@ def build_package(options: BuildOptions) -> BuiltPackage:
     if examples_root is not None and not examples_root.is_dir():
         examples_root = None  # upstream: a missing examples root means no examples layer
     docs, warnings = _read_files(files)
-    result = lint_package(docs)
+    result = lint_package(docs, source=str(root.resolve()))
     result.raise_for_errors()
     meta_docs = [d for d in docs if result.meta is not None and d.kind == result.meta.kind and _is_meta(d)]
     objects = [d for d in docs if not any(d is m for m in meta_docs)]
@@ -210,12 +212,14 @@ def _is_meta(loc: Located) -> bool:
 
 
 def _runtime_base(tarball: Path, cache: ImageCache | None) -> tuple[Mapping[str, Any], list[Descriptor], Any]:
-    """Load a docker-save or OCI tarball (the runtime image) into the cache; its config and layers."""
-    from xplane.oci.archive import load_archive
+    """Load a docker-save or OCI tarball (the runtime image) into the cache, untagged; its config and
+    layers. :meth:`BuiltPackage.write` reads the layers from the cache: hold ``cache.writer()`` from
+    the build until the write, or a concurrent prune may remove them."""
+    from xplane.oci.localfiles import load_file
 
     if not Path(tarball).exists():
         raise BuildError(f"runtime image tarball {tarball} does not exist")
-    return _runtime_layers(load_archive(tarball, RUNTIME_BASE_REF, cache=cache))
+    return _runtime_layers(load_file(tarball, cache=cache or ImageCache()))
 
 
 def _runtime_layers(image: Image) -> tuple[Mapping[str, Any], list[Descriptor], Any]:

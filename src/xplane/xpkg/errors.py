@@ -36,8 +36,14 @@ class LintError(PackageError):
         self.findings = tuple(findings)
         errors = [f for f in self.findings if f.severity == "error"]
         shown = errors or list(self.findings)
-        head = f"package failed lint with {len(errors)} error(s)"
-        super().__init__(head + "".join(f"\n  {f}" for f in shown), hint=hint)
+        lines = [f"package failed lint with {len(errors)} error(s)"]
+        explained: set[str] = set()
+        for f in shown:  # upstream's message, located; then xplane's explanation, once per text
+            lines.append(f"  {f}")
+            if f.hint and f.hint not in explained:
+                explained.add(f.hint)
+                lines.append(f"    {f.hint}")
+        super().__init__("\n".join(lines), hint=hint)
 
 
 class YAMLError(PackageError):

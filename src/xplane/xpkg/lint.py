@@ -16,7 +16,7 @@ constraint that Crossplane ≤ v2.2 (Masterminds/semver v1.5) reads differently 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from xplane.oci.errors import InvalidReferenceError
 from xplane.oci.reference import Reference
 from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindError
 from xplane.xpkg.meta import Dependency, PackageMeta
-from xplane.xpkg.objects import classify, is_meta_package
+from xplane.xpkg.objects import META_GROUP, META_KINDS, classify, is_meta_package
 from xplane.xpkg.semver import Constraint, Version, is_digest_constraint
 from xplane.xpkg.semver15 import v15_difference
 
@@ -138,20 +138,51 @@ class LintResult:
     def raise_for_errors(self) -> None:
         """Raise :class:`LintError` holding every finding when there is an error."""
         if not self.ok:
-            raise LintError(self.findings, hint="fix the objects named above, then build again")
+            named = all(f.object for f in self.errors)
+            hint = f"fix the {'objects named' if named else 'problems'} above, then build again"
+            raise LintError(self.findings, hint=hint)
 
 
-# Object linters: each returns upstream's error message, or None when the object passes.
-ObjectCheck = Callable[[Located], "str | None"]
+@dataclass(frozen=True)
+class KindCheck:
+    """One of upstream's per-object linters: objects of the ``allowed`` apiVersion/kind pairs pass.
+
+    Calling it returns upstream's message for an object that fails, or None.
+    """
+
+    message: str
+    allowed: tuple[tuple[str, str], ...]
+
+    def __call__(self, loc: Located) -> str | None:
+        return None if (loc.api_version, loc.kind) in self.allowed else self.message
 
 
-def _kind_check(message: str, pairs: Iterable[tuple[str, str]]) -> ObjectCheck:
-    allowed = frozenset(pairs)
+@dataclass(frozen=True)
+class AnyOf:
+    """Upstream's ``Or``: an object passes if any check passes, else every message is joined."""
 
-    def check(loc: Located) -> str | None:
-        return None if (loc.api_version, loc.kind) in allowed else message
+    checks: tuple[KindCheck, ...]
 
-    return check
+    def __call__(self, loc: Located) -> str | None:
+        errs = []
+        for c in self.checks:
+            err = c(loc)
+            if err is None:
+                return None
+            errs.append(err)
+        return ERR_OR_FMT.format(", ".join(errs))
+
+    @property
+    def allowed(self) -> tuple[tuple[str, str], ...]:
+        """Every apiVersion/kind pair some check passes, in check order."""
+        return tuple(pair for c in self.checks for pair in c.allowed)
+
+
+ObjectCheck = KindCheck | AnyOf
+
+
+def _kind_check(message: str, pairs: Iterable[tuple[str, str]]) -> KindCheck:
+    return KindCheck(message, tuple(pairs))
 
 
 _XP = "apiextensions.crossplane.io"
@@ -189,19 +220,9 @@ is_mutating_webhook = _kind_check(
 )
 
 
-def either(*checks: ObjectCheck) -> ObjectCheck:
-    """Upstream's ``Or``: pass if any check passes, else join every message."""
-
-    def check(loc: Located) -> str | None:
-        errs = []
-        for c in checks:
-            err = c(loc)
-            if err is None:
-                return None
-            errs.append(err)
-        return ERR_OR_FMT.format(", ".join(errs))
-
-    return check
+def either(*checks: KindCheck) -> AnyOf:
+    """Upstream's ``Or`` of ``checks``."""
+    return AnyOf(checks)
 
 
 #: The per-object check of each package type (crossplane-runtime New*Linter).
@@ -244,6 +265,7 @@ def lint_package(
     package_type: str | None = None,
     crossplane_version: str | None = None,
     check_objects: bool = True,
+    source: str | None = None,
 ) -> LintResult:
     """Lint a package's documents (meta object plus objects), in the order they were read.
 
@@ -251,31 +273,29 @@ def lint_package(
     the single meta object's kind does, as in ``xpkg build``. With ``crossplane_version`` the
     package must also be compatible with that Crossplane version (as a revision is). Without
     ``check_objects`` this is the package manager's fatal *validator* (no object-kind check).
+    ``source`` (e.g. the package root) locates findings that belong to no document: a missing meta.
     """
     findings: list[Finding] = []
     upstream: list[str] = []  # upstream's first error wins: package-level, then meta, then objects
     metas: list[Located] = []
     objects: list[Located] = []
+    unknown: list[tuple[Located, UnknownKindError]] = []
+    count = 0
     for loc in map(_as_located, docs):
+        count += 1
         try:
             (metas if classify(loc.doc) == "meta" else objects).append(loc)
         except UnknownKindError as e:
-            findings.append(Finding.at(loc, "error", "unknown-kind", e.message, e.hint))
+            unknown.append((loc, e))
             upstream.append(e.message)
-    if len(metas) != 1:
-        extra: list[Located | None] = [*metas[1:]] or [None]
-        for where in extra:
-            hint = (
-                "a package needs exactly one Configuration, Provider or Function meta object (crossplane.yaml); "
-                + (
-                    "found none"
-                    if not metas
-                    else "also at " + ", ".join(f"{m.where} ({m.ref})" for m in metas)
-                )
-            )
-            findings.append(Finding.at(where, "error", "one-meta", ERR_NOT_EXACTLY_ONE_META, hint))
-        upstream.append(ERR_NOT_EXACTLY_ONE_META)
     ptype = package_type or (metas[0].kind if len(metas) == 1 else None)
+    for loc, unknown_kind in unknown:
+        named = bool(loc.kind and loc.api_version)  # else: "Object 'Kind' is missing", hint as given
+        hint = _unknown_kind_hint(loc, ptype) if named else unknown_kind.hint
+        findings.append(Finding.at(loc, "error", "unknown-kind", unknown_kind.message, hint))
+    if len(metas) != 1:
+        findings.extend(_one_meta_findings(metas, count, source))
+        upstream.append(ERR_NOT_EXACTLY_ONE_META)
     meta = None
     for loc in metas:
         m, errs = _lint_meta(loc, ptype, crossplane_version)
@@ -292,13 +312,76 @@ def lint_package(
     return LintResult(tuple(findings), upstream[0] if upstream else None, meta)
 
 
+_META_KINDS_TEXT = f"{META_GROUP}/v1 Configuration, Provider or Function"
+
+
+def _one_meta_findings(metas: Sequence[Located], count: int, source: str | None) -> list[Finding]:
+    """``not exactly one package meta type``, explained: none found (at ``source``), or each extra one."""
+    if not metas:
+        if count == 0:
+            hint = (
+                f"no YAML documents were read{f' from {source}' if source else ''}: is this the package root "
+                f"(-f/--package-root)? A package needs a {_META_KINDS_TEXT} object, usually in crossplane.yaml"
+            )
+        else:
+            hint = (
+                f"none of the {count} document(s) read is a package meta object: a package needs exactly one "
+                f"{_META_KINDS_TEXT}, usually in crossplane.yaml at the package root; "
+                "'xp xpkg init' writes one"
+            )
+        return [Finding("error", "one-meta", ERR_NOT_EXACTLY_ONE_META, file=source, hint=hint)]
+    found = ", ".join(f"{m.where} ({m.ref})" for m in metas)
+    hint = f"a package needs exactly one {META_GROUP} object (Configuration, Provider or Function); found {found}"
+    return [Finding.at(m, "error", "one-meta", ERR_NOT_EXACTLY_ONE_META, hint) for m in metas[1:]]
+
+
+def _kinds_with_versions(pairs: Iterable[tuple[str, str]]) -> str:
+    """``Composition (apiextensions.crossplane.io/v1), Operation, CronOperation (ops.crossplane.io/v1alpha1)``."""
+    versions: dict[str, list[str]] = {}
+    for api_version, kind in pairs:
+        versions.setdefault(kind, []).append(api_version)
+    groups: list[tuple[list[str], list[str]]] = []  # (kinds, apiVersions): neighbours with equal versions
+    for kind, avs in versions.items():
+        if groups and groups[-1][1] == avs:
+            groups[-1][0].append(kind)
+        else:
+            groups.append(([kind], avs))
+    out = []
+    for kinds, avs in groups:
+        group = avs[0].rpartition("/")[0]
+        same = all(av.rpartition("/")[0] == group for av in avs)
+        shown = avs[0] + "".join(f" or {av.rpartition('/')[2] if same else av}" for av in avs[1:])
+        out.append(f"{', '.join(kinds)} ({shown})")
+    return ", ".join(out)
+
+
+def allowed_objects(package_type: str) -> str:
+    """What a package of ``package_type`` may hold besides its meta object, for explanations."""
+    return _kinds_with_versions(OBJECT_CHECKS[package_type].allowed)
+
+
 def _kind_hint(ptype: str | None) -> str:
-    allowed = {
-        "Configuration": "CompositeResourceDefinitions, Compositions, ManagedResourceActivationPolicies and Operations",
-        "Provider": "CRDs, ManagedResourceDefinitions and webhook configurations",
-        "Function": "CRDs (input schemas)",
-    }.get(ptype or "", "")
-    return f"a {ptype} package may only contain {allowed}; move other objects out of the package root or --ignore them"
+    where = "move other objects out of the package root (examples belong in --examples-root) or leave them out with --ignore"
+    if ptype is not None and ptype in OBJECT_CHECKS:
+        return f"a {ptype} package may hold only {allowed_objects(ptype)} besides its meta object; {where}"
+    each = "; ".join(
+        f"in a {t}, {', '.join(dict.fromkeys(k for _, k in c.allowed))}" for t, c in OBJECT_CHECKS.items()
+    )
+    return f"besides its meta object, a package holds only: {each}; {where}"
+
+
+def _unknown_kind_hint(loc: Located, ptype: str | None) -> str:
+    """Why ``loc`` is in no scheme, in words: a near-miss of the meta object, or what the package may hold."""
+    group = loc.api_version.rpartition("/")[0]
+    if group == META_GROUP:
+        kinds = "; ".join(f"{av}: {', '.join(sorted(ks))}" for av, ks in META_KINDS.items())
+        return f"{loc.api_version} has no kind {loc.kind}; the package meta kinds are {kinds}"
+    if group == "pkg.crossplane.io" and loc.kind in ("Configuration", "Provider", "Function"):
+        return (
+            f"{loc.api_version} {loc.kind} installs a package into a cluster; a package's own meta object "
+            f"(crossplane.yaml) is {META_GROUP}/v1 {loc.kind}"
+        )
+    return f"{loc.api_version} {loc.kind} cannot be part of a package: {_kind_hint(ptype)}"
 
 
 def _lint_meta(

@@ -11,7 +11,6 @@ fraction of the first.
 from __future__ import annotations
 
 import gzip
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xplane.oci.cache import ImageCache
+from xplane.oci.layout import atomic_output
 from xplane.oci.pull import Image, PullPolicy
 from xplane.oci.reference import Reference
 from xplane.xpkg.errors import PackageError
@@ -31,8 +31,6 @@ from xplane.xpkg.stream import Document, DocumentStream
 
 if TYPE_CHECKING:
     from xplane.oci.client import RegistryClient
-
-LOCAL_FILE_REPOSITORY = "xplane.local/files"
 
 
 @dataclass(frozen=True)
@@ -101,38 +99,18 @@ def read_image_package(
     image: Image, *, source: str | None = None, parsed: ParsedCache | None = None
 ) -> Package:
     """Decode the package in ``image`` (using the parsed-package cache of the image's cache root)."""
-    parsed = parsed or ParsedCache(image.cache.root)
+    parsed = parsed or ParsedCache(image.cache.root / "parsed")  # beside blobs/ and refs/
     stream = parsed.load(image.manifest_digest, lambda: package_yaml_of(image), file="package.yaml")
     metas = [d for d in stream if is_meta_package(d.api_version, d.kind)]
     if len(metas) != 1:
         raise PackageError(
-            f"{source or image.reference}: not exactly one package meta type ({len(metas)} found in package.yaml)"
+            f"{source or image.reference}: not exactly one package meta type ({len(metas)} found in package.yaml)",
+            hint="a package's package.yaml holds exactly one meta.pkg.crossplane.io/v1 Configuration, Provider "
+            "or Function; 'xp xpkg build' and 'crossplane xpkg build' refuse to build one without",
         )
     meta = PackageMeta.from_dict(metas[0].doc)
     objects = tuple(d for d in stream if d is not metas[0])
     return Package(meta, metas[0], objects, image, source or str(image.reference), stream)
-
-
-def _load_file(path: Path, cache: ImageCache, platform: str | None, image_name: str | None = None) -> Image:
-    from xplane.oci.archive import load_archive
-    from xplane.oci.models import Platform
-    from xplane.oci.pull import cached_image
-    from xplane.oci.reference import to_dns_label
-
-    if (
-        image_name is not None
-    ):  # an archive holding several images: the user names one (as 'xp xpkg load --ref')
-        return load_archive(path, image_name, cache=cache, platform=platform)
-
-    # An OCI layout directory changes through its index.json; a file through its size and mtime.
-    st = (path / "index.json").stat() if path.is_dir() and (path / "index.json").exists() else path.stat()
-    plat = to_dns_label(platform or "") or "default"
-    tag = f"f{st.st_size:x}-{int(st.st_mtime_ns):x}-{plat}"
-    ref = Reference.parse(f"{LOCAL_FILE_REPOSITORY}/{to_dns_label(str(path.resolve())) or 'file'}:{tag}")
-    hit = cached_image(ref, cache=cache, platform=Platform.parse(platform) if platform else None)
-    if hit is not None:
-        return hit
-    return load_archive(path, ref, cache=cache, platform=platform)
 
 
 def open_image(
@@ -147,11 +125,15 @@ def open_image(
     """The image behind ``source``: a file (loaded into the cache once) or a reference (pulled).
 
     ``image_name`` picks one image of a file that holds several (a RepoTag or an OCI ref name).
+    A file's image is not tagged in the cache (:mod:`xplane.oci.localfiles`): hold
+    ``cache.writer()`` while reading it, as :func:`open_package` and :func:`extract_to_gzip` do.
     """
     cache = cache or ImageCache()
     path = Path(source)
     if path.exists():
-        return _load_file(path, cache, platform, image_name)
+        from xplane.oci.localfiles import load_file
+
+        return load_file(path, cache=cache, platform=platform, image_name=image_name)
     if image_name is not None:
         raise PackageError(
             f"{source} is a reference, not a file: --ref only picks an image inside an archive or layout"
@@ -184,15 +166,17 @@ def open_package(
     image_name: str | None = None,
 ) -> Package:
     """Read the package at ``source`` (a file path or an image reference; see :func:`open_image`)."""
-    image = open_image(
-        source,
-        cache=cache,
-        policy=policy,
-        platform=platform,
-        client_factory=client_factory,
-        image_name=image_name,
-    )
-    return read_image_package(image, source=source)
+    cache = cache or ImageCache()
+    with cache.writer():  # a file's image is untagged: keep a prune off its blobs until it is read
+        image = open_image(
+            source,
+            cache=cache,
+            policy=policy,
+            platform=platform,
+            client_factory=client_factory,
+            image_name=image_name,
+        )
+        return read_image_package(image, source=source)
 
 
 def extract_to_gzip(
@@ -206,28 +190,29 @@ def extract_to_gzip(
 ) -> Path:
     """Write gzip(package.yaml) of ``source`` to ``out`` (Crossplane's package-cache format), atomically.
 
-    Like ``crossplane xpkg extract``, an image with several layers annotated ``base`` is refused.
+    Missing parent directories of ``out`` are created. Like ``crossplane xpkg extract``, an image
+    with several layers annotated ``base`` is refused.
     """
-    image = open_image(
-        source, cache=cache, policy=policy, client_factory=client_factory, image_name=image_name
-    )
-    bases = [d for d in image.layers if d.annotations.get(ANNOTATION_KEY) == PACKAGE_ANNOTATION]
-    if len(bases) > 1:
-        raise PackageError(
-            f"{source}: package is invalid due to multiple annotated base layers",
-            hint="layers "
-            + ", ".join(d.digest for d in bases)
-            + " are all annotated io.crossplane.xpkg: base",
+    cache = cache or ImageCache()
+    with cache.writer():  # a file's image is untagged: keep a prune off its blobs until it is read
+        image = open_image(
+            source, cache=cache, policy=policy, client_factory=client_factory, image_name=image_name
         )
-    data = package_yaml_of(image)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        bases = [d for d in image.layers if d.annotations.get(ANNOTATION_KEY) == PACKAGE_ANNOTATION]
+        if len(bases) > 1:
+            raise PackageError(
+                f"{source}: package is invalid due to multiple annotated base layers",
+                hint="layers "
+                + ", ".join(d.digest for d in bases)
+                + " are all annotated io.crossplane.xpkg: base",
+            )
+        data = package_yaml_of(image)
     try:
         with (
-            tmp.open("wb") as raw,
+            atomic_output(out) as raw,
             gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz,
         ):  # no file name, no mtime in the header (as Go writes it): reproducible
             gz.write(data)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except OSError as e:
+        raise PackageError(f"cannot write {out}: {e.strerror or e}") from e
     return out

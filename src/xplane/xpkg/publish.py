@@ -7,20 +7,18 @@ layer digests do not change. One file is pushed to the tag; several are pushed b
 an OCI image index over them (one entry per platform of each image's config) is pushed to the tag.
 ``--oci-annotation`` values go on the manifest (one file) or on the index (several).
 
-Files are loaded into the image cache first, so a pushed package is also available offline under
-the destination reference afterwards.
+Files are loaded into the image cache first (untagged: staging leaves no entry in ``xp cache ls``),
+so a pushed package is also available offline under the destination reference afterwards.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xplane.oci.archive import load_archive
 from xplane.oci.cache import ImageCache
 from xplane.oci.models import DOCKER_MANIFEST, Descriptor
 from xplane.oci.pull import Image, image_from_cache
@@ -31,8 +29,6 @@ from xplane.xpkg.layers import annotate_layers
 
 if TYPE_CHECKING:
     from xplane.oci.client import RegistryClient
-
-STAGING_REPOSITORY = "xplane.local/xpkg-push/staging"
 
 
 @dataclass(frozen=True)
@@ -101,16 +97,18 @@ def _manifest_json(image: Image, annotations: Mapping[str, str] | None) -> bytes
 
 
 def stage_package_file(path: Path, cache: ImageCache, annotations: Mapping[str, str] | None = None) -> Image:
-    """Load ``path`` into ``cache`` and store its annotated manifest; the image to push."""
-    staging = Reference.parse(
-        f"{STAGING_REPOSITORY}:{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
-    )
-    loaded = load_archive(path, staging, cache=cache)
+    """Load ``path`` into ``cache`` and store its annotated manifest; the image to push.
+
+    Nothing is tagged: hold ``cache.writer()`` until the image is pushed and tagged where it went
+    (as :func:`push_packages` does), or a concurrent prune may remove its blobs.
+    """
+    from xplane.oci.localfiles import load_file
+
+    loaded = load_file(path, cache=cache)
     data = _manifest_json(loaded, annotations)
     with cache.writer():
         digest = cache.write_blob(None, data)
-        cache.set_tag(staging, digest, source=f"archive:{path}")
-    image = image_from_cache(cache, staging, digest)
+    image = image_from_cache(cache, loaded.reference, digest)
     if image is None:  # pragma: no cover - everything was just written
         raise PackageError(f"{path}: the staged image is incomplete in the cache")
     return image
@@ -129,12 +127,12 @@ def push_packages(
         raise PackageError("no package files to push")
     dest = Reference.parse(ref, strict=True)
     cache = cache or ImageCache()
-    if len(files) == 1:
-        image = stage_package_file(Path(files[0]), cache, annotations)
-        digest = push_image(image, dest, client=client)
-        with cache.writer():
+    with cache.writer():  # staged images are untagged until they are tagged as dest below
+        if len(files) == 1:
+            image = stage_package_file(Path(files[0]), cache, annotations)
+            digest = push_image(image, dest, client=client)
             cache.set_tag(dest, digest, source="push")
-        return PushResult(digest, [image.manifest_digest])
-    images = [stage_package_file(Path(f), cache) for f in files]
-    digest = push_index(images, dest, annotations=annotations, client=client, cache=cache)
-    return PushResult(digest, [i.manifest_digest for i in images])
+            return PushResult(digest, [image.manifest_digest])
+        images = [stage_package_file(Path(f), cache) for f in files]
+        digest = push_index(images, dest, annotations=annotations, client=client, cache=cache)
+        return PushResult(digest, [i.manifest_digest for i in images])
