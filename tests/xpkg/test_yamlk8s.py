@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from xplane.xpkg.errors import YAMLError
+from xplane.xpkg.stream import parse_stream
 from xplane.xpkg.yamlk8s import (
     YAMLWarning,
     dump_documents,
@@ -81,6 +83,15 @@ VALUES: list[tuple[str, object]] = [
     ("99999999999999999999999", 1e23),
     ("1_0.5", 10.5),
     (".5e3", 500),
+    # '.'-first floats go to Go's ParseFloat with their underscores: allowed between digits only
+    (".5_0", 0.5),
+    (".1_2e3", 120),
+    (".5e1_0", 5_000_000_000),
+    ("-.5_0", -0.5),
+    (".5_", ".5_"),
+    (".5__0", ".5__0"),
+    (".5_e3", ".5_e3"),
+    (".5e_3", ".5e_3"),
     ("09.5", 9.5),
     ("1e400", "1e400"),
     ("-1e400", "-1e400"),
@@ -127,9 +138,14 @@ VALUES: list[tuple[str, object]] = [
     ("!!float 1", 1),
     ("!!float 1.5", 1.5),
     ("!!bool yes", True),
-    ("!!null ~", "~"),
+    ("!!null ~", None),  # go-yaml v2 resolves the !!null tag
+    ("!!null null", None),
+    ("!!null ''", None),
     ("!!timestamp 2001-01-01", "2001-01-01"),
     ("!custom 12", "12"),
+    ("!<!> 12", "12"),  # the verbatim spelling of the non-specific tag `!`
+    ("!<!> true", "true"),
+    ("!!merge foo", "foo"),
     ("!!binary aGVsbG8=", "hello"),
     # block scalars are strings
     ("|\n  012\n", "012\n"),
@@ -172,6 +188,15 @@ KEYS: list[tuple[str, str]] = [
     ("1:20", "1:20"),
     ("'<<'", "<<"),
     ("!!str 1", "1"),
+    ("!!merge foo", "foo"),  # go-yaml merges only a key whose text is `<<`
+    ("!<!> 12", "12"),
+    (".5_0", "0.5"),
+    # float32's largest value: short candidates like 3.403e+38 round past it (no OverflowError)
+    ("3.4028235e38", "3.4028235e+38"),
+    ("-3.4028235e38", "-3.4028235e+38"),
+    ("3.4028234e38", "3.4028235e+38"),
+    ("3.4028236e38", ".inf"),  # rounds to float32 infinity: FormatFloat's "+Inf", then ".inf"
+    ("1e39", ".inf"),
 ]
 
 
@@ -198,6 +223,9 @@ def test_keys_are_resolved_then_stringified(text: str, want: str) -> None:
         ("a: <<: x\n", "invalid YAML"),
         ("v: {<<: 1}\n", "map merge requires map"),
         ("v: {<<: [1]}\n", "map merge requires map"),
+        ("v: !!null foo\n", "cannot decode !!str `foo` as a !!null"),
+        ("v: !!null 0\n", "cannot decode !!int `0` as a !!null"),
+        ("v: [a:?]\n", "found unexpected ':'"),  # go-yaml ends `a:` at '?', then finds no ','
     ],
 )
 def test_values_crossplane_rejects(text: str, fragment: str) -> None:
@@ -250,6 +278,141 @@ NON_SPECIFIC = [
 def test_the_non_specific_tag_keeps_the_text(text: str, want: object) -> None:
     # go-yaml v2 resolves only untagged plain scalars; libyaml (and PyYAML) treat `!` as untagged
     assert loads(text) == want
+
+
+# Plain scalars in [] and {} as go-yaml v2 scans them (scannerc.go, yaml_parser_scan_plain_scalar,
+# v2.4.0, ported from libyaml 0.1). Inside a plain scalar, ':' ends it only when a blank follows; in
+# flow context ',', '?', '[', ']', '{' and '}' end it. A ':' is a value indicator only where a token
+# starts. So in `[a:]` the ':' (followed by ']', not a blank) is part of the scalar, and ']' ends
+# it: the string "a:", not a key `a` with a null value. `{a:}` holds one entry without ':' (a key
+# whose value is null): the key "a:". `[http://x:]` is the string "http://x:" (both colons are
+# followed by non-blanks). libyaml 0.2 refuses all three ("found unexpected ':'"), a check added
+# after go-yaml was ported; xplane reads them as go-yaml does.
+FLOW = [
+    ("v: [a:]", {"v": ["a:"]}),
+    ("v: {a:}", {"v": {"a:": None}}),
+    ("v: [http://x:]", {"v": ["http://x:"]}),
+    ("v: [a:, {b:}, [c:]]", {"v": ["a:", {"b:": None}, ["c:"]]}),
+    ("v: {a:b:}", {"v": {"a:b:": None}}),
+    ("- [a:]\n- [a:]\n", [["a:"], ["a:"]]),
+    ("v: [a: b]", {"v": [{"a": "b"}]}),  # ':' then a blank: a single-pair mapping, in both
+    ("v: {a:b: c}", {"v": {"a:b": "c"}}),
+    ("v: [http://x]", {"v": ["http://x"]}),
+    ("v: ['a:']", {"v": ["a:"]}),
+    ("v: [1:]", {"v": ["1:"]}),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), FLOW, ids=[repr(t) for t, _ in FLOW])
+def test_plain_scalars_in_flow_collections_read_like_go_yaml(text: str, want: object) -> None:
+    warnings: list[YAMLWarning] = []
+    assert loads(text, warnings=warnings) == want
+    assert warnings == []
+
+
+def test_values_ending_in_a_colon_are_read_a_bounded_number_of_times() -> None:
+    # each one costs libyaml one more parse of the document: a hostile file gets an error instead
+    ok = "".join(f"k{i}: [a:]\n" for i in range(16))
+    assert loads(ok)["k15"] == ["a:"]
+    with pytest.raises(YAMLError, match="found unexpected ':'") as e:
+        loads(ok + "k16: [a:]\n", file="f.yaml")
+    assert (e.value.line, e.value.column) == (17, 8)
+    assert "quote" in (e.value.hint or "")
+
+
+# go-yaml v2 keeps one anchor table per document and overwrites an entry when an anchor is defined
+# again (decode.go, parser.anchor); an alias takes the latest definition. PyYAML refuses this.
+ANCHORS = [
+    ("a: &x 1\nb: &x 2\nc: *x\n", {"a": 1, "b": 2, "c": 2}),
+    ("a: &x [1]\nb: *x\nc: &x {k: v}\nd: *x\n", {"a": [1], "b": [1], "c": {"k": "v"}, "d": {"k": "v"}}),
+    (
+        "a: &x {p: 1}\nb: &x {q: 2}\nc: {<<: *x, r: 3}\n",
+        {"a": {"p": 1}, "b": {"q": 2}, "c": {"q": 2, "r": 3}},
+    ),
+    ("a: &x 1\nb: &x 2\nc: [*x, a:]\n", {"a": 1, "b": 2, "c": [2, "a:"]}),
+    ("- &x a\n- &x b\n- *x\n", ["a", "b", "b"]),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), ANCHORS, ids=[repr(t) for t, _ in ANCHORS])
+def test_anchors_may_be_defined_again(text: str, want: object) -> None:
+    warnings: list[YAMLWarning] = []
+    assert loads(text, warnings=warnings) == want
+    assert warnings == []
+
+
+def test_a_redefined_anchor_is_in_scope_for_its_own_children() -> None:
+    # go-yaml registers an anchor before reading the node's children: `*x` here is `b` itself
+    with pytest.raises(YAMLError, match="contains it") as e:
+        loads("a: &x 1\nb: &x [*x]\n", file="f.yaml")
+    assert e.value.line == 2
+
+
+def test_a_document_with_a_redefined_anchor_still_warns_about_trailing_content() -> None:
+    warnings: list[YAMLWarning] = []
+    assert load_all("a: &x 1\nb: &x 2\nc: *x\n...\nd: 1\n", warnings=warnings) == [{"a": 1, "b": 2, "c": 2}]
+    assert [(w.line, w.message) for w in warnings] == [
+        (5, "content after '...' is ignored, as in Crossplane")
+    ]
+
+
+# YAML that libyaml 0.2 reads but go-yaml v2 refuses (so Crossplane refuses the file): xplane reads
+# it and warns, with the position: (text, value, line, column, what the warning names).
+REFUSED_UPSTREAM = [
+    # go-yaml ends a plain scalar at '?' inside [] or {}, then finds a '?' key where ',' must be
+    ("v: {u: http://x/?q=1}\n", {"v": {"u": "http://x/?q=1"}}, 1, 8, "'?'"),
+    ("v: [a, b?c]\n", {"v": ["a", "b?c"]}, 1, 8, "'?'"),
+    ("v: {k?: 1}\n", {"v": {"k?": 1}}, 1, 5, "'?'"),
+    ("v: [a\n  ?b]\n", {"v": ["a ?b"]}, 1, 5, "'?'"),
+    # `!!timestamp` goes through Go's time.Parse, which checks every field
+    ("v: !!timestamp 2001-13-01\n", {"v": "2001-13-01"}, 1, 4, "month out of range"),
+    ("v: !!timestamp 2001-02-29\n", {"v": "2001-02-29"}, 1, 4, "day out of range"),
+    ("v: !!timestamp 2001-12-14T21:59:43\n", {"v": "2001-12-14T21:59:43"}, 1, 4, "no time zone"),
+    ("v: !!timestamp 2001-12-14 21:59:43-05:00\n", {"v": "2001-12-14 21:59:43-05:00"}, 1, 4, "takes no zone"),
+    ("v: !!timestamp 2001-12-14T24:00:00Z\n", {"v": "2001-12-14T24:00:00Z"}, 1, 4, "hour out of range"),
+    # go-yaml reads only %YAML 1.1 (with '\r' line ends, Kubernetes' splitter keeps the directive)
+    ("%YAML 1.2\r---\ra: 1\r", {"a": 1}, 1, 1, "%YAML 1.2"),
+    ("\r%YAML 1.2\r---\r# c\ra: 1\r", {"a": 1}, 2, 1, "%YAML 1.2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "want", "line", "column", "names"), REFUSED_UPSTREAM, ids=[repr(c[0]) for c in REFUSED_UPSTREAM]
+)
+def test_yaml_crossplane_refuses_is_read_with_a_warning(
+    text: str, want: object, line: int, column: int, names: str
+) -> None:
+    warnings: list[YAMLWarning] = []
+    assert loads(text, file="f.yaml", warnings=warnings) == want
+    assert [(w.line, w.column) for w in warnings] == [(line, column)]
+    assert names in warnings[0].message and "Crossplane will refuse this file" in warnings[0].message
+    assert str(warnings[0]).startswith(f"f.yaml:{line}:{column}: warning: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v: !!timestamp 2001-12-14t21:59:43.10-05:00\n",
+        "v: !!timestamp 2001-12-14 21:59:43.10\n",
+        "v: !!timestamp 2001-12-14T21:59:43,5Z\n",
+        "v: !!timestamp 2000-02-29\n",
+        "%YAML 1.1\r---\ra: 1\r",
+        "v: {u: 'http://x/?q=1'}\n",
+        "v: http://x/?q=1\n",  # block context: '?' is an ordinary character
+        "v: [a, ? b]\n",  # '?' where a token starts is the key indicator, in both
+        "v: |\n  [a?]\n",
+        "v: [50%]\n",
+    ],
+)
+def test_yaml_crossplane_reads_gives_no_such_warning(text: str) -> None:
+    warnings: list[YAMLWarning] = []
+    loads(text, warnings=warnings)
+    assert warnings == []
+
+
+def test_warnings_about_refused_yaml_reach_the_document_stream() -> None:
+    s = parse_stream(b"v: {u: http://x/?q=1}\nt: !!timestamp 2001-13-01\n", file="p.yaml")
+    assert [(w.file, w.line, w.column) for w in s.warnings] == [("p.yaml", 1, 8), ("p.yaml", 2, 4)]
 
 
 def test_bad_encoding_is_located() -> None:
@@ -368,6 +531,20 @@ def _nested(form: str, depth: int) -> tuple[str, object]:
 
 
 FORMS = ["flow-seq", "flow-map", "compact-seq", "block-map"]
+#: The deepest nesting accepted, as docs/xpkg.md documents it.
+CAP = 512
+#: Where the first collection past the cap starts in ``_nested(form, depth > CAP)``: (line, column).
+PAST_CAP = {
+    "flow-seq": (1, CAP + 1),
+    "flow-map": (1, 4 * CAP + 1),
+    "compact-seq": (1, 2 * CAP + 1),
+    "block-map": (CAP + 1, CAP + 1),
+}
+TOO_DEEP = f"document is nested too deeply (more than {CAP} levels)"
+
+
+def _first_line(e: YAMLError) -> str:
+    return str(e).splitlines()[0]
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -376,26 +553,77 @@ def test_deep_but_sane_nesting_parses(form: str) -> None:
     assert loads(text) == value
 
 
+@pytest.mark.parametrize("form", FORMS)
+def test_nesting_at_the_cap_parses(form: str) -> None:
+    # the builder recurses in Python (two to four frames a level): the cap must not meet the
+    # interpreter's recursion limit first
+    text, value = _nested(form, CAP)
+    assert loads(text) == value
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_one_level_past_the_cap_is_xplanes_located_error(form: str) -> None:
+    text, _ = _nested(form, CAP + 1)
+    with pytest.raises(YAMLError) as e:
+        loads(text, file="d.yaml")
+    line, column = PAST_CAP[form]
+    assert _first_line(e.value) == f"d.yaml:{line}:{column}: {TOO_DEEP}"
+    assert "runaway brackets or indentation" in (e.value.hint or "")
+
+
+def test_the_cap_holds_on_a_deep_call_stack() -> None:
+    text, value = _nested("block-map", CAP)
+    limit = sys.getrecursionlimit()
+    frames, f = 1, sys._getframe()
+    while f.f_back is not None:
+        frames, f = frames + 1, f.f_back
+    got: list[object] = []
+
+    def descend(n: int) -> None:
+        if n:
+            descend(n - 1)
+        else:
+            got.append(loads(text))
+
+    descend(limit - frames - 40)  # the caller leaves the loader 40 frames of its own
+    assert got == [value]
+    assert sys.getrecursionlimit() == limit
+
+
+def test_aliases_that_expand_past_the_cap_are_an_error() -> None:
+    # each level of the text is well within the cap; the value, with `*a` expanded, is not
+    half = CAP // 2 + 1
+    text = f"a: &a {'[' * half}x{']' * half}\nb: {'[' * half}*a{']' * half}\n"
+    with pytest.raises(YAMLError) as e:
+        loads(text, file="d.yaml")
+    assert _first_line(e.value).endswith(TOO_DEEP)
+
+
 @pytest.mark.parametrize("depth", [1_500, 100_000])
 @pytest.mark.parametrize("form", ["flow-seq", "flow-map", "compact-seq"])
 def test_very_deep_nesting_is_a_located_error_not_a_crash(form: str, depth: int) -> None:
-    # libyaml's composer recurses in C: 100,000 levels used to overflow the stack (a segfault)
+    # libyaml's composer recurses in C: 100,000 levels used to overflow the stack (a segfault).
+    # libyaml 0.2.6 (PyYAML >= 6.0.3) refuses 1,000 levels itself, reading ahead of its events;
+    # xplane's error, wording and position must be the same whichever libyaml is installed.
     text, _ = _nested(form, depth)
-    with pytest.raises(YAMLError, match="nested too deeply") as e:
+    with pytest.raises(YAMLError) as e:
         load_all("a: 1\n---\n" + text, file="deep.yaml")
-    assert e.value.file == "deep.yaml" and e.value.line == 3 and e.value.column
-    assert e.value.hint
+    _, column = PAST_CAP[form]
+    assert _first_line(e.value) == f"deep.yaml:3:{column}: {TOO_DEEP}"
+    assert e.value.hint and "maximum nesting depth" not in str(e.value)
 
 
 def test_unclosed_deep_flow_is_an_error_not_a_crash() -> None:
-    with pytest.raises(YAMLError, match="nested too deeply"):
-        loads("[" * 200_000)
+    with pytest.raises(YAMLError) as e:
+        loads("[" * 200_000, file="u.yaml")
+    assert _first_line(e.value) == f"u.yaml:1:{CAP + 1}: {TOO_DEEP}"
 
 
 def test_a_deep_indentation_staircase_is_an_error() -> None:
     text, _ = _nested("block-map", 1_200)  # 720 KB of indentation
-    with pytest.raises(YAMLError, match="nested too deeply"):
-        loads(text)
+    with pytest.raises(YAMLError) as e:
+        loads(text, file="s.yaml")
+    assert _first_line(e.value) == f"s.yaml:{CAP + 1}:{CAP + 1}: {TOO_DEEP}"
 
 
 @pytest.mark.parametrize(

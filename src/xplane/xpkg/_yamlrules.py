@@ -24,8 +24,9 @@ BOOL = "tag:yaml.org,2002:bool"
 INT = "tag:yaml.org,2002:int"
 FLOAT = "tag:yaml.org,2002:float"
 TIMESTAMP = "tag:yaml.org,2002:timestamp"
+NULL = "tag:yaml.org,2002:null"
 MERGE_TAG = "tag:yaml.org,2002:merge"
-RESOLVABLE = frozenset({STR, BOOL, INT, FLOAT, TIMESTAMP})
+RESOLVABLE = frozenset({STR, BOOL, INT, FLOAT, TIMESTAMP, NULL})
 
 #: First characters that may start something other than a string (go-yaml's resolveTable).
 HINTS = frozenset("+-0123456789yYnNtTfFoO~.")
@@ -68,10 +69,12 @@ FINAL: dict[str, Any] = {w: v for w, v in WORDS.items() if v is None or w.lower(
 
 _GO_INT = re.compile(r"([-+]?)(0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z")
 _YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?\Z")
+#: ``strconv.ParseFloat`` of a scalar starting with '.': go-yaml passes it on with its underscores,
+#: which Go accepts between digits (``.5_0``, ``.1_2e3``), not after the dot or the ``e``.
+_DOT_FLOAT = re.compile(r"\.[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+(?:_[0-9]+)*)?\Z")
 TIMESTAMP_RE = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:[Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})?)?\Z"
+    r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    r"(?:([Tt ])([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:[.,][0-9]+)?(Z|[-+]([0-9]{2}):([0-9]{2}))?)?\Z"
 )
 TAG_NAMES: dict[type, str] = {bool: "!!bool", int: "!!int", type(None): "!!null"}
 _INT64_MIN, INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
@@ -114,7 +117,7 @@ def resolve_plain(v: str) -> Any:
     c = v[0]
     if c == ".":
         if _DOT_FLOAT.match(v):
-            f = float(v)
+            f = float(v.replace("_", ""))
             if not math.isinf(f):
                 return GoFloat(f)
         return v
@@ -131,6 +134,38 @@ def resolve_plain(v: str) -> Any:
     return v
 
 
+def timestamp_problem(v: str) -> str | None:
+    """Why Go's ``time.Parse`` refuses a ``TIMESTAMP_RE`` match under ``!!timestamp`` (None: it doesn't).
+
+    go-yaml v2 tries four layouts: a ``T``/``t`` time needs a zone (``Z`` or ``±hh:mm``), a
+    space-separated one must have none, and every field is range-checked.
+    """
+    m = TIMESTAMP_RE.match(v)
+    assert m is not None
+    year, month, day, sep, hour, minute, second, zone, zh, zm = m.groups()
+    mo, d = int(month), int(day)
+    if not 1 <= mo <= 12:
+        return "month out of range"
+    y = int(year)
+    days = 30 if mo in (4, 6, 9, 11) else 31
+    if mo == 2:
+        days = 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
+    if not 1 <= d <= days:
+        return "day out of range"
+    if sep is None:
+        return None
+    if sep == " " and zone is not None:
+        return "extra text after the seconds (a space-separated time takes no zone)"
+    if sep != " " and zone is None:
+        return "no time zone (a 'T' time needs 'Z' or ±hh:mm)"
+    for field, text, top in (("hour", hour, 23), ("minute", minute, 59), ("second", second, 59)):
+        if int(text) > top:
+            return f"{field} out of range"
+    if zh is not None and (int(zh) > 24 or int(zm) > 60):
+        return "time zone offset out of range"
+    return None
+
+
 def json_number(f: float) -> Any:
     """What ``encoding/json`` prints for a float64, as a Python value: integral floats -> int."""
     if f.is_integer() and -1e21 < f < 1e21:
@@ -140,17 +175,24 @@ def json_number(f: float) -> Any:
     return float(f)
 
 
+def _float32(f: float) -> float | None:
+    """``float32(f)`` (round to nearest), or None where Go's conversion gives an infinity."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", f))[0]  # type: ignore[no-any-return]
+    except OverflowError:
+        return None
+
+
 def go_float32_key(f: float) -> str:
     """``strconv.FormatFloat(f, 'g', -1, 32)`` as sigs.k8s.io/yaml uses it for float mapping keys."""
-    try:
-        f32 = struct.unpack("<f", struct.pack("<f", f))[0]
-    except OverflowError:
+    f32 = _float32(f)
+    if f32 is None:
         return ".inf" if f > 0 else "-.inf"
     if f32 == 0:
         return "-0" if math.copysign(1.0, f32) < 0 else "0"
     for prec in range(1, 10):
         s = f"{f32:.{prec - 1}e}"
-        if struct.unpack("<f", struct.pack("<f", float(s)))[0] == f32:
+        if _float32(float(s)) == f32:  # near the largest float32, short digits may round past it
             break
     mant, exp_s = s.split("e")
     neg = mant.startswith("-")

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 #: Version of the entry layout below the stamp line.
 FORMAT_VERSION = 2
 #: Version of the decoding rules (bump when :mod:`xplane.xpkg.yamlk8s` changes its results).
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 _STAMP = f"xplane-parsed/{FORMAT_VERSION}/{LOADER_VERSION}\n".encode()
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})\Z")

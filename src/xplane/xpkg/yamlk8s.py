@@ -12,11 +12,15 @@ and produce a :class:`YAMLWarning`.
 Documents are split the way Kubernetes' ``YAMLReader`` does (``---`` at the start of a line; only
 spaces or a comment may follow it), and only the first YAML document of each piece is decoded.
 
-Speed: libyaml composes the node tree in C through PyYAML's ``CParser``; its Python resolver hooks
-are replaced by constant-time no-ops, and one lean recursive pass builds dicts/lists directly and
-runs the numeric rules (:mod:`xplane.xpkg._yamlrules`) only on plain scalars whose first character
-can start a non-string. Nesting deeper than :data:`xplane.xpkg._yamldepth.MAX_DEPTH` is a located
-error, found before the recursive composer could overflow the C stack.
+Speed: libyaml composes the node tree in C through PyYAML's ``CParser`` (:mod:`xplane.xpkg._yamlcompose`,
+which also reads the few constructs libyaml 0.2 and go-yaml v2 disagree on go-yaml's way); one lean
+recursive pass builds dicts/lists directly and runs the numeric rules (:mod:`xplane.xpkg._yamlrules`)
+only on plain scalars whose first character can start a non-string. Nesting deeper than
+:data:`xplane.xpkg._yamldepth.MAX_DEPTH` is xplane's located error, whichever libyaml is installed.
+
+What Crossplane refuses but libyaml reads (``%YAML 1.2``, a ``?`` inside a plain scalar in ``[]`` or
+``{}``, an impossible date under ``!!timestamp``) is read and produces a :class:`YAMLWarning`
+saying Crossplane will refuse the file.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from yaml._yaml import CParser
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from xplane.xpkg._yamldepth import DEPTH_HINT, check_depth, may_nest_deeply
+from xplane.xpkg._yamlcompose import OTHER as _OTHER
+from xplane.xpkg._yamlcompose import PLAIN as _PLAIN
+from xplane.xpkg._yamlcompose import compose, empty
+from xplane.xpkg._yamldepth import FRAMES_PER_LEVEL, MAX_DEPTH, depth_error, recursion_room
 from xplane.xpkg._yamlrules import (
     BINARY,
     BOOL,
@@ -46,6 +51,7 @@ from xplane.xpkg._yamlrules import (
     INT64_MAX,
     MERGE_TAG,
     MISS,
+    NULL,
     NUMERIC,
     RESOLVABLE,
     STR,
@@ -60,6 +66,7 @@ from xplane.xpkg._yamlrules import (
     go_float32_key,
     json_number,
     resolve_plain,
+    timestamp_problem,
 )
 from xplane.xpkg.errors import YAMLError
 from xplane.xpkg.lint import Located
@@ -75,9 +82,6 @@ __all__ = [
     "no_gc",
     "split_documents",
 ]
-
-_PLAIN = "!plain"  # tag given by our resolver to untagged plain scalars (the only ones resolved)
-_OTHER = "!other"  # untagged quoted scalars and the non-specific tag "!" (always strings)
 
 # --- warnings and positions -------------------------------------------------------------------------
 
@@ -145,25 +149,21 @@ def split_documents(data: bytes, *, file: str | None = None) -> Iterator[Chunk]:
 # --- the loader -------------------------------------------------------------------------------------
 
 
-class _Parser(CParser):
-    """libyaml's composer with constant-time resolver hooks (tags are decided in :class:`_Builder`)."""
-
-    def resolve(self, kind: type, value: str | None, implicit: Any) -> str:
-        if value is None:  # a mapping or sequence: its tag does not matter
-            return _OTHER
-        return _PLAIN if implicit[0] else _OTHER
-
-    def descend_resolver(self, parent: Any, index: Any) -> None:
-        return None
-
-    def ascend_resolver(self) -> None:
-        return None
-
-
 class _Builder:
     """Turns one composed document into JSON-like values with Kubernetes' rules."""
 
-    __slots__ = ("_text", "aliases", "bang", "budget", "data", "file", "line0", "path", "warnings")
+    __slots__ = (
+        "_text",
+        "aliases",
+        "bang",
+        "budget",
+        "data",
+        "file",
+        "flowq",
+        "line0",
+        "path",
+        "warnings",
+    )
 
     def __init__(
         self, file: str | None, line0: int, warnings: list[YAMLWarning], aliases: bool, data: bytes
@@ -177,6 +177,8 @@ class _Builder:
         self.aliases = aliases  # the text holds '*': nodes may repeat, so guard against cycles and bombs
         self.budget = 4 * len(data) + 100_000
         self.path: set[int] = set()
+        # '?' inside a plain scalar in [] or {} ends it for go-yaml: look only if the text allows it
+        self.flowq = b"?" in data and (b"[" in data or b"{" in data)
 
     # positions
     def _pos(self, node: Node) -> tuple[int, int]:
@@ -192,10 +194,10 @@ class _Builder:
         self.warnings.append(YAMLWarning(self.file, line, col, message, key))
 
     # values
-    def build(self, node: Node) -> Any:
-        """The JSON-like value of ``node``."""
+    def build(self, node: Node, depth: int = 0) -> Any:
+        """The JSON-like value of ``node``, found inside ``depth`` collections."""
         if self.aliases:
-            return self._guarded(node)
+            return self._guarded(node, depth)
         t = type(node)
         if t is ScalarNode:
             if node.tag is _PLAIN:
@@ -203,8 +205,14 @@ class _Builder:
                 if v and v[0] not in HINTS:
                     return v
             return self.scalar(node)
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise self.too_deep(node)
+        # a sequence or mapping here (not isinstance-narrowed: this runs for every collection)
+        if self.flowq and node.flow_style:  # type: ignore[attr-defined]
+            self._flow_plain(node)
         if t is MappingNode:
-            return self.mapping(node)
+            return self.mapping(node, depth)
         build = self.build
         out = []
         for n in node.value:
@@ -213,10 +221,26 @@ class _Builder:
                 if v and v[0] not in HINTS:
                     out.append(v)
                     continue
-            out.append(build(n))
+            out.append(build(n, depth))
         return out
 
-    def _guarded(self, node: Node) -> Any:
+    def too_deep(self, node: Node) -> YAMLError:
+        """xplane's depth error at ``node``."""
+        return depth_error(self.file, *self._pos(node))
+
+    def _flow_plain(self, node: Node) -> None:
+        """Warn about plain scalars in a flow collection holding '?': go-yaml v2 ends them there and
+        then finds no ',' (libyaml 0.2 keeps the '?', as YAML 1.2 says)."""
+        items = node.value if type(node) is SequenceNode else [n for pair in node.value for n in pair]
+        for n in items:
+            if type(n) is ScalarNode and n.style == "" and "?" in n.value:
+                self.warn(
+                    n,
+                    f"plain value {n.value!r} in [] or {{}} holds '?': Crossplane will refuse this file "
+                    "(its YAML parser ends the value at '?'); quote the value",
+                )
+
+    def _guarded(self, node: Node, depth: int) -> Any:
         self.budget -= 1
         if self.budget < 0:
             raise self.error(node, "document contains excessive aliasing", "expand the aliases by hand")
@@ -227,9 +251,14 @@ class _Builder:
             raise self.error(node, "an alias refers to a node that contains it (a recursive anchor)")
         self.path.add(key)
         try:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise self.too_deep(node)
+            if self.flowq and node.flow_style:  # type: ignore[attr-defined]  # a collection here
+                self._flow_plain(node)
             if type(node) is MappingNode:
-                return self.mapping(node)
-            return [self._guarded(n) for n in node.value]
+                return self.mapping(node, depth)
+            return [self._guarded(n, depth) for n in node.value]
         finally:
             self.path.discard(key)
 
@@ -283,7 +312,7 @@ class _Builder:
             return False
         properties = text[i : i + 2 * 1024]
         for word in properties.split():
-            if word == "!":
+            if word in ("!", "!<!>"):  # the verbatim form names the same non-specific tag
                 return True
             if word[:1] not in ("!", "&"):
                 return False
@@ -300,8 +329,17 @@ class _Builder:
         if tag == STR:
             return v
         if tag == TIMESTAMP and TIMESTAMP_RE.match(v):
+            why = timestamp_problem(v)
+            if why is not None:
+                self.warn(
+                    node,
+                    f"cannot decode !!str `{v}` as a !!timestamp ({why}): Crossplane will refuse this "
+                    "file; fix the date or drop the tag",
+                )
             return v
         r = resolve_plain(v) if v == "" or v[0] in HINTS else v
+        if tag == NULL and r is None:
+            return None
         if tag == BOOL and type(r) is bool:
             return r
         if tag == INT and type(r) is int:
@@ -337,8 +375,9 @@ class _Builder:
             node, "Unsupported map key of type: <nil>", hint="quote the key if a string was meant"
         )
 
-    def mapping(self, node: Node) -> dict[str, Any]:
-        """A mapping: go-yaml v2 order (merges apply in place), duplicates warned, last one wins."""
+    def mapping(self, node: Node, depth: int) -> dict[str, Any]:
+        """A mapping at level ``depth``: go-yaml v2 order (merges apply in place), duplicates warned,
+        last one wins."""
         d: dict[str, Any] = {}
         pairs = node.value
         build = self.build
@@ -347,13 +386,13 @@ class _Builder:
             if kn.tag is _PLAIN:
                 k = kn.value
                 if k == "<<":
-                    self.merge(d, vn)
+                    self.merge(d, vn, depth)
                     merged = True
                     continue
                 if not k or (k[0] in HINTS and (k[0] in NUMERIC or k in WORDS)):
                     k = self.key(kn)
-            elif kn.tag == MERGE_TAG:
-                self.merge(d, vn)
+            elif kn.tag == MERGE_TAG and kn.value == "<<":  # go-yaml: `!!merge foo` is a key
+                self.merge(d, vn, depth)
                 merged = True
                 continue
             else:
@@ -368,7 +407,7 @@ class _Builder:
                         r = self.scalar(vn)
                     d[k] = r
             else:
-                d[k] = build(vn)
+                d[k] = build(vn, depth)
         if merged:
             self._duplicates([p for p in pairs if not self._is_merge(p[0])])
         elif len(d) != len(pairs):
@@ -377,7 +416,7 @@ class _Builder:
 
     @staticmethod
     def _is_merge(kn: Node) -> bool:
-        return type(kn) is ScalarNode and ((kn.tag is _PLAIN and kn.value == "<<") or kn.tag == MERGE_TAG)
+        return type(kn) is ScalarNode and kn.value == "<<" and (kn.tag is _PLAIN or kn.tag == MERGE_TAG)
 
     def _duplicates(self, pairs: list[tuple[Node, Node]]) -> None:
         seen: dict[str, Node] = {}
@@ -398,28 +437,22 @@ class _Builder:
                 )
             seen[k] = kn
 
-    def merge(self, d: dict[str, Any], vn: Node) -> None:
-        """Apply a ``<<`` merge (go-yaml v2: in place; in a list the earlier mappings win)."""
+    def merge(self, d: dict[str, Any], vn: Node, depth: int) -> None:
+        """Apply a ``<<`` merge to a mapping at level ``depth`` (go-yaml v2: in place; in a list the
+        earlier mappings win)."""
         if type(vn) is MappingNode:
-            d.update(self.build(vn))
+            d.update(self.build(vn, depth))
         elif type(vn) is SequenceNode:
             for item in reversed(vn.value):
                 if type(item) is not MappingNode:
                     raise self.error(item, "map merge requires map or sequence of maps as the value")
-                d.update(self.build(item))
+                d.update(self.build(item, depth + 1))
         else:
             raise self.error(vn, "map merge requires map or sequence of maps as the value")
 
 
 #: A line that is not blank, a comment, ``---`` or ``...`` (optionally followed by a comment).
 _CONTENT_LINE = re.compile(rb"^(?![ \t\r]*(?:(?:---|\.\.\.)[ \t\r]*)?(?:#.*)?$)", re.MULTILINE)
-
-
-def _empty(node: Node | None) -> bool:
-    return node is None or (type(node) is ScalarNode and node.tag is _PLAIN and node.value == "")
-
-
-# --- nesting depth ------------------------------------------------------------------------------------
 
 
 def load_chunk(
@@ -437,68 +470,24 @@ def load_chunk(
     """
     if _CONTENT_LINE.search(data) is None:  # upstream skips these pieces before decoding them
         return None
-    if may_nest_deeply(data):
-        check_depth(data, file, line0)
     sink = warnings if warnings is not None else []
-    parser = _Parser(data)
-    try:
-        try:
-            node = parser.get_node() if parser.check_node() else None
-        except yaml.YAMLError as e:
-            raise _from_pyyaml(e, data, file, line0) from None
-        if not _empty(node):
-            _check_trailing(parser, data, file, line0, sink)
-    finally:
-        parser.dispose()
-    if _empty(node):
+
+    def warn(line: int, column: int, message: str) -> None:
+        sink.append(YAMLWarning(file, line, column, message))
+
+    node = compose(data, file, line0, warn)
+    if node is None or empty(node):
         return None
-    assert node is not None
+    start = len(sink)
     builder = _Builder(file, line0, sink, b"*" in data, data)
     try:
         value = builder.build(node)
-    except RecursionError:
-        raise builder.error(node, "document is nested too deeply", DEPTH_HINT) from None
+    except RecursionError:  # within MAX_DEPTH levels, but the caller's stack left too little room
+        del sink[start:]
+        with recursion_room(FRAMES_PER_LEVEL * MAX_DEPTH + 100):
+            value = _Builder(file, line0, sink, b"*" in data, data).build(node)
     m = node.start_mark
     return value, line0 + m.line + 1, m.column + 1
-
-
-def _check_trailing(
-    parser: _Parser, data: bytes, file: str | None, line0: int, sink: list[YAMLWarning]
-) -> None:
-    """Warn about a second document after ``...``: go-yaml decodes only the first one."""
-    try:
-        if not parser.check_node():
-            return
-        m = parser.get_node().start_mark  # type: ignore[union-attr]
-        line, col = line0 + m.line + 1, m.column + 1
-    except yaml.YAMLError as e:
-        err = _from_pyyaml(e, data, file, line0)
-        line, col = err.line or line0 + 1, err.column or 1
-    sink.append(YAMLWarning(file, line, col, "content after '...' is ignored, as in Crossplane"))
-
-
-def _from_pyyaml(e: yaml.YAMLError, data: bytes, file: str | None, line0: int) -> YAMLError:
-    """Our error, located in the stream, for a libyaml scanner/parser/composer or reader error."""
-    if isinstance(e, yaml.MarkedYAMLError):
-        mark = e.problem_mark or e.context_mark
-        msg = "; ".join(p for p in (e.problem, e.context) if p) or "invalid YAML"
-        if mark is None:
-            return YAMLError(f"invalid YAML: {msg}", file=file, line=line0 + 1, column=1)
-        return YAMLError(
-            f"invalid YAML: {msg}", file=file, line=line0 + mark.line + 1, column=mark.column + 1
-        )
-    if isinstance(e, yaml.reader.ReaderError):  # bad encoding: a byte offset, no mark
-        pos = min(max(e.position, 0), len(data))
-        line = data.count(b"\n", 0, pos)
-        col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
-        return YAMLError(
-            f"invalid YAML: {e.reason}",
-            file=file,
-            line=line0 + line + 1,
-            column=col,
-            hint="package YAML must be UTF-8 (or UTF-16 with a byte order mark)",
-        )
-    return YAMLError(f"invalid YAML: {e}", file=file, line=line0 + 1, column=1)
 
 
 @contextmanager
