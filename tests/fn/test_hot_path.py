@@ -11,8 +11,9 @@ import pytest
 
 from tests.fn.test_runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn.metrics import Metrics
-from xplane.fn.registry import FunctionRegistry, LoadedFunction, LocalSource
+from xplane.fn.registry import FunctionRegistry, LoadedFunction
 from xplane.fn.router import CallPlan, FunctionNotFoundError, Router
+from xplane.fn.sources import LocalSource
 
 
 def rewrite(root: Path, name: str, **config: object) -> None:

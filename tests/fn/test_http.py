@@ -37,7 +37,7 @@ def rt(tmp_path: Path) -> Iterator[RunnerThread]:
     write_function(tmp_path, "alpha", message="a", version="1.2.3")
     write_function(tmp_path, "beta", message="b")
     write_function(tmp_path, "broken", broken="SyntaxError in fn.py line 3")
-    with running(test_settings(tmp_path, max_message_size=64 * 1024)) as r:
+    with running(test_settings(tmp_path, max_message_size=64 * 1024, http_max_body=64 * 1024)) as r:
         yield r
 
 
@@ -86,7 +86,7 @@ def test_run_errors(rt: RunnerThread) -> None:
     status, body = jhttp(rt, "/functions/alpha:run", method="POST", body=b'{"observed": 3}')
     assert status == 400
     status, body = jhttp(rt, "/functions/alpha:run", method="POST", body=b"x" * 70_000)
-    assert status == 413 and "--max-message-size" in body["error"]
+    assert status == 413 and "--http-max-body" in body["error"]
     assert jhttp(rt, "/functions/alpha:run")[0] == 405
     assert jhttp(rt, "/nowhere")[0] == 404
     assert jhttp(rt, "/health", method="POST", body=b"")[0] == 405

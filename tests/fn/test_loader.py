@@ -124,3 +124,53 @@ def test_top_level_yaml_function(tmp_path: Path) -> None:
     assert results(arun(fn.run(make_request(), timeout=5)))[0][1].startswith("sync in")
     with pytest.raises(FunctionLoadError, match="needs an entrypoint"):
         load_function(tmp_path / "bare.yaml")
+
+
+def _named_dir(tmp_path: Path) -> Path:
+    """A working ``hello`` beside entries that would fail, or leave a trace, if they were loaded."""
+    root = tmp_path / "named"
+    (root / "hello").mkdir(parents=True)
+    (root / "hello" / "fn.py").write_text(
+        "from crossplane.function import response\n\n"
+        "def run_function(req):\n    rsp = response.to(req)\n    response.normal(rsp, 'hi')\n    return rsp\n"
+    )
+    trace = tmp_path / "imported"
+    (root / "other.py").write_text(
+        f"open({str(trace)!r}, 'w').close()\nraise ImportError('other is broken')\n"
+    )
+    (root / "request.yaml").write_text("meta: {tag: t}\n")  # not a function.yaml at all
+    (root / "notes").mkdir()
+    return root
+
+
+def test_load_named_loads_only_that_function(tmp_path: Path) -> None:
+    from xplane.fn.loader import load_named
+
+    fn = load_named(_named_dir(tmp_path), "hello")
+    assert results(arun(fn.run(make_request(), timeout=5))) == [(fnv1.SEVERITY_NORMAL, "hi")]
+    assert not (tmp_path / "imported").exists()  # other.py was never imported
+
+
+def test_load_named_says_which_function_failed_and_why(tmp_path: Path) -> None:
+    from xplane.fn.loader import load_named
+
+    root = _named_dir(tmp_path)
+    with pytest.raises(FunctionLoadError) as err:
+        load_named(root, "other")
+    assert str(err.value).startswith("function 'other' failed to load: ")
+    assert "ImportError: other is broken" in str(err.value)
+    assert err.value.path == root / "other.py"
+    with pytest.raises(
+        FunctionLoadError, match=r"function 'request' failed to load: .*unknown field\(s\) meta"
+    ):
+        load_named(root, "request")
+
+
+def test_load_named_lists_the_functions_there_are(tmp_path: Path) -> None:
+    from xplane.fn.errors import FunctionNotFoundError
+    from xplane.fn.loader import load_named
+
+    with pytest.raises(FunctionNotFoundError, match="functions there: hello, other") as err:
+        load_named(_named_dir(tmp_path), "nope")
+    assert err.value.exit_code == 3
+    assert err.value.hint is not None and "not functions (--debug says why): notes, request" in err.value.hint

@@ -21,7 +21,8 @@ from xplane.fn.kinds.pyprocess import RESPAWN_INTERVAL, PythonProcessFunction
 from xplane.fn.kinds.python import PythonFunction
 from xplane.fn.loader import create_function, load_function
 from xplane.fn.proto import fnv1, grpcv1
-from xplane.fn.registry import FunctionRegistry, LocalSource
+from xplane.fn.registry import FunctionRegistry
+from xplane.fn.sources import LocalSource
 
 MODES = """\
 import asyncio, ctypes, os, sys, time

@@ -19,7 +19,7 @@ import pytest
 
 from tests.fn.test_runner_fixtures import CLOSED, running, test_settings, write_function, xr_request
 from xplane.fn.proto import grpcv1
-from xplane.fn.registry import HttpSource, SecretSource
+from xplane.fn.sources import HttpSource, SecretSource
 
 
 def _call(target: str, name: str | None = None, timeout: float = 10) -> str:

@@ -14,9 +14,10 @@ import pytest
 from tests.fn.test_runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn import logs
 from xplane.fn.metrics import Metrics
-from xplane.fn.registry import FunctionRegistry, LocalSource
+from xplane.fn.registry import FunctionRegistry
 from xplane.fn.router import Router, authority_label
 from xplane.fn.settings import Address, RunnerConfigError, Settings
+from xplane.fn.sources import LocalSource
 
 DEFAULTS = Settings()
 

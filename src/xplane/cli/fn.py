@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from xplane.cli.xfn import run, serve
+from xplane.cli.xfn import call, run, serve
 
 
 @click.group("fn")
 def fn() -> None:
-    """Serve composition functions, or run one request through a function locally."""
+    """Serve composition functions, run one request through a function locally, or call a served one."""
 
 
 fn.add_command(serve)
 fn.add_command(run)
+fn.add_command(call)

@@ -59,7 +59,9 @@ def configure_logging(verbose: int) -> None:
 def run_cli(command: click.Command, args: list[str] | None = None, *, prog_name: str = "xp") -> int:
     """Run a click command; turn :class:`XplaneError` into its message on stderr and its exit code."""
     try:
-        command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        # Without standalone mode click returns a ctx.exit(code) as the code (and a callback's value):
+        # an int is the exit code a command asked for.
+        rv = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_INTERRUPTED
@@ -74,7 +76,7 @@ def run_cli(command: click.Command, args: list[str] | None = None, *, prog_name:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    return rv if isinstance(rv, int) else EXIT_OK
 
 
 def print_json(data: Any) -> None:

@@ -52,6 +52,15 @@ def normalize_target(address: str) -> str:
     return address
 
 
+#: Words of grpc's connection errors that mean the TLS handshake failed (grpcio 1.6x-1.8x).
+_TLS_WORDS = ("handshake", "ssl", "certificate", "tsi_", "verification check")
+
+
+def _looks_like_tls(details: str) -> bool:
+    lowered = details.lower()
+    return any(word in lowered for word in _TLS_WORDS)
+
+
 class FunctionClient:
     """Calls one function server. Reuse it; ``close()`` when done. Safe for concurrent calls."""
 
@@ -142,11 +151,25 @@ class FunctionClient:
             hint = f"the max message size is {self.max_message_size} bytes; raise maxMessageSize"
         elif code == grpc.StatusCode.UNAVAILABLE:
             hint = "is the server running, and do TLS settings match (insecure vs TLS, client certificate)?"
+        unavailable = code == grpc.StatusCode.UNAVAILABLE
+        tls = unavailable and _looks_like_tls(details)
+        if tls:
+            hint = (
+                "the TLS handshake failed: plaintext against a TLS port, or the other way round? otherwise "
+                "check the CA, the name the server certificate holds, and the client certificate"
+            )
+        elif unavailable and self._creds is not None and "socket closed" in details.lower():
+            tls = True  # what a client gets when the server rejects its certificate, or the lack of one
+            hint = (
+                "the server closed the connection during the TLS handshake: it may require a client "
+                "certificate (mTLS), or not trust the one given"
+            )
         return FunctionCallError(
             f"RunFunction on {self.address} failed: {code.name}: {details}",
             target=self.address,
             code=code.name,
             hint=hint,
+            tls=tls,
         )
 
     async def close(self) -> None:

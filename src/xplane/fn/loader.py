@@ -13,10 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xplane.fn.base import Function, FunctionSpec
-from xplane.fn.errors import FunctionLoadError
+from xplane.fn.errors import FunctionLoadError, FunctionNotFoundError
 from xplane.fn.spec import SPEC_FILE, WASM_SUFFIXES, load_spec_file, spec_from_convention
 
-__all__ = ["FunctionLoadError", "create_function", "discover", "load_function"]
+__all__ = [
+    "FunctionLoadError",
+    "create_function",
+    "discover",
+    "discover_specs",
+    "load_function",
+    "load_named",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +113,17 @@ def _executable(p: Path) -> bool:
     return os.access(p, os.X_OK)
 
 
-def discover(functions_dir: Path) -> dict[str, Function | FunctionLoadError]:
-    """Load every function under ``functions_dir``; one entry per function, errors included.
+def discover_specs(functions_dir: Path) -> dict[str, FunctionSpec | FunctionLoadError]:
+    """The spec of every function under ``functions_dir``, without loading any; errors included.
 
-    A ``function.yaml`` directly in ``functions_dir`` makes the directory itself one function.
-    One function's failure (bad YAML, import error, ...) never stops the others loading.
+    Cheap: it reads ``function.yaml`` files and lists directories, and imports or runs nothing.
+    An entry whose spec cannot be read is keyed by its file or directory name.
     """
     root = Path(functions_dir)
     if not root.is_dir():
         raise FunctionLoadError("functions directory does not exist or is not a directory", path=root)
     entries = [root] if (root / SPEC_FILE).is_file() else _candidates(root)
-    found: dict[str, Function | FunctionLoadError] = {}
+    found: dict[str, FunctionSpec | FunctionLoadError] = {}
     where: dict[str, Path] = {}
     for entry in entries:
         fallback = entry.stem if entry.is_file() else entry.name
@@ -131,8 +138,64 @@ def discover(functions_dir: Path) -> dict[str, Function | FunctionLoadError]:
             )
             continue
         where[spec.name] = entry
-        try:
-            found[spec.name] = create_function(spec)
-        except FunctionLoadError as e:
-            found[spec.name] = e
+        found[spec.name] = spec
     return found
+
+
+def discover(functions_dir: Path) -> dict[str, Function | FunctionLoadError]:
+    """Load every function under ``functions_dir``; one entry per function, errors included.
+
+    A ``function.yaml`` directly in ``functions_dir`` makes the directory itself one function.
+    One function's failure (bad YAML, import error, ...) never stops the others loading.
+    """
+    found: dict[str, Function | FunctionLoadError] = {}
+    for name, item in discover_specs(functions_dir).items():
+        if isinstance(item, FunctionLoadError):
+            found[name] = item
+            continue
+        try:
+            found[name] = create_function(item)
+        except FunctionLoadError as e:
+            found[name] = e
+    return found
+
+
+def load_named(functions_dir: Path, name: str) -> Function:
+    """Load only the function called ``name`` under ``functions_dir`` (what ``xfn run`` serves).
+
+    The other entries are only read for their names, and what is wrong with them is logged at
+    DEBUG. Raises :class:`FunctionLoadError` naming the function and why it did not load, or
+    :class:`FunctionNotFoundError` listing the functions there are.
+    """
+    specs = discover_specs(functions_dir)
+    skipped = [
+        other for other, item in specs.items() if other != name and isinstance(item, FunctionLoadError)
+    ]
+    for other in skipped:
+        log.debug("skipped: not a function", extra={"fields": {"entry": other, "error": str(specs[other])}})
+    item = specs.get(name)
+    if item is None:
+        found = sorted(n for n, i in specs.items() if isinstance(i, FunctionSpec))
+        hint = (
+            "a function's name is name: in its function.yaml, else its directory's name, else its file's "
+            "name without the extension; see docs/functions.md"
+        )
+        if skipped:
+            shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+            hint += f"; not functions (--debug says why): {shown}"
+        raise FunctionNotFoundError(
+            f"no function named {name!r} in {functions_dir}; functions there: {', '.join(found) or 'none'}",
+            requested=name,
+            loaded=found,
+            hint=hint,
+        )
+    if isinstance(item, FunctionLoadError):
+        cause = item
+    else:
+        try:
+            return create_function(item)
+        except FunctionLoadError as e:
+            cause = e
+    error = FunctionLoadError(f"function {name!r} failed to load: {cause.message}", hint=cause.hint)
+    error.path, error.field = cause.path, cause.field
+    raise error from cause

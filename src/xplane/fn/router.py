@@ -4,10 +4,12 @@ Routing rules, in order:
 
 1. Exactly one function loaded: every call goes to it.
 2. The caller named one: metadata key ``x-xplane-function`` (HTTP: the ``{name}`` in the path).
-3. The first DNS label of the ``:authority`` host (in a cluster, the Service named after the
-   Function: ``function-foo.crossplane-system:9443`` -> ``function-foo``). A ``function-`` prefix
-   may be present on one side only (``function-foo`` finds ``foo`` and the other way round).
-4. Otherwise :class:`FunctionNotFoundError`, listing what is loaded.
+3. The first DNS label of the host (:data:`AUTHORITY_KEYS`; ``function-foo.crossplane-system:9443``
+   -> ``function-foo``). A ``function-`` prefix may be present on one side only (``function-foo``
+   finds ``foo`` and the other way round). grpcio's asyncio server does not show the HTTP/2
+   ``:authority`` to Python, so on gRPC the host comes from a header a proxy or mesh sets.
+4. Otherwise :class:`FunctionNotFoundError`, listing what is loaded, with a hint built by
+   :func:`routing_hint` from the settings and fields that really exist.
 
 A function's own gRPC port (``grpcPort``, ``FUNCTION_PORTS``; see ``xplane.fn.server``) skips all
 of this: every call on it goes to that function, and :meth:`Router.not_loaded` words the
@@ -23,32 +25,47 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from xplane.errors import XplaneError
 from xplane.fn.base import DEADLINE_GRACE
+from xplane.fn.errors import FunctionNotFoundError
 from xplane.fn.logs import request_summary, response_summary
 from xplane.fn.metrics import CallSeries, Metrics
 from xplane.fn.registry import FunctionRegistry, LoadedFunction
+from xplane.fn.settings import FLAG_ENV
+from xplane.fn.spec import GRPC_PORT_FIELD, SPEC_FILE
 
 if TYPE_CHECKING:
     from xplane.fn.proto import fnv1
 
+__all__ = [
+    "AUTHORITY_KEYS",
+    "FUNCTION_METADATA_KEY",
+    "CallPlan",
+    "FunctionNotFoundError",
+    "Router",
+    "authority_label",
+    "routing_hint",
+]
+
 log = logging.getLogger(__name__)
 
 FUNCTION_METADATA_KEY = "x-xplane-function"
+#: Call metadata keys whose host names the function (``:authority`` only where the server shows it).
+AUTHORITY_KEYS = (":authority", "host", "x-forwarded-host")
 _SEVERITY_FATAL = 1
 #: How much later than asked a caller's gRPC deadline may arrive (the wire format rounds it up).
 DEADLINE_ROUNDING = 1.01
 
 
-class FunctionNotFoundError(XplaneError):
-    """No loaded function matches the call."""
-
-    exit_code = 3
-
-    def __init__(self, message: str, *, requested: str | None, loaded: list[str]) -> None:
-        super().__init__(message)
-        self.requested = requested
-        self.loaded = loaded
+def routing_hint() -> str:
+    """How a call reaches one of several functions: every routing option there is, by its real name."""
+    flag, env = next((flag, env) for key, flag, env in FLAG_ENV if key == "function_ports")
+    headers = " or ".join(k for k in AUTHORITY_KEYS if not k.startswith(":"))
+    return (
+        f"give each function a gRPC port of its own ({GRPC_PORT_FIELD} in its {SPEC_FILE}, or {env} / "
+        f"{flag}) and call that port (the only way for Crossplane, which names no function); or send the "
+        f"gRPC metadata {FUNCTION_METADATA_KEY}: <name> (xfn call does); or have a proxy or mesh set a "
+        f"{headers} header whose first label is the function's name; see Routing in docs/runner.md"
+    )
 
 
 def authority_label(authority: str | None) -> str | None:
@@ -99,7 +116,7 @@ class Router:
             entry = functions.get(name)
             if entry is not None:
                 return entry
-            raise self._not_found(name, f"no function named {name!r} is loaded")
+            raise self._not_found(name, f"no function named {name!r} is loaded", by_name=True)
         label = authority_label(authority)
         if label is not None:
             for candidate in (label, label.removeprefix("function-"), f"function-{label}"):
@@ -114,18 +131,27 @@ class Router:
             f"{len(functions)} functions are loaded and the call did not say which one it is for",
         )
 
-    def _not_found(self, requested: str | None, message: str) -> FunctionNotFoundError:
+    def _not_found(
+        self, requested: str | None, message: str, *, by_name: bool = False
+    ) -> FunctionNotFoundError:
         loaded = self.registry.names()
         self.metrics.count_error(requested or "", "not_found")
         listing = ", ".join(loaded) if loaded else "none"
         errors = self.registry.errors
         if requested and requested in errors:
             message += f" (it failed to load: {errors[requested]})"
-        err = FunctionNotFoundError(
-            f"{message}; loaded functions: {listing}", requested=requested, loaded=loaded
+        if not loaded:
+            hint = "no function is loaded: GET /functions shows the load errors"
+        elif by_name:
+            hint = (
+                "a function's name is name: in its function.yaml, else its directory's or file's name; "
+                "GET /functions lists them with their load errors"
+            )
+        else:
+            hint = routing_hint()
+        return FunctionNotFoundError(
+            f"{message}; loaded functions: {listing}", requested=requested, loaded=loaded, hint=hint
         )
-        err.hint = f"set the gRPC metadata key {FUNCTION_METADATA_KEY} or call through a Service named after the function"
-        return err
 
     def not_loaded(self, name: str, port: int | None) -> str:
         """The ``NOT_FOUND`` message of a function's own port while that function is not loaded."""

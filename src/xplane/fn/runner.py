@@ -25,12 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xplane.fn.http import HttpApp, HttpServer
+from xplane.fn.http import HttpApp, HttpServer, RunLimits
 from xplane.fn.metrics import Metrics
-from xplane.fn.registry import DiscoverFn, FunctionRegistry, FunctionSource, make_source
+from xplane.fn.registry import DiscoverFn, FunctionRegistry
 from xplane.fn.router import Router
 from xplane.fn.server import FunctionPorts, FunctionServer, load_server_credentials
 from xplane.fn.settings import RunnerConfigError, Settings, check_function_ports
+from xplane.fn.sources import FunctionSource, Snapshot, make_source
 
 if TYPE_CHECKING:
     from xplane.fn.proto import fnv1
@@ -72,7 +73,9 @@ class Runner:
         self.registry.check = self.ports.conflicts
         self.registry.after_refresh = self.ports.after_refresh
         self.registry.status_extra = self.ports.status
-        self.http = HttpServer(HttpApp(self.router, ready=self.readiness, max_body=settings.max_message_size))
+        self.http = HttpServer(
+            HttpApp(self.router, ready=self.readiness, limits=RunLimits.from_settings(settings))
+        )
         self.serving = False
         self.stopping = False
         self.started_at = time.monotonic()
@@ -255,6 +258,21 @@ def loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] |
     return uvloop.new_event_loop, "uvloop"
 
 
+class _OnceSource(FunctionSource):
+    """The directory ``xfn run`` loads from, looked at once (no tree walk: it may be any directory)."""
+
+    mode = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def describe(self) -> str:
+        return f"local:{self.root}"
+
+    def poll(self, current: Snapshot | None) -> Snapshot | None:
+        return Snapshot(self.root, "once") if current is None else None
+
+
 async def run_request(
     functions_dir: Path,
     name: str,
@@ -263,10 +281,22 @@ async def run_request(
     timeout: float = 30.0,
     discover: DiscoverFn | None = None,
 ) -> fnv1.RunFunctionResponse:
-    """Load the functions in ``functions_dir`` (or one function directory) and run ``request`` on ``name``."""
-    from xplane.fn.registry import LocalSource
+    """Load function ``name`` from ``functions_dir`` (or one function directory) and run ``request`` on it.
 
-    registry = FunctionRegistry(LocalSource(functions_dir), discover=discover)
+    Only that function is loaded (:func:`xplane.fn.loader.load_named`): the other entries are read
+    for their names only, and what is wrong with them is logged at DEBUG. Raises
+    :class:`~xplane.fn.errors.FunctionLoadError` naming the function and the reason it did not load,
+    or :class:`~xplane.fn.errors.FunctionNotFoundError`. ``discover`` replaces the loader (tests).
+    """
+    if discover is None:
+        from xplane.fn.loader import load_named
+
+        function = await asyncio.to_thread(load_named, functions_dir, name)
+
+        def discover(_root: Path) -> dict[str, Any]:
+            return {name: function}
+
+    registry = FunctionRegistry(_OnceSource(functions_dir), discover=discover)
     router = Router(registry, Metrics(), default_timeout=timeout)
     try:
         await registry.refresh()

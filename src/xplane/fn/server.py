@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from xplane.fn.router import FUNCTION_METADATA_KEY, FunctionNotFoundError, Router
+from xplane.fn.router import AUTHORITY_KEYS, FUNCTION_METADATA_KEY, FunctionNotFoundError, Router
 from xplane.fn.settings import RunnerConfigError
 from xplane.fn.tlsreload import CredentialsFactory, ReloadingCredentials
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 V1_SERVICE = "apiextensions.fn.proto.v1.FunctionRunnerService"
 V1BETA1_SERVICE = "apiextensions.fn.proto.v1beta1.FunctionRunnerService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
-_AUTHORITY_KEYS = (":authority", "host", "x-forwarded-host")
 
 
 def load_server_credentials(tls_dir: Path) -> ReloadingCredentials:
@@ -141,7 +140,7 @@ class FunctionServer:
             try:
                 entry = router.resolve(
                     name=_metadata_value(context, (FUNCTION_METADATA_KEY,)),
-                    authority=_metadata_value(context, _AUTHORITY_KEYS),
+                    authority=_metadata_value(context, AUTHORITY_KEYS),
                 )
             except FunctionNotFoundError as e:
                 return None, str(e)

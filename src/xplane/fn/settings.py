@@ -17,6 +17,10 @@
 | ``--reload-interval`` | | ``2`` seconds (``0`` turns reloading off) |
 | ``--function-ports`` | ``FUNCTION_PORTS`` | unset: ``name=port,...``, a gRPC port pinned to each function |
 | ``--event-loop`` | ``EVENT_LOOP`` | ``auto``: uvloop when installed, else asyncio's own (or ``uvloop``, ``asyncio``) |
+| ``--http-run`` | ``HTTP_RUN`` | ``loopback``: who may ``POST /functions/{name}:run`` (or ``any``, ``off``) |
+| ``--http-max-body`` | ``HTTP_MAX_BODY`` | ``8MiB``: the largest ``:run`` body |
+| ``--http-max-json-values`` | ``HTTP_MAX_JSON_VALUES`` | ``1000000``: the most JSON values in a ``:run`` body |
+| ``--http-max-concurrent-runs`` | ``HTTP_MAX_CONCURRENT_RUNS`` | ``2``: ``:run`` calls served at once |
 
 This module is pure: it parses values and never touches the network or the file system.
 """
@@ -39,6 +43,13 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_RELOAD_INTERVAL = 2.0
 LOAD_MODES = ("local", "http", "secret")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+#: Who may call ``POST /functions/{name}:run``: connections made to a loopback address, anyone, no one.
+HTTP_RUN_MODES = ("loopback", "any", "off")
+#: 8 MiB of JSON is about 500k values of Kubernetes JSON: twice the 4 MiB upstream gRPC servers accept.
+DEFAULT_HTTP_MAX_BODY = 8 * 1024 * 1024
+#: Twice the values in 8 MiB of Kubernetes JSON; parsed, a value costs 60-320 bytes (see xplane.fn.httpjson).
+DEFAULT_HTTP_MAX_JSON_VALUES = 1_000_000
+DEFAULT_HTTP_MAX_CONCURRENT_RUNS = 2
 _FUNCTION_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 
@@ -59,6 +70,10 @@ FLAG_ENV: tuple[tuple[str, str | None, str | None], ...] = (
     ("reload_interval", "--reload-interval", None),
     ("function_ports", "--function-ports", "FUNCTION_PORTS"),
     ("event_loop", "--event-loop", "EVENT_LOOP"),
+    ("http_run", "--http-run", "HTTP_RUN"),
+    ("http_max_body", "--http-max-body", "HTTP_MAX_BODY"),
+    ("http_max_json_values", "--http-max-json-values", "HTTP_MAX_JSON_VALUES"),
+    ("http_max_concurrent_runs", "--http-max-concurrent-runs", "HTTP_MAX_CONCURRENT_RUNS"),
 )
 
 
@@ -115,6 +130,14 @@ class Settings:
     function_ports: tuple[tuple[str, int], ...] = ()
     #: ``auto`` (uvloop when installed), ``uvloop`` (required) or ``asyncio``.
     event_loop: str = "auto"
+    #: Who may call ``POST /functions/{name}:run``: ``loopback``, ``any`` or ``off``.
+    http_run: str = "loopback"
+    #: The largest ``:run`` body in bytes (the decoded request must also fit ``max_message_size``).
+    http_max_body: int = DEFAULT_HTTP_MAX_BODY
+    #: The most JSON values a ``:run`` body may hold (commas, ``{`` and ``[`` outside strings, plus one).
+    http_max_json_values: int = DEFAULT_HTTP_MAX_JSON_VALUES
+    #: ``:run`` calls served at once; more wait for a free slot (see ``xplane.fn.http``).
+    http_max_concurrent_runs: int = DEFAULT_HTTP_MAX_CONCURRENT_RUNS
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -285,7 +308,8 @@ def parse_size(value: Any, origin: str) -> int:
     return size
 
 
-def _log_level(value: Any, origin: str) -> str:
+def parse_log_level(value: Any, origin: str) -> str:
+    """The ``logging`` level name for ``debug``, ``info``, ``warn`` or ``error`` (any case)."""
     level = LOG_LEVELS.get(str(value).strip().lower())
     if level is None:
         raise RunnerConfigError(
@@ -310,6 +334,25 @@ def _event_loop(value: Any, origin: str) -> str:
     return loop
 
 
+def _http_run(value: Any, origin: str) -> str:
+    mode = str(value).strip().lower()
+    if mode not in HTTP_RUN_MODES:
+        raise RunnerConfigError(
+            f"{origin}: {value!r} is not a choice for HTTP runs", hint="use loopback, any or off"
+        )
+    return mode
+
+
+def _count(low: int, high: int) -> Any:
+    def parse(value: Any, origin: str) -> int:
+        text = str(value).strip().replace("_", "")
+        if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= high:
+            raise RunnerConfigError(f"{origin}: {value!r} is not a whole number from {low} to {high}")
+        return int(text)
+
+    return parse
+
+
 def _url(value: Any, origin: str) -> str:
     text = str(value).strip()
     if not re.match(r"^https?://[^/\s]+", text):
@@ -328,7 +371,7 @@ def _positive(parse: Any) -> Any:
 
 
 _PARSERS: dict[str, Any] = {
-    "log_level": _log_level,
+    "log_level": parse_log_level,
     "listen_addr": lambda v, o: Address.parse(str(v), what=o),
     "functions_dir": lambda v, o: Path(str(v)),
     "debug": parse_bool,
@@ -343,4 +386,8 @@ _PARSERS: dict[str, Any] = {
     "reload_interval": parse_duration,
     "function_ports": parse_function_ports,
     "event_loop": _event_loop,
+    "http_run": _http_run,
+    "http_max_body": parse_size,
+    "http_max_json_values": _count(1, 2**31 - 1),
+    "http_max_concurrent_runs": _count(1, 1024),
 }

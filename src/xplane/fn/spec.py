@@ -19,9 +19,11 @@ from xplane.fn.base import KINDS, FunctionSpec
 from xplane.fn.errors import FunctionLoadError
 
 SPEC_FILE = "function.yaml"
+#: The field that gives a function a gRPC port of its own (port routing, see docs/runner.md).
+GRPC_PORT_FIELD = "grpcPort"
 _TOP_FIELDS = {
     "apiVersion", "name", "kind", "entrypoint", "protocol", "timeout", "limits", "env", "sandbox", "args",
-    "network", "preopen", "remote", "object", "version", "description", "grpcPort", "isolation",
+    "network", "preopen", "remote", "object", "version", "description", GRPC_PORT_FIELD, "isolation",
 }  # fmt: skip
 _LIMIT_FIELDS = {
     "memory": "memory",
@@ -230,8 +232,8 @@ def spec_from_mapping(
         if key in doc:
             options[key] = doc[key]
     _validate_options(kind, options, spec_file)
-    if "grpcPort" in doc:
-        options["grpc_port"] = parse_port(doc["grpcPort"], path=spec_file, field="grpcPort")
+    if GRPC_PORT_FIELD in doc:
+        options["grpc_port"] = parse_port(doc[GRPC_PORT_FIELD], path=spec_file, field=GRPC_PORT_FIELD)
     if options.get("version") is not None:
         options["version"] = str(options["version"])
     return FunctionSpec(

@@ -1,8 +1,12 @@
 """Python functions, in process: an SDK ``FunctionRunner`` servicer or a plain (async) callable.
 
-Each function is imported under a unique module name, with its directory on ``sys.path`` only while
-it imports; modules it brought in from its own directory are taken out of ``sys.modules`` again, so
-two functions with a ``helpers.py`` each, or a reload, never see each other's code.
+A function directory is imported as a package of a unique name (``_xplane_fn_<name>_<hash>_<n>``),
+so its relative imports work: ``function/fn.py`` (function-template-python's layout) is the module
+``<package>.function.fn`` and its ``from .helpers import x`` finds ``function/helpers.py``. The
+package's modules stay in ``sys.modules`` (a call may import lazily) until the function is closed.
+The directory is also on ``sys.path`` while the function imports, for ``import helpers``; modules
+imported that way are taken out of ``sys.modules`` again. So two functions with a ``helpers.py``
+each, or a reload, never see each other's code. A single-file function is a module, not a package.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import itertools
@@ -27,6 +33,7 @@ from google.protobuf.message import Message
 
 from xplane.fn.base import Function, FunctionSpec, fatal_response
 from xplane.fn.errors import FunctionLoadError
+from xplane.fn.logs import forget_function_package, name_function_package, route_structlog
 from xplane.fn.proto import fnv1, grpcv1, grpcv1beta1
 
 log = logging.getLogger(__name__)
@@ -72,7 +79,7 @@ class _Abort(Exception):
     pass
 
 
-def _module_name(spec: FunctionSpec, path: Path) -> str:
+def _package_name(spec: FunctionSpec, path: Path) -> str:
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
     safe = "".join(c if c.isalnum() else "_" for c in spec.name)
     return f"_xplane_fn_{safe}_{digest}_{next(_counter)}"
@@ -88,51 +95,117 @@ def _under(mod: types.ModuleType, root: Path) -> bool:
         return False
 
 
+def _mine(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _module_parts(spec: FunctionSpec, target: Path) -> tuple[Path, list[str]] | None:
+    """The package root and the entry module's dotted parts below it; ``None`` for a single file.
+
+    The function directory is the package (``function/fn.py`` -> ``["function", "fn"]``). An
+    entrypoint whose path has a dot in a directory or module name cannot be a dotted module name:
+    then its own directory is the package.
+    """
+    if not spec.path.is_dir():
+        return None
+    rel = target.relative_to(spec.path)
+    parts = [*rel.parts[:-1], rel.stem] if rel.name != "__init__.py" else list(rel.parts[:-1])
+    if any("." in part for part in parts):
+        return target.parent, [] if rel.name == "__init__.py" else [rel.stem]
+    return spec.path, parts
+
+
+def _install_package(package: str, root: Path) -> types.ModuleType:
+    """Put the package ``package`` for directory ``root`` in ``sys.modules``, running its ``__init__.py``."""
+    init = root / "__init__.py"
+    mspec: importlib.machinery.ModuleSpec | None
+    if init.is_file():
+        mspec = importlib.util.spec_from_file_location(
+            package, init, submodule_search_locations=[str(root.resolve())]
+        )
+        if mspec is None or mspec.loader is None:
+            raise FunctionLoadError(f"cannot import {init}", path=init)
+    else:  # a namespace package: the directory without code of its own
+        mspec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        mspec.submodule_search_locations = [str(root.resolve())]
+    module = importlib.util.module_from_spec(mspec)
+    sys.modules[package] = module
+    if mspec.loader is not None and init.is_file():
+        mspec.loader.exec_module(module)
+    return module
+
+
+def _import_single_file(name: str, target: Path) -> types.ModuleType:
+    mspec = importlib.util.spec_from_file_location(name, target)
+    if mspec is None or mspec.loader is None:
+        raise FunctionLoadError(f"cannot import {target}", path=target)
+    module = importlib.util.module_from_spec(mspec)
+    sys.modules[name] = module
+    mspec.loader.exec_module(module)
+    return module
+
+
 def import_function_module(spec: FunctionSpec) -> types.ModuleType:
-    """Import the function's module or package under a unique name. Raises FunctionLoadError."""
+    """Import the function's module, inside a package of a unique name. Raises FunctionLoadError.
+
+    The package is the first part of the module's name; :func:`forget_function_modules` takes its
+    modules out of ``sys.modules``.
+    """
     entry = (spec.entrypoint or "").split(":", 1)[0] or None
     target = spec.directory / entry if entry else spec.path
     if target.is_dir():
         target = target / "__init__.py"
     if not target.is_file():
         raise FunctionLoadError(f"entrypoint {target} does not exist", path=spec.path, field="entrypoint")
-    is_pkg = target.name == "__init__.py"
-    root = target.parent.resolve()
-    roots = [str(root.parent)] if is_pkg else list(dict.fromkeys([str(root), str(spec.directory.resolve())]))
-    owned = Path(roots[-1])
-    name = _module_name(spec, target)
-    mspec = importlib.util.spec_from_file_location(
-        name, target, submodule_search_locations=[str(root)] if is_pkg else None
-    )
-    if mspec is None or mspec.loader is None:
-        raise FunctionLoadError(f"cannot import {target}", path=target)
-    module = importlib.util.module_from_spec(mspec)
+    layout = _module_parts(spec, target)
+    owned = spec.directory.resolve()
+    roots = list(dict.fromkeys([str(target.parent.resolve()), str(owned)]))
+    package = _package_name(spec, target)
     with _import_lock:
+        importlib.invalidate_caches()  # files added since the last load (a reload) must be found
         before = set(sys.modules)
-        sys.modules[name] = module
         sys.path[0:0] = roots
         try:
-            mspec.loader.exec_module(module)
+            if layout is None:
+                module = _import_single_file(package, target)
+            else:
+                root, parts = layout
+                module = _install_package(package, root)
+                if parts:
+                    module = importlib.import_module(".".join([package, *parts]))
         except BaseException as e:
-            sys.modules.pop(name, None)
+            for added in set(sys.modules) - before:
+                if _mine(added, package):
+                    del sys.modules[added]
             tb = traceback.format_exception(type(e), e, e.__traceback__)
+            hint = "".join(tb[-3:]).strip()[-1500:]
+            if layout is None and isinstance(e, ImportError) and "no known parent package" in str(e):
+                hint += "\na single-file function is a module, not a package: put it in a directory to import relatively"
             raise FunctionLoadError(
-                f"importing failed: {type(e).__name__}: {e}",
-                path=target,
-                hint="".join(tb[-3:]).strip()[-1500:],
+                f"importing failed: {type(e).__name__}: {e}", path=target, hint=hint
             ) from (e if isinstance(e, Exception) else None)
         finally:
             for r in roots:
                 with contextlib.suppress(ValueError):
                     sys.path.remove(r)
-            # Modules the function imported from its own directory stay reachable through it, but leave
-            # the global table so another function (or this one, reloaded) imports its own copies.
+            # Modules the function imported absolutely from its own directory (``import helpers``)
+            # stay reachable through it, but leave the global table so another function (or this
+            # one, reloaded) imports its own copies.
             for added in set(sys.modules) - before:
                 mod = sys.modules.get(added)
-                mine = added == name or added.startswith(name + ".")
-                if not mine and mod is not None and _under(mod, owned):
+                if not _mine(added, package) and mod is not None and _under(mod, owned):
                     del sys.modules[added]
+    name_function_package(package, spec.name)
     return module
+
+
+def forget_function_modules(module: types.ModuleType) -> None:
+    """Take the modules of the function whose module is ``module`` out of ``sys.modules``."""
+    package = module.__name__.split(".", 1)[0]  # every module of a function is inside its package
+    with _import_lock:
+        for name in [n for n in sys.modules if _mine(n, package)]:
+            del sys.modules[name]
+    forget_function_package(package)
 
 
 def _find_target(module: types.ModuleType, spec: FunctionSpec) -> tuple[str, Any]:
@@ -181,6 +254,13 @@ class PythonFunction(Function):
     def __init__(self, spec: FunctionSpec) -> None:
         super().__init__(spec)
         self.module = import_function_module(spec)
+        try:
+            self._init_target(spec)
+        except BaseException:
+            forget_function_modules(self.module)
+            raise
+
+    def _init_target(self, spec: FunctionSpec) -> None:
         attr, target = _find_target(self.module, spec)
         self._servicer_style = False
         if isinstance(target, type):
@@ -203,6 +283,12 @@ class PythonFunction(Function):
         )
         self._slots = threading.BoundedSemaphore(SYNC_WORKERS)
         self.object_name = attr
+        # The SDK logs through structlog, which the function imported (and may have configured).
+        route_structlog(reason=f"function {spec.name!r}")
+
+    async def close(self) -> None:
+        """Take the function's modules out of ``sys.modules`` (its threads are daemons)."""
+        forget_function_modules(self.module)
 
     @property
     def is_async(self) -> bool:

@@ -1,0 +1,1 @@
+"""function-hello: an example composition function written with crossplane-function-sdk-python."""
