@@ -68,3 +68,18 @@ def test_existing_files_are_kept_unless_forced(tmp_path: Path) -> None:
     assert meta.read_text() == "# mine\n"
     init_package("provider-b", "provider", target, force=True)
     assert "name: provider-b" in meta.read_text()
+
+
+def test_init_does_not_follow_a_planted_symlink(tmp_path: Path) -> None:
+    """Files are written through an unpredictable O_EXCL temp name: links planted beside them stay untouched."""
+    import os
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    target = tmp_path / "demo"
+    target.mkdir()
+    for pid in range(os.getpid() - 5, os.getpid() + 5):
+        (target / f".crossplane.yaml.tmp-{pid}").symlink_to(victim)
+    init_package("demo", "configuration", target)
+    assert victim.read_text() == "keep me"
+    assert (target / "crossplane.yaml").read_text().startswith("apiVersion: meta.pkg.crossplane.io/")

@@ -8,10 +8,10 @@ input CRD and a Python function (written with the official SDK) that ``xfn`` can
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
+from xplane.oci.layout import atomic_output
 from xplane.xpkg.errors import PackageError
 
 PACKAGE_TYPES = ("configuration", "function", "provider")
@@ -222,8 +222,6 @@ def init_package(name: str, package_type: str, directory: Path, *, force: bool =
             f"{existing[0]} already exists; not overwriting", hint="choose another directory or pass --force"
         )
     for path, content in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(content)
-        os.replace(tmp, path)
+        with atomic_output(path) as f:  # unpredictable temp name, O_EXCL: a planted link is not followed
+            f.write(content.encode())
     return list(targets)
