@@ -15,12 +15,20 @@
    Then the python kind's ``isolation: process`` vs in process, per call through ``Function.run``
    (the gRPC case's SDK function, interleaved rounds; informational: the price of the worker).
 4. ``xfn`` start-to-ready (spawn until ``GET /ready`` is 200) and idle RSS with three functions.
+5. Idle RSS of ``xfn`` serving one SDK-written Python function and one executable (no
+   ``function.yaml``, default sandbox), after one call of each and a settling pause, beside the
+   SDK's own server after one call; also ``xfn`` on asyncio's own loop (informational).
 
     .venv/bin/python bench/fn_bench.py [--rounds 8] [--calls 1000] [--no-pin] [--json out.json]
 
 Targets: throughput xfn/SDK >= 1.0 and p99 xfn/SDK <= 1.0 at 1 and 64 in flight; exec <= 1.3x a bare
-spawn; wasm <= 2 ms per call; idle RSS <= 60 MB; start to ready <= 1.5 s. The machine may be shared:
-read the spread before believing a ratio.
+spawn; wasm <= 2 ms per call; idle RSS <= 60 MB (three functions), < 50 MB (one Python and one
+executable function); start to ready <= 1.5 s. The machine may be shared: read the spread before
+believing a ratio.
+
+Every server process runs as an installed xplane would: byte-compiled once into a private pycache
+(``PYTHONPYCACHEPREFIX``), whatever ``PYTHONDONTWRITEBYTECODE`` says. A process that compiles
+xplane's modules from source keeps several MB more resident and starts slower.
 """
 
 from __future__ import annotations
@@ -208,8 +216,21 @@ def xfn_argv() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "xplane.cli.xfn"]
 
 
-def xfn_env(functions_dir: Path, http_port: int) -> dict[str, str]:
-    return {**os.environ, "FUNCTIONS_DIR": str(functions_dir), "LISTEN_ADDR": f"127.0.0.1:{http_port}"}
+def server_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server process: byte-compiled into ``root/pycache`` (see the module docstring)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+    env.update(extra)
+    return env
+
+
+def xfn_env(functions_dir: Path, http_port: int, **extra: str) -> dict[str, str]:
+    return server_env(
+        functions_dir.parent,
+        FUNCTIONS_DIR=str(functions_dir),
+        LISTEN_ADDR=f"127.0.0.1:{http_port}",
+        **extra,
+    )
 
 
 # -- 1. gRPC: xfn vs the SDK's runtime.serve ----------------------------------------------------------
@@ -298,7 +319,7 @@ def bench_grpc(root: Path, pinning: Pinning, rounds: int, calls: int) -> dict[st
     sdk_argv = [sys.executable, str(root / "sdk" / "main.py"), f"127.0.0.1:{sdk_port}", str(root / "sdk")]
     xfn = [*xfn_argv(), "--insecure", "--grpc-addr", f"127.0.0.1:{xfn_port}"]
     with (
-        spawned(sdk_argv, pinning) as sdk,
+        spawned(sdk_argv, pinning, server_env(root)) as sdk,
         spawned(xfn, pinning, xfn_env(one, free_port())) as xfn_proc,
     ):
         wait_grpc(sdk_port)
@@ -491,10 +512,92 @@ def bench_startup(root: Path, pinning: Pinning, repeats: int = 3) -> dict[str, A
     return {"start_to_ready_s": spread(ready), "idle_rss_mb_three_functions": spread(rss)}
 
 
+# -- 5. idle RSS: one python and one executable function, beside the SDK's server -------------------------
+async def call_each(port: int, names: list[str | None]) -> None:
+    """One ``RunFunction`` call per name (``None``: no routing metadata), each checked for FATAL."""
+    import grpc
+
+    from xplane.fn.proto import grpcv1
+
+    req = request()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = grpcv1.FunctionRunnerServiceStub(channel)
+        for name in names:
+            metadata = (("x-xplane-function", name),) if name else ()
+            rsp = await stub.RunFunction(req, timeout=30, metadata=metadata)
+            if rsp.results and rsp.results[0].severity == 1:  # FATAL
+                raise RuntimeError(f"{name or 'sdk'} answered FATAL: {rsp.results[0].message}")
+
+
+def _idle_rss(
+    argv: list[str],
+    env: dict[str, str],
+    pinning: Pinning,
+    *,
+    port: int,
+    http_port: int | None,
+    names: list[str | None],
+    settle: float,
+) -> float:
+    with spawned(argv, pinning, env) as proc:
+        wait_grpc(port)
+        if http_port is not None:
+            wait_ready(http_port)
+        asyncio.run(call_each(port, names))
+        time.sleep(settle)
+        return rss_mb(proc.pid)
+
+
+def bench_idle_rss(root: Path, pinning: Pinning, repeats: int = 3, settle: float = 2.0) -> dict[str, Any]:
+    """Idle RSS after one call of each function: xfn (uvloop, asyncio) and the SDK's ``runtime.serve``."""
+    pair = root / "pair"
+    (pair / "python-fn").mkdir(parents=True)
+    (pair / "python-fn" / "fn.py").write_text(FUNCTION)
+    exe = pair / "exec-fn"  # a bare executable: kind exec, protocol json, sandbox auto (the defaults)
+    if shutil.which("gcc") is not None:
+        (root / "idle.c").write_text(C_FUNCTION)
+        subprocess.run(["gcc", "-O2", "-o", str(exe), str(root / "idle.c")], check=True)
+    else:
+        exe.write_text(
+            "#!/bin/sh\ncat >/dev/null\n"
+            """echo '{"results":[{"severity":"SEVERITY_NORMAL","message":"ok"}]}'\n"""
+        )
+        exe.chmod(0o755)
+    sdk_dir = root / "sdk-idle"
+    sdk_dir.mkdir()
+    (sdk_dir / "fn.py").write_text(FUNCTION)
+    (sdk_dir / "main.py").write_text(SDK_MAIN)
+    out: dict[str, Any] = {}
+    cases: dict[str, tuple[str, dict[str, str]]] = {
+        "xfn": ("xfn", {}),
+        "xfn_asyncio": ("xfn", {"EVENT_LOOP": "asyncio"}),
+        "sdk": ("sdk", {}),
+    }
+    for label, (server, extra) in cases.items():
+        samples = []
+        for i in range(repeats + 1):  # the first start byte-compiles into the private pycache: not counted
+            port = free_port()
+            if server == "xfn":
+                http_port = free_port()
+                argv = [*xfn_argv(), "--insecure", "--grpc-addr", f"127.0.0.1:{port}"]
+                env = xfn_env(pair, http_port, **extra)
+                names: list[str | None] = ["python-fn", "exec-fn"]
+            else:
+                http_port = None
+                argv = [sys.executable, str(sdk_dir / "main.py"), f"127.0.0.1:{port}", str(sdk_dir)]
+                env = server_env(root)
+                names = [None]
+            rss = _idle_rss(argv, env, pinning, port=port, http_port=http_port, names=names, settle=settle)
+            if i:
+                samples.append(rss)
+        out[label] = spread(samples)
+    return out
+
+
 # -- report ----------------------------------------------------------------------------------------
 def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
-    for conc in (1, 64):
+    for conc in (1, 64) if "grpc" in results else ():
         g = results["grpc"][f"c{conc}"]
         tr, pr = g["throughput_ratio"], g["p99_ratio"]
         rows.append(
@@ -523,7 +626,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     if "exec" not in results:
-        return rows
+        return rows + _idle_rows(results)
     ex = results["exec"]
     if "none" in ex:
         e = ex["none"]
@@ -575,6 +678,30 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(
         ("idle RSS, three functions", "<= 60 MB", f"{m['median']:.1f} MB", f"{m['min']:.1f}-{m['max']:.1f}")
     )
+    return rows + _idle_rows(results)
+
+
+def _idle_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    idle = results.get("idle_rss")
+    if idle is not None:
+        x, a, k = idle["xfn"], idle["xfn_asyncio"], idle["sdk"]
+        rows.append(
+            (
+                "idle RSS, one python + one exec fn",
+                "< 50 MB",
+                f"{x['median']:.1f} MB (SDK server, one fn: {k['median']:.1f} MB)",
+                f"{x['min']:.1f}-{x['max']:.1f} (SDK {k['min']:.1f}-{k['max']:.1f})",
+            )
+        )
+        rows.append(
+            (
+                "  the same, --event-loop asyncio",
+                "(info)",
+                f"{a['median']:.1f} MB",
+                f"{a['min']:.1f}-{a['max']:.1f}",
+            )
+        )
     return rows
 
 
@@ -589,19 +716,24 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client to CPUs")
     parser.add_argument("--json", type=Path, help="write every sample here")
     parser.add_argument("--grpc-only", action="store_true", help="only the gRPC case (xfn vs the SDK)")
+    parser.add_argument("--idle-rss-only", action="store_true", help="only the idle RSS case (5.)")
     args = parser.parse_args()
     pinning = Pinning(not args.no_pin)
     pinning.pin_client()  # before grpc or any thread starts
     results: dict[str, Any] = {"pinning": pinning.describe(), "loadavg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="fn-bench-") as tmp:
         root = Path(tmp)
-        results["grpc"] = bench_grpc(root, pinning, args.rounds, args.calls)
-        if not args.grpc_only:
+        if args.idle_rss_only:
+            results["idle_rss"] = bench_idle_rss(root, pinning)
+        else:
+            results["grpc"] = bench_grpc(root, pinning, args.rounds, args.calls)
+        if not args.grpc_only and not args.idle_rss_only:
             pinning.unpin()  # exec and wasm run in this process, as they would inside xfn: on every CPU
             results["exec"] = bench_exec(root, max(2, args.rounds - 2), args.exec_calls)
             results["wasm"] = bench_wasm(root, args.wasm_calls)
             results["python_isolation"] = bench_python_isolation(root, max(2, args.rounds - 2), 500)
             results["startup"] = bench_startup(root, pinning)
+            results["idle_rss"] = bench_idle_rss(root, pinning)
     results["loadavg_after"] = os.getloadavg()
     _print(results, table(results))
     if args.json:

@@ -100,6 +100,7 @@ def _authenticator(ts: TokenServer, keychain: DictKeychain | None) -> tuple[Auth
         method: str,
         url: str,
         *,
+        registry: str,
         headers: Mapping[str, str],
         form: Mapping[str, str] | None,
         params: list[tuple[str, str]] | None,

@@ -73,6 +73,9 @@ class StaticConfig:
     def for_registry(self, host: str) -> RegistrySettings:
         return self.settings.get(host) or RegistrySettings(host=host)
 
+    def plain_http_by_name(self, host: str) -> bool:
+        return self.for_registry(host).plain_http
+
 
 def plain(*hosts: str) -> StaticConfig:
     """Settings marking ``hosts`` as plain HTTP."""

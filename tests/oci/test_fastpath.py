@@ -21,6 +21,7 @@ from tests.oci.test_client import FAST, make_client, plain
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryServer
 from xplane.oci import cachegc
+from xplane.oci.bodies import THREADED_HASH_MIN, BlobSink, body_chunks
 from xplane.oci.cache import TEMP_PREFIX, WRITEBACK_STEP, ImageCache
 from xplane.oci.client import RegistryClient
 from xplane.oci.errors import DigestMismatchError, TLSError
@@ -28,13 +29,7 @@ from xplane.oci.models import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256_d
 from xplane.oci.pull import LOCK_MIN_SIZE, pull
 from xplane.oci.reference import Reference
 from xplane.oci.settings import RegistrySettings
-from xplane.oci.transport import (
-    THREADED_HASH_MIN,
-    BlobSink,
-    DeferredTrustContext,
-    HostSession,
-    body_chunks,
-)
+from xplane.oci.transport import DeferredTrustContext, HostSession
 
 BIG = THREADED_HASH_MIN + (1 << 20) + 12345  # over the threshold, not a multiple of any chunk size
 

@@ -133,7 +133,7 @@ def test_unknown_setting_lists_the_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", sorted(SETTING_KEYS))
 def test_every_key_in_the_table_is_read_and_sets_its_field(key: str, tmp_path: Path) -> None:
     spec = SETTING_KEYS[key]
-    value = {"bool": "true", "path": "x.pem", "paths": "[x.pem]"}[spec.value]
+    value = {"bool": "true", "path": "x.pem", "paths": "[x.pem]", "duration": "90s", "rate": "2K"}[spec.value]
     extra = {"clientCert": ", clientKey: k.pem", "clientKey": ", clientCert: c.pem"}.get(key, "")
     path = tmp_path / "config.yaml"
     path.write_text(f'registries:\n  "h:1": {{{key}: {value}{extra}}}\n')

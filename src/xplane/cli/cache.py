@@ -1,4 +1,9 @@
-"""``xp cache ls|rm|prune|du``: inspect and clean the local image cache."""
+"""``xp cache ls|rm|prune|du``: inspect and clean the local image cache.
+
+A damaged entry (a cached manifest that does not parse, nests too deep or is too large) never
+stops a command: it is reported as a warning on stderr, and the other entries are listed,
+counted and pruned as usual.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ import click
 
 from xplane.cli.output import print_json
 from xplane.cli.xpkg_pull import cache_option
-from xplane.oci.cache import ImageCache, TagEntry
+from xplane.oci.cache import CacheProblem, ImageCache, TagEntry
 from xplane.oci.reference import Reference
+
+REMOVE_HINT = "hint: remove a damaged image with 'xp cache rm REF'; the other images are not affected"
 
 
 def human_size(n: int) -> str:
@@ -50,16 +57,41 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _entry_json(cache: ImageCache, e: TagEntry) -> dict[str, Any]:
-    return {
+def _where(e: TagEntry) -> str:
+    return f"{e.name}:{e.tag}" if e.tag else f"{e.name}@{e.digest}"
+
+
+def _warn(problems: Sequence[CacheProblem]) -> None:
+    """Each damaged entry on stderr, compiler-style, then how to get rid of it."""
+    for p in problems:
+        click.echo(str(p), err=True)
+    if problems:
+        click.echo(REMOVE_HINT, err=True)
+
+
+def _sized(cache: ImageCache, entries: Sequence[TagEntry]) -> tuple[list[int], list[list[str]]]:
+    """Each entry's size and the problems found measuring it (a damaged entry counts what it reaches)."""
+    sizes, found = [], []
+    for e in entries:
+        problems: list[str] = []
+        sizes.append(cache.image_size(e.digest, problems))
+        found.append(problems)
+    return sizes, found
+
+
+def _entry_json(e: TagEntry, size: int, problems: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "repository": e.name,
         "tag": e.tag,
         "digest": e.digest,
-        "size": cache.image_size(e.digest),
+        "size": size,
         "pulledAt": e.pulled_at,
         "resolvedAt": e.resolved_at,
         "source": e.source,
     }
+    if problems:
+        out["problems"] = problems
+    return out
 
 
 @click.group("cache")
@@ -74,8 +106,11 @@ def ls(output: str | None, cache_dir: Path | None) -> None:
     """List cached images: repository, tag, digest, size, when pulled."""
     c = ImageCache(cache_dir)
     entries = c.entries()
+    sizes, found = _sized(c, entries)
+    _warn([CacheProblem(_where(e), text) for e, texts in zip(entries, found, strict=True) for text in texts])
     if output == "json":
-        print_json({"cacheDir": str(c.root), "images": [_entry_json(c, e) for e in entries]})
+        images = [_entry_json(e, n, p) for e, n, p in zip(entries, sizes, found, strict=True)]
+        print_json({"cacheDir": str(c.root), "images": images})
         return
     if not entries:
         click.echo(f"No images in the cache ({c.root}).", err=True)
@@ -84,12 +119,12 @@ def ls(output: str | None, cache_dir: Path | None) -> None:
     if output == "wide":
         headers.append("SOURCE")
     rows = []
-    for e in entries:
+    for e, size, problems in zip(entries, sizes, found, strict=True):
         row = [
             e.name,
             e.tag or "<none>",
             e.digest if output == "wide" else e.digest[:19],
-            human_size(c.image_size(e.digest)),
+            human_size(size) + (" (damaged)" if problems else ""),
             age(e.pulled_at),
         ]
         if output == "wide":
@@ -114,6 +149,7 @@ def rm(refs: tuple[str, ...], no_prune: bool, cache_dir: Path | None) -> None:
             click.echo(f"Untagged: {e.name}:{e.tag}" if e.tag else f"Deleted: {e.name}@{e.digest}")
     if not no_prune:
         result = c.prune()
+        _warn(result.problems)
         if result.blobs:
             click.echo(f"Deleted {result.blobs} blobs ({human_size(result.bytes)}).")
     if missing:
@@ -129,6 +165,7 @@ def rm(refs: tuple[str, ...], no_prune: bool, cache_dir: Path | None) -> None:
 def prune(dry_run: bool, output: str | None, cache_dir: Path | None) -> None:
     """Delete blobs no cached tag or digest uses, and temp files of interrupted pulls."""
     result = ImageCache(cache_dir).prune(dry_run=dry_run)
+    _warn(result.problems)
     if output == "json":
         print_json(
             {"blobs": result.blobs, "bytes": result.bytes, "tempFiles": result.temp_files, "dryRun": dry_run}
@@ -146,6 +183,7 @@ def prune(dry_run: bool, output: str | None, cache_dir: Path | None) -> None:
 def du(output: str | None, cache_dir: Path | None) -> None:
     """Show how much disk the cache uses and how much 'prune' would free."""
     u = ImageCache(cache_dir).disk_usage()
+    _warn(u.problems)
     if output == "json":
         print_json(
             {

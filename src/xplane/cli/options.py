@@ -1,7 +1,8 @@
 """Shared CLI flags for commands that talk to registries (pull, push, login).
 
 ``@registry_options`` adds ``--ca-file``, ``--insecure-skip-tls-verify``, ``--plain-http``,
-``--username`` and ``--password-stdin``; the command passes those keyword arguments on to
+``--username`` and ``--password-stdin``; ``@pull_limit_options`` adds ``--pull-timeout`` and
+``--min-transfer-rate`` to commands that pull. The command passes those keyword arguments on to
 :func:`build_registry_access`, which turns them into a keychain and registry settings.
 """
 
@@ -23,6 +24,55 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 REGISTRY_OPTION_NAMES = ("ca_file", "insecure_skip_tls_verify", "plain_http", "username", "password_stdin")
+
+
+if TYPE_CHECKING:  # click 8.1 (the range's floor) has no generic ParamType at run time
+    _FloatParam = click.ParamType[float, Any]
+else:
+    _FloatParam = click.ParamType
+
+
+class _Limit(_FloatParam):
+    """A duration or a rate, parsed by ``xplane.oci.limits`` as the config file's values are."""
+
+    def __init__(self, name: str, parse: Callable[[str], float]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return self._parse(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+def pull_limit_options(f: F) -> F:
+    """Add ``--pull-timeout`` and ``--min-transfer-rate`` (see docs/registries.md, "Limits")."""
+    from xplane.oci.limits import parse_duration, parse_rate
+
+    options = [
+        click.option(
+            "--pull-timeout",
+            type=_Limit("duration", parse_duration),
+            default=None,
+            metavar="DURATION",
+            help="Give up a pull that takes longer, retries included (e.g. 90s, 30m; 0: no limit) "
+            "[default: the registry's pullTimeout, else 10m].",
+        ),
+        click.option(
+            "--min-transfer-rate",
+            type=_Limit("rate", parse_rate),
+            default=None,
+            metavar="BYTES/S",
+            help="Fail a download slower than this, averaged over 30s (e.g. 512, 64K; 0: no minimum) "
+            "[default: the registry's minTransferRate, else 1K].",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def registry_options(f: F) -> F:
@@ -91,6 +141,8 @@ def build_registry_access(
     plain_http: bool = False,
     username: str | None = None,
     password_stdin: bool = False,
+    pull_timeout: float | None = None,
+    min_transfer_rate: int | None = None,
     *,
     pull_secrets: Sequence[Mapping[str, Any]] = (),
     env: Mapping[str, str] | None = None,
@@ -108,7 +160,11 @@ def build_registry_access(
     explicit = explicit_credentials(username, password_stdin, stdin=stdin)
     keychain = default_keychain(explicit=explicit, pull_secrets=pull_secrets, env=env)
     overrides = RegistryOverrides(
-        ca_file=ca_file, insecure_skip_verify=insecure_skip_tls_verify, plain_http=plain_http
+        ca_file=ca_file,
+        insecure_skip_verify=insecure_skip_tls_verify,
+        plain_http=plain_http,
+        pull_timeout=pull_timeout,
+        min_transfer_rate=min_transfer_rate,
     )
     return keychain, RegistryConfig.load(env=env, overrides=overrides)
 

@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 import click
 
 from xplane.cli.output import print_json, print_yaml
-from xplane.cli.xpkg_pull import cache_option, make_client, pull_policy_option, registry_flags
+from xplane.cli.xpkg_pull import (
+    cache_option,
+    make_client,
+    pull_limit_flags,
+    pull_policy_option,
+    registry_flags,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +33,19 @@ def image_name_option(f: F) -> F:
         "image_name",
         default=None,
         help="For a file holding several images: which one (a RepoTag or OCI ref name).",
+    )(f)
+
+
+def max_layer_entries_option(f: F) -> F:
+    """``--max-layer-entries N``: tar entries read at most while looking for package.yaml (docs/xpkg.md)."""
+    from xplane.xpkg.extract import MAX_LAYER_ENTRIES
+
+    return click.option(
+        "--max-layer-entries",
+        type=click.IntRange(min=1),
+        default=MAX_LAYER_ENTRIES,
+        show_default=True,
+        help="Refuse images whose layers hold more tar entries than this before package.yaml.",
     )(f)
 
 
@@ -84,6 +103,7 @@ def _split_csv(values: tuple[str, ...]) -> list[str]:
 @pull_policy_option
 @cache_option
 @registry_flags
+@pull_limit_flags
 def build(
     package_root: Path,
     examples_root: Path,
@@ -237,14 +257,17 @@ def push(
 @pull_policy_option
 @click.option("--platform", default=None, help="Platform to pick from an index (default linux/amd64).")
 @image_name_option
+@max_layer_entries_option
 @cache_option
 @registry_flags
+@pull_limit_flags
 def inspect(
     source: str,
     output: str | None,
     pull_policy: str,
     platform: str | None,
     image_name: str | None,
+    max_layer_entries: int,
     cache_dir: Path | None,
     **registry: Any,
 ) -> None:
@@ -259,6 +282,7 @@ def inspect(
         platform=platform,
         client_factory=lambda: make_client(registry),
         image_name=image_name,
+        max_layer_entries=max_layer_entries,
     )
     summary = pkg.summary()
     if output == "json":
@@ -326,14 +350,17 @@ def _print_summary(s: dict[str, Any]) -> None:
 )
 @pull_policy_option
 @image_name_option
+@max_layer_entries_option
 @cache_option
 @registry_flags
+@pull_limit_flags
 def extract(
     source: str | None,
     from_xpkg: Path | None,
     out: Path,
     pull_policy: str,
     image_name: str | None,
+    max_layer_entries: int,
     cache_dir: Path | None,
     **registry: Any,
 ) -> None:
@@ -350,5 +377,6 @@ def extract(
         policy=pull_policy,
         client_factory=lambda: make_client(registry),
         image_name=image_name,
+        max_layer_entries=max_layer_entries,
     )
     click.echo(f"package.yaml written to {path}", err=not sys.stdout.isatty())

@@ -34,6 +34,13 @@ def registry_flags(f: F) -> F:
     return registry_options(f)
 
 
+def pull_limit_flags(f: F) -> F:
+    """``--pull-timeout`` and ``--min-transfer-rate`` for the commands that pull."""
+    from xplane.cli.options import pull_limit_options
+
+    return pull_limit_options(f)
+
+
 def make_client(options: dict[str, Any]) -> RegistryClient:
     """A registry client built from the shared registry flags."""
     from xplane.cli.options import make_registry_client
@@ -162,6 +169,7 @@ def _report(image: Image, output: str | None, from_cache: bool, verb: str) -> No
 @click.option("-o", "--output", type=click.Choice(["json"]), default=None, help="Machine-readable output.")
 @cache_option
 @registry_flags
+@pull_limit_flags
 def pull(
     ref: str,
     pull_policy: str,

@@ -157,6 +157,8 @@ class HttpApp:
         self.limits = limits
         self.workers = JsonWorkers(limits.body, size=limits.max_concurrent)
         self._slots = asyncio.Semaphore(limits.max_concurrent)
+        #: Seconds a ``:run`` call waits for a free slot before it is answered 503.
+        self.slot_wait = SLOT_WAIT
 
     async def close(self) -> None:
         """Stop the JSON workers."""
@@ -241,12 +243,12 @@ class HttpApp:
                 f"runner's HTTP body limit of {limit} bytes (--http-max-body)",
             )
         try:
-            await asyncio.wait_for(self._slots.acquire(), SLOT_WAIT)
+            await asyncio.wait_for(self._slots.acquire(), self.slot_wait)
         except TimeoutError:
             busy = Response.error(
                 503,
                 f"{self.limits.max_concurrent} HTTP runs are in progress and none finished within "
-                f"{SLOT_WAIT:g}s (--http-max-concurrent-runs); try again",
+                f"{self.slot_wait:g}s (--http-max-concurrent-runs); try again",
             )
             busy.headers = (("Retry-After", "1"),)
             return busy

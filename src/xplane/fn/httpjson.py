@@ -9,9 +9,9 @@ without parsing). Parsed, the request must also fit ``--max-message-size`` as pr
 deeper than protobuf lets gRPC callers nest it (100 message levels: about 32 levels of JSON objects
 inside a resource), since the runner receives it as protobuf (:func:`decode_request`).
 
-Measured per JSON value, parsed and converted (peak, in the worker; ``mem`` in the tests' notes):
-empty objects 70 B, numbers 77 B, strings 62 B, object members with their keys 318 B, Kubernetes
-objects 197 B; time 2-5 us. One million values therefore stay under ~350 MB and ~5 s.
+Measured per JSON value, parsed and converted (peak RSS growth of one process, 1M values of each
+shape): empty objects 70 B, numbers 77 B, strings 62 B, object members with their keys 318 B,
+Kubernetes objects 197 B; time 2-5 us. One million values therefore stay under ~350 MB and ~5 s.
 
 Large bodies are parsed in worker processes (``python -m xplane.fn.httpjson``, driven by
 :mod:`xplane.fn.jsonworkers`), so neither the parse nor the garbage collector's passes over the

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -260,6 +259,8 @@ class FunctionRegistry:
         root = getattr(self.source, "work_dir", None)
         if root is None or not Path(root).is_dir():
             return
+        import shutil  # here: shutil loads zlib, bz2 and lzma, which a local-mode runner never needs
+
         keep = {s.root for s in live}
         for child in Path(root).iterdir():
             if child.name.startswith("snapshot-") and child not in keep:

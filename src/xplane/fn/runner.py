@@ -18,9 +18,6 @@ import contextlib
 import logging
 import signal
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,6 +201,10 @@ class Runner:
 
 def probe_url(url: str, timeout: float = 2.0) -> dict[str, Any]:
     """Whether ``url`` answers HTTP at all (any status counts); credentials are cut from the URL."""
+    import urllib.error  # here, not at the top: with http.client and email, MiB an idle runner would keep
+    import urllib.parse
+    import urllib.request
+
     parts = urllib.parse.urlsplit(url)
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
     shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -11,21 +11,18 @@ A source turns a load mode into a directory of function directories (a *snapshot
   header) is recognised by its hash and not unpacked or reloaded.
 
 Sources are polled in a worker thread and never load functions; :mod:`xplane.fn.registry` does.
+
+The modules only the staging sources use (``tarfile``, ``tempfile``, ``shutil``, ``urllib.request``,
+``email``) are imported when such a source is made or used: a runner in local mode never imports
+them (with ``runner.probe_url``'s, about 2.9 MiB of its idle memory; see Memory in docs/runner.md).
 """
 
 from __future__ import annotations
 
 import abc
-import email.utils
 import hashlib
-import io
 import os
-import shutil
-import tarfile
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +136,8 @@ class _StagingSource(FunctionSource):
     """A source that copies or unpacks functions into fresh directories under a work directory."""
 
     def __init__(self, work_dir: Path | None) -> None:
+        import tempfile
+
         self._own_work_dir = work_dir is None
         self.work_dir = Path(tempfile.mkdtemp(prefix="xfn-")) if work_dir is None else work_dir
         self._n = 0
@@ -150,12 +149,17 @@ class _StagingSource(FunctionSource):
         return path
 
     def close(self) -> None:
+        import shutil
+
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def unpack_bundle(data: bytes, dest: Path, *, what: str) -> None:
     """Unpack a ``.tar.gz`` bundle into ``dest``, refusing paths or links that leave it."""
+    import io
+    import tarfile
+
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             tar.extractall(dest, filter="data")
@@ -194,6 +198,8 @@ class SecretSource(_StagingSource):
         fp = h.hexdigest()
         if current is not None and current.fingerprint == fp:
             return None
+        import shutil
+
         dest = self._new_dir()
         for key in keys:
             if key.name.endswith((".tar.gz", ".tgz")):
@@ -237,6 +243,9 @@ class HttpSource(_StagingSource):
         return headers
 
     def poll(self, current: Snapshot | None) -> Snapshot | None:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(self.url, headers=self._conditions(current))
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:
@@ -267,6 +276,8 @@ class HttpSource(_StagingSource):
 def _http_time(value: str | None) -> float | None:
     if not value:
         return None
+    import email.utils
+
     try:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError):

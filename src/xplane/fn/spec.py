@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from xplane.fn.base import KINDS, FunctionSpec
 from xplane.fn.errors import FunctionLoadError
 
@@ -146,6 +144,8 @@ def spec_from_convention(path: Path, *, name: str | None = None) -> FunctionSpec
 
 def load_spec_file(spec_file: Path, *, base: Path, name: str | None = None) -> FunctionSpec:
     """Read and validate a ``function.yaml`` (or a top-level ``<name>.yaml``); ``base`` is the function path."""
+    import yaml  # here: a runner whose functions have no function.yaml never loads PyYAML (~0.9 MiB)
+
     try:
         doc = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
     except OSError as e:

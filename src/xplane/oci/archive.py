@@ -5,34 +5,27 @@ Archives are untrusted input. Nothing is extracted to disk: members are streamed
 the cache, where every blob is hashed and checked against its digest before it is renamed into
 place. Before anything is read, every member is checked (:mod:`xplane.oci.archivesource`); absolute
 names, ``..``, links that leave the archive, device files, oversized members and tar bombs are
-refused with :class:`ArchiveError`.
+refused with :class:`ArchiveError`. Manifests, indexes and configs are parsed with a depth bound
+before they are stored, and the tag is recorded only once the whole image reads back from the
+cache as valid, so a bad archive leaves no entry behind (only unreferenced blobs, for ``prune``).
 
-``docker save`` tarballs hold no manifest, so one is made: Docker schema 2, compact JSON in
-go-containerregistry's field order, layers as stored (gzip, or uncompressed as in the
-``<id>/layer.tar`` legacy form and skopeo's ``<diffid>.tar``). Layer contents are checked against
-the config's ``rootfs.diff_ids``.
+``docker save`` tarballs are imported by :mod:`xplane.oci.dockersave`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import posixpath
-import zlib
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from xplane.oci.archivesource import ArchiveLimits, DirSource, SafeTar, Source
 from xplane.oci.cache import ImageCache
+from xplane.oci.dockersave import DOCKER_LAYER_UNCOMPRESSED, docker_manifest_bytes, import_docker, names_image
 from xplane.oci.errors import ArchiveError, DigestMismatchError, InvalidReferenceError, ManifestError
+from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.models import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER,
-    DOCKER_MANIFEST,
     INDEX_TYPES,
     OCI_INDEX,
-    OCI_LAYER_ZSTD,
     Descriptor,
     Index,
     Manifest,
@@ -43,10 +36,9 @@ from xplane.oci.models import (
 from xplane.oci.pull import Image, image_from_cache
 from xplane.oci.reference import Digest, Reference
 
-DOCKER_LAYER_UNCOMPRESSED = "application/vnd.docker.image.rootfs.diff.tar"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
-_CHUNK = 1 << 20
+DAMAGED = "the archive or layout is damaged or was not written by an image tool; create it again"
 UNNAMED_IMAGE = "xplane.local/unnamed"
 """The name of an image loaded without recording it (``record=False``) from an archive that names none."""
 
@@ -58,9 +50,9 @@ def _blob_name(digest: str) -> str:
 
 def _json(src: Source, name: str) -> Any:
     try:
-        return json.loads(src.read_json_bytes(name))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ArchiveError(f"{src.label}: {name} is not valid JSON ({e})") from None
+        return loads_bounded(src.read_json_bytes(name), what=f"{src.label}: {name}")
+    except ManifestError as e:
+        raise ArchiveError(e.message, hint=e.hint or DAMAGED) from e
 
 
 def _copy_blob(src: Source, cache: ImageCache, desc: Descriptor, name: str | None = None) -> None:
@@ -69,53 +61,71 @@ def _copy_blob(src: Source, cache: ImageCache, desc: Descriptor, name: str | Non
         return
     name = name or _blob_name(desc.digest)
     if not src.has(name):
-        raise ArchiveError(f"{src.label}: blob {desc.digest} is missing (no {name})")
+        raise ArchiveError(f"{src.label}: blob {desc.digest} is missing (no {name})", hint=DAMAGED)
     if src.size(name) != desc.size:
         raise ArchiveError(
-            f"{src.label}: blob {desc.digest} is {src.size(name)} bytes, but its descriptor says {desc.size}"
+            f"{src.label}: blob {desc.digest} is {src.size(name)} bytes, but its descriptor says {desc.size}",
+            hint=DAMAGED,
         )
     with cache.blob_lock(desc.digest):
         try:
             with src.open(name) as f:
                 cache.write_blob(desc.digest, f, size=desc.size)
         except DigestMismatchError as e:
-            raise ArchiveError(f"{src.label}: blob {name} does not match its digest {desc.digest}") from e
+            raise ArchiveError(
+                f"{src.label}: blob {name} does not match its digest {desc.digest}", hint=DAMAGED
+            ) from e
 
 
 def _copy_manifest(src: Source, cache: ImageCache, desc: Descriptor) -> Manifest | Index:
     name = _blob_name(desc.digest)
     if not src.has(name):
-        raise ArchiveError(f"{src.label}: manifest {desc.digest} is missing (no {name})")
+        raise ArchiveError(f"{src.label}: manifest {desc.digest} is missing (no {name})", hint=DAMAGED)
     data = src.read_json_bytes(name)
     if sha256_digest(data) != desc.digest or len(data) != desc.size:
-        raise ArchiveError(f"{src.label}: manifest {name} does not match its descriptor ({desc.digest})")
+        raise ArchiveError(
+            f"{src.label}: manifest {name} does not match its descriptor ({desc.digest})", hint=DAMAGED
+        )
     try:
         parsed = parse_manifest(data, desc.media_type)
     except ManifestError as e:
-        raise ArchiveError(f"{src.label}: manifest {desc.digest}: {e.message}") from None
+        raise ArchiveError(f"{src.label}: manifest {desc.digest}: {e.message}", hint=e.hint or DAMAGED) from e
     cache.write_blob(desc.digest, data)
     return parsed
 
 
+def _copy_config(src: Source, cache: ImageCache, desc: Descriptor) -> None:
+    """Store a config after checking it against ``desc`` and parsing it (depth-bounded) as an object."""
+    if cache.blob_size(desc.digest) == desc.size:
+        return
+    name = _blob_name(desc.digest)
+    if not src.has(name):
+        raise ArchiveError(f"{src.label}: config {desc.digest} is missing (no {name})", hint=DAMAGED)
+    data = src.read_json_bytes(name)
+    if sha256_digest(data) != desc.digest or len(data) != desc.size:
+        raise ArchiveError(
+            f"{src.label}: config {name} does not match its descriptor ({desc.digest})", hint=DAMAGED
+        )
+    try:
+        config = loads_bounded(data, what=f"{src.label}: config {desc.digest}")
+    except ManifestError as e:
+        raise ArchiveError(e.message, hint=e.hint or DAMAGED) from e
+    if not isinstance(config, dict):
+        raise ArchiveError(f"{src.label}: config {desc.digest} is not a JSON object", hint=DAMAGED)
+    cache.write_blob(desc.digest, data)
+
+
 def _copy_image(src: Source, cache: ImageCache, manifest: Manifest) -> None:
-    _copy_blob(src, cache, manifest.config)
+    _copy_config(src, cache, manifest.config)
     for layer in manifest.layers:
         if not layer.urls:
             _copy_blob(src, cache, layer)
 
 
-def _same_image(candidate: str, ref: Reference) -> bool:
-    try:
-        other = Reference.parse(candidate)
-    except InvalidReferenceError:
-        return False
-    return other.name == ref.name and other.effective_tag == ref.effective_tag
-
-
 def _choose_oci(index: Index, ref: Reference | None, label: str) -> tuple[Descriptor, Reference | None]:
     entries = list(index.manifests)
     if not entries:
-        raise ArchiveError(f"{label}: index.json lists no images")
+        raise ArchiveError(f"{label}: index.json lists no images", hint=DAMAGED)
 
     def names(d: Descriptor) -> list[str]:
         return [v for k in (REF_NAME_ANNOTATION, CONTAINERD_NAME_ANNOTATION) if (v := d.annotations.get(k))]
@@ -125,7 +135,7 @@ def _choose_oci(index: Index, ref: Reference | None, label: str) -> tuple[Descri
             if ref.digest and d.digest == ref.digest:
                 return d, None
             for n in names(d):
-                if (ref.tag and n == ref.tag) or _same_image(n, ref):
+                if (ref.tag and n == ref.tag) or names_image(n, ref):
                     return d, None
     if len(entries) == 1:
         chosen = entries[0]
@@ -152,7 +162,7 @@ def _import_oci(
     try:
         index = Index.from_json(_json(src, "index.json"), OCI_INDEX)
     except ManifestError as e:
-        raise ArchiveError(f"{src.label}: index.json: {e.message}") from None
+        raise ArchiveError(f"{src.label}: index.json: {e.message}", hint=e.hint or DAMAGED) from e
     top, derived = _choose_oci(index, ref, src.label)
     parsed = _copy_manifest(src, cache, top)
     if isinstance(parsed, Manifest):
@@ -161,7 +171,7 @@ def _import_oci(
     try:
         wanted = parsed.select(platform)
     except ManifestError as e:
-        raise ArchiveError(f"{src.label}: {e.message}", hint=e.hint) from None
+        raise ArchiveError(f"{src.label}: {e.message}", hint=e.hint or DAMAGED) from None
     for child in parsed.manifests:
         if child.media_type in INDEX_TYPES:
             continue
@@ -173,151 +183,14 @@ def _import_oci(
     return top.digest, derived
 
 
-def _layer_media_type(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return DOCKER_LAYER
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return OCI_LAYER_ZSTD
-    return DOCKER_LAYER_UNCOMPRESSED
-
-
-def _named_hex(name: str) -> str | None:
-    """The digest hex a docker-save member name carries (``sha256:<hex>``, ``<hex>.json``,
-    ``<hex>.tar[.gz]``, ``blobs/sha256/<hex>``), or None (``<id>/layer.tar``)."""
-    base = posixpath.basename(name)
-    for prefix in ("sha256:",):
-        base = base.removeprefix(prefix)
-    for suffix in (".json", ".tar.gz", ".tgz", ".tar.zst", ".tar"):
-        base = base.removesuffix(suffix)
-    if len(base) == 64 and all(c in "0123456789abcdef" for c in base):
-        return base
-    return None
-
-
-def _import_docker_layer(src: Source, cache: ImageCache, name: str, diff_id: str | None) -> Descriptor:
-    if not src.has(name):
-        raise ArchiveError(f"{src.label}: layer {name!r} named in manifest.json is missing")
-    with src.open(name) as f:
-        head = f.read(4)
-        media_type = _layer_media_type(head)
-        inflater = zlib.decompressobj(wbits=31) if media_type == DOCKER_LAYER else None
-        diff_hash = sha256_hasher() if media_type != OCI_LAYER_ZSTD else None
-        try:
-            with cache.temp_blob() as w:
-                chunk = head
-                while chunk:
-                    w.write(chunk)
-                    if diff_hash is not None:
-                        diff_hash.update(inflater.decompress(chunk) if inflater is not None else chunk)
-                    chunk = f.read(_CHUNK)
-                _check_docker_layer(
-                    src.label, name, media_type, "sha256:" + w.hash.hexdigest(), diff_hash, diff_id
-                )
-        except zlib.error as e:
-            raise ArchiveError(f"{src.label}: layer {name!r} is not valid gzip ({e})") from None
-    assert w.digest is not None
-    return Descriptor(media_type=media_type, digest=w.digest, size=w.size)
-
-
-def _check_docker_layer(
-    label: str, name: str, media_type: str, digest: str, diff_hash: Any, diff_id: str | None
-) -> None:
-    """Checked before the blob is committed, so a tampered layer never enters the cache."""
-    want_hex = _named_hex(name)
-    if want_hex is not None and media_type == DOCKER_LAYER and digest != f"sha256:{want_hex}":
-        raise ArchiveError(f"{label}: layer {name!r} does not match the digest in its name ({digest})")
-    if diff_hash is not None and diff_id is not None and f"sha256:{diff_hash.hexdigest()}" != diff_id:
-        raise ArchiveError(
-            f"{label}: layer {name!r} does not match the config's diff_id {diff_id}",
-            hint="the archive is corrupt or was tampered with",
-        )
-
-
-def sha256_hasher() -> Any:
-    """A fresh sha256 hasher."""
-    import hashlib
-
-    return hashlib.sha256()
-
-
-def docker_manifest_bytes(config: Descriptor, layers: Sequence[Descriptor]) -> bytes:
-    """A Docker schema 2 manifest as go-containerregistry marshals it (compact, its field order)."""
-
-    def desc(d: Descriptor) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": d.media_type, "size": d.size, "digest": d.digest}
-        if d.urls:
-            out["urls"] = list(d.urls)
-        if d.annotations:
-            out["annotations"] = dict(d.annotations)
-        return out
-
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST,
-        "config": desc(config),
-        "layers": [desc(d) for d in layers],
-    }
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _import_docker(src: Source, cache: ImageCache, ref: Reference | None) -> tuple[str, Reference | None]:
-    entries = _json(src, "manifest.json")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, Mapping) for e in entries):
-        raise ArchiveError(f"{src.label}: manifest.json must be a non-empty list of images")
-    chosen: Mapping[str, Any] | None = None
-    if ref is not None:
-        for e in entries:
-            if any(_same_image(t, ref) for t in e.get("RepoTags") or ()):
-                chosen = e
-                break
-    if chosen is None:
-        if len(entries) > 1:
-            tags = ", ".join(str(t) for e in entries for t in (e.get("RepoTags") or ())[:1])
-            raise ArchiveError(
-                f"{src.label}: the archive holds {len(entries)} images ({tags or 'untagged'}); choose one",
-                hint="pass --ref with one of the archive's RepoTags",
-            )
-        chosen = entries[0]
-    config_name, layer_names = chosen.get("Config"), chosen.get("Layers")
-    if not isinstance(config_name, str) or not isinstance(layer_names, list):
-        raise ArchiveError(f"{src.label}: manifest.json entry needs 'Config' and 'Layers'")
-    config_bytes = src.read_json_bytes(config_name)
-    config_digest = sha256_digest(config_bytes)
-    want = _named_hex(config_name)
-    if want is not None and config_digest != f"sha256:{want}":
-        raise ArchiveError(f"{src.label}: config {config_name!r} does not match the digest in its name")
-    try:
-        config = json.loads(config_bytes)
-    except ValueError as e:
-        raise ArchiveError(f"{src.label}: config {config_name!r} is not valid JSON ({e})") from None
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_names):
-        raise ArchiveError(
-            f"{src.label}: config lists {len(diff_ids or [])} diff_ids but manifest.json {len(layer_names)} layers"
-        )
-    layers = [
-        _import_docker_layer(src, cache, str(name), str(diff_id))
-        for name, diff_id in zip(layer_names, diff_ids, strict=True)
-    ]
-    cache.write_blob(config_digest, config_bytes)
-    config_desc = Descriptor(media_type=DOCKER_CONFIG, digest=config_digest, size=len(config_bytes))
-    manifest = docker_manifest_bytes(config_desc, layers)
-    top = cache.write_blob(None, manifest)
-    derived = None
-    for t in chosen.get("RepoTags") or ():
-        try:
-            derived = Reference.parse(str(t))
-            break
-        except InvalidReferenceError:
-            continue
-    return top, derived
-
-
 def _open_source(path: Path, limits: ArchiveLimits) -> tuple[Source, str]:
     if path.is_dir():
         src: Source = DirSource(path, limits)
         if not src.has("index.json"):
-            raise ArchiveError(f"{path}: not an OCI image layout (no index.json)")
+            raise ArchiveError(
+                f"{path}: not an OCI image layout (no index.json)",
+                hint="load a directory written by skopeo copy ... oci:DIR, or an archive file",
+            )
         return src, "oci"
     if not path.exists():
         raise ArchiveError(f"{path}: no such file or directory")
@@ -363,7 +236,7 @@ def load_archive(
             if kind == "oci":
                 top, derived = _import_oci(src, cache, ref, plat)
             else:
-                top, derived = _import_docker(src, cache, ref)
+                top, derived = import_docker(src, cache, ref)
             final = ref or derived
             if final is None and not record:
                 final = Reference.parse(f"{UNNAMED_IMAGE}@{top}")
@@ -373,8 +246,12 @@ def load_archive(
                     hint=f"pass --ref, e.g. 'xp xpkg load {path} --ref registry.example.com/org/pkg:v1.0.0'",
                 )
             if final.digest and final.digest != top:
-                raise ArchiveError(f"{path}: the archive holds {top}, not {final.digest}")
+                raise ArchiveError(
+                    f"{path}: the archive holds {top}, not {final.digest}",
+                    hint="pass --ref with the tag the archive names, or the digest it holds",
+                )
             cache.sync()
+            image = _read_back(cache, path, final, top, plat)  # before any tag: only a valid image is named
             source = f"archive:{os.path.abspath(path)}"
             if record and final.digest is None:
                 cache.set_tag(final, top, source=source)
@@ -382,10 +259,19 @@ def load_archive(
                 cache.record_digest(final, top, source=source)
     finally:
         src.close()
-    image = image_from_cache(cache, final, top, plat)
+    return image
+
+
+def _read_back(cache: ImageCache, path: Path, ref: Reference, top: str, plat: Platform | None) -> Image:
+    """The image just imported, read from the cache as a pull would read it (every document parsed)."""
+    try:
+        image = image_from_cache(cache, ref, top, plat)
+    except ManifestError as e:
+        raise ArchiveError(f"{path}: {e.message}", hint=e.hint or DAMAGED) from e
     if image is None:
         raise ArchiveError(
-            f"{path}: the image for platform {plat or Platform()} is incomplete in the archive"
+            f"{path}: the image for platform {plat or Platform()} is incomplete in the archive",
+            hint=DAMAGED,
         )
     return image
 

@@ -5,29 +5,80 @@ links that leave the archive, device files, oversized members and tar bombs are 
 :class:`ArchiveError`. :class:`DirSource` gives an OCI layout directory the same interface, refusing
 files (and symlinks) that resolve outside it. :mod:`xplane.oci.archive` imports images through
 the :class:`Source` interface both share.
+
+Whatever goes wrong while reading (a corrupt or truncated tar, gzip, xz or bzip2 stream, an I/O
+error) is raised as :class:`ArchiveError` naming the archive and the member, from every method.
 """
 
 from __future__ import annotations
 
+import lzma
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
+from xplane.oci.cache import MAX_JSON_BLOB_BYTES
 from xplane.oci.errors import ArchiveError
 
 GiB = 1 << 30
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,  # malformed numbers in tar headers the tarfile module does not wrap
+)
 
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Bounds applied while reading an untrusted archive."""
+    """Bounds applied while reading an untrusted archive (docs/cache.md, "Loading files")."""
 
-    max_member_bytes: int = 8 * GiB  # one file in the archive
-    max_total_bytes: int = 32 * GiB  # all files together (uncompressed)
+    max_member_bytes: int = 8 * GiB  # one file in the archive, and one layer once inflated
+    max_total_bytes: int = 32 * GiB  # all files together, and all layers together once inflated
     max_members: int = 20_000
-    max_json_bytes: int = 16 << 20  # manifest.json, index.json, manifests and configs
+    max_json_bytes: int = MAX_JSON_BLOB_BYTES  # manifest.json, index.json, manifests and configs
+
+
+def read_failed(label: str, name: str | None, e: BaseException) -> ArchiveError:
+    """The :class:`ArchiveError` for a read that failed (corrupt or truncated data, I/O error)."""
+    where = f"{label}: {name!r}" if name else label
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    return ArchiveError(
+        f"{where}: cannot read it ({reason})",
+        hint="the file is damaged, truncated or not an image archive; create it again",
+    )
+
+
+class _Guarded:
+    """A member stream whose read errors become :class:`ArchiveError` naming the member."""
+
+    def __init__(self, f: IO[bytes], label: str, name: str) -> None:
+        self._f = f
+        self._label = label
+        self._name = name
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._f.read(n)
+        except _READ_ERRORS as e:
+            raise read_failed(self._label, self._name, e) from e
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> _Guarded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._f, attr)
 
 
 def _normalise(name: str, archive: str) -> str:
@@ -48,8 +99,11 @@ class SafeTar:
         self.label = str(path)
         try:
             self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-        except (tarfile.TarError, OSError) as e:
-            raise ArchiveError(f"{path}: not a readable tar archive ({e})") from e
+        except _READ_ERRORS as e:
+            raise ArchiveError(
+                f"{path}: not a readable tar archive ({e})",
+                hint="load a docker/podman save tarball, an .xpkg, an OCI archive or an OCI layout directory",
+            ) from e
         try:
             self._files = self._scan()
         except BaseException:
@@ -103,10 +157,10 @@ class SafeTar:
                     )
                 else:
                     raise ArchiveError(f"{self.label}: member {name!r} has an unsupported type {m.type!r}")
-        except tarfile.TarError as e:
-            raise ArchiveError(f"{self.label}: corrupt tar archive ({e})") from e
         except EOFError as e:
-            raise ArchiveError(f"{self.label}: the archive is truncated") from e
+            raise ArchiveError(f"{self.label}: the archive is truncated", hint="create it again") from e
+        except _READ_ERRORS as e:
+            raise ArchiveError(f"{self.label}: corrupt tar archive ({e})", hint="create it again") from e
         for name, (target, symbolic) in links.items():
             resolved = self._resolve(name, target, symbolic, links)
             if resolved in files:
@@ -156,11 +210,14 @@ class SafeTar:
             raise ArchiveError(f"{self.label}: the archive has no file {name!r}") from None
 
     def open(self, name: str) -> IO[bytes]:
-        """A stream of member ``name``'s content."""
-        f = self._tar.extractfile(self._member(name))
+        """A stream of member ``name``'s content (read errors raise :class:`ArchiveError`)."""
+        try:
+            f = self._tar.extractfile(self._member(name))
+        except _READ_ERRORS as e:
+            raise read_failed(self.label, name, e) from e
         if f is None:  # pragma: no cover - only regular files are kept
             raise ArchiveError(f"{self.label}: {name!r} is not a regular file")
-        return f
+        return _Guarded(f, self.label, name)  # type: ignore[return-value]
 
     def read_json_bytes(self, name: str) -> bytes:
         """Read a small member whole, refusing it when it is over ``max_json_bytes``."""
@@ -197,7 +254,10 @@ class DirSource:
 
     def _path(self, name: str) -> Path:
         rel = _normalise(name, self.label)
-        path = (self.root / rel).resolve()
+        try:
+            path = (self.root / rel).resolve()
+        except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a name the OS refuses
+            raise read_failed(self.label, name, e) from e
         if not path.is_relative_to(self.root):
             raise ArchiveError(f"{self.label}: {name!r} resolves outside the layout directory; refusing it")
         return path
@@ -209,7 +269,10 @@ class DirSource:
         path = self._path(name)
         if not path.is_file():
             raise ArchiveError(f"{self.label}: the layout has no file {name!r}")
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise read_failed(self.label, name, e) from e
         if size > self.limits.max_member_bytes:
             raise ArchiveError(
                 f"{self.label}: {name!r} is {size} bytes, over the limit of {self.limits.max_member_bytes}"
@@ -218,15 +281,20 @@ class DirSource:
 
     def open(self, name: str) -> IO[bytes]:
         self.size(name)
-        return self._path(name).open("rb")
+        try:
+            f = self._path(name).open("rb")
+        except OSError as e:
+            raise read_failed(self.label, name, e) from e
+        return _Guarded(f, self.label, name)  # type: ignore[return-value]
 
     def read_json_bytes(self, name: str) -> bytes:
         if self.size(name) > self.limits.max_json_bytes:
             raise ArchiveError(f"{self.label}: {name!r} is too large for a manifest or config")
-        return self._path(name).read_bytes()
+        with self.open(name) as f:
+            return f.read(self.limits.max_json_bytes + 1)
 
     def close(self) -> None:
         pass
 
 
-__all__ = ["ArchiveLimits", "DirSource", "SafeTar", "Source"]
+__all__ = ["ArchiveLimits", "DirSource", "SafeTar", "Source", "read_failed"]

@@ -14,7 +14,6 @@ which credential *source* was used, and :class:`Credentials` redacts its own ``r
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
 import time
@@ -25,7 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from xplane.oci.errors import AuthenticationError, AuthorizationError, RegistryError
+from xplane.oci.errors import AuthenticationError, AuthorizationError, InvalidJSONError, RegistryError
+from xplane.oci.jsonbound import loads_bounded
 
 if TYPE_CHECKING:
     from xplane.oci.credentials import CredentialMatch
@@ -46,13 +46,15 @@ class KeychainLike(Protocol):
 
 
 class TokenSender(Protocol):
-    """Sends a request to a token realm (the client routes it to the realm host's session)."""
+    """Sends a request to a token realm for ``registry`` (the client routes it to the realm host's
+    session, decides whether plain HTTP may carry credentials there, and caps the response)."""
 
     def __call__(
         self,
         method: str,
         url: str,
         *,
+        registry: str,
         headers: Mapping[str, str],
         form: Mapping[str, str] | None,
         params: list[tuple[str, str]] | None,
@@ -314,7 +316,7 @@ class Authenticator:
             log.debug(
                 "requesting token from %s (POST, %s) for %s", ch.realm, via, " ".join(scopes) or "no scope"
             )
-            resp = self._send("POST", ch.realm, headers={}, form=form, params=None)
+            resp = self._send("POST", ch.realm, registry=registry, headers={}, form=form, params=None)
         else:
             params: list[tuple[str, str]] = []
             if service:
@@ -327,7 +329,7 @@ class Authenticator:
             log.debug(
                 "requesting token from %s (GET, %s) for %s", ch.realm, via, " ".join(scopes) or "no scope"
             )
-            resp = self._send("GET", ch.realm, headers=headers, form=None, params=params)
+            resp = self._send("GET", ch.realm, registry=registry, headers=headers, form=None, params=params)
         with closing(resp):
             status = resp.status_code
             body = resp.read()
@@ -341,18 +343,22 @@ class Authenticator:
                 status=status,
                 hint="retry later; if it persists, the registry's token service is failing",
             )
+        why = ""
         try:
-            doc = json.loads(body)
+            doc = loads_bounded(body, what="the token response")
             value = doc.get("token") or doc.get("access_token")
             lifetime = float(doc.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
+        except InvalidJSONError as e:
+            value, lifetime, why = None, 0.0, f": {e.message}"
+        except (ValueError, AttributeError, TypeError, OverflowError):
             value, lifetime = None, 0.0
         if not isinstance(value, str) or not value:
             raise RegistryError(
-                f"token server {ch.realm} for registry {registry} returned no token",
+                f"token server {ch.realm} for registry {registry} returned no token{why}",
                 registry=registry,
                 repository=repository,
                 status=status,
+                hint="the registry's token service is misbehaving; ask its operator",
             )
         return value, max(lifetime, DEFAULT_TOKEN_LIFETIME)
 

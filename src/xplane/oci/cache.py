@@ -52,7 +52,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from xplane.oci.errors import DigestMismatchError, OCIError
+from xplane.oci.atomicfile import atomic_write, fsync_dir, open_temp
+from xplane.oci.errors import DigestMismatchError, ManifestError, OCIError
+from xplane.oci.flock import FlockLock
+from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.reference import Digest, Reference
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ TEMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 STALE_TEMP_SECONDS = 3600.0  # a temp file this old is garbage even if its writer lives
 WRITEBACK_STEP = 8 << 20  # start the disk writes of a blob being written every 8 MiB
+MAX_JSON_BLOB_BYTES = 16 << 20
+"""The largest manifest, index or config the cache (and an archive) reads whole: 16 MiB."""
 _fadvise = getattr(os, "posix_fadvise", None)
 
 
@@ -100,12 +105,24 @@ class TagEntry:
 
 
 @dataclass(frozen=True)
+class CacheProblem:
+    """A damaged cache entry that ``prune``, ``du`` or ``ls`` skipped (and carried on)."""
+
+    entry: str  # "registry/repository:tag", or "...@sha256:..." for an image recorded by digest
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.entry}: warning: {self.message}"
+
+
+@dataclass(frozen=True)
 class PruneResult:
     """What :meth:`ImageCache.prune` removed."""
 
     blobs: int
     bytes: int
     temp_files: int
+    problems: tuple[CacheProblem, ...] = ()  # damaged entries (blobs only they would reach are swept)
 
 
 @dataclass(frozen=True)
@@ -119,36 +136,7 @@ class DiskUsage:
     reclaimable_bytes: int
     temp_bytes: int
     images: int
-
-
-class _FlockLock:
-    """A POSIX ``flock`` on a lock file, shared or exclusive. Released when the context exits."""
-
-    def __init__(self, path: Path, *, shared: bool) -> None:
-        self.path = path
-        self.shared = shared
-        self._fd: int | None = None
-
-    def __enter__(self) -> _FlockLock:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import fcntl
-
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    problems: tuple[CacheProblem, ...] = ()  # damaged entries found while counting (each was skipped)
 
 
 class ImageCache:
@@ -203,6 +191,22 @@ class ImageCache:
             )
         return data
 
+    def read_json(
+        self, digest: str, *, what: str, max_bytes: int = MAX_JSON_BLOB_BYTES, verify: bool = True
+    ) -> Any:
+        """A cached manifest, index or config, parsed with a depth bound, never read past ``max_bytes``.
+
+        Raises :class:`ManifestError` (``what`` names the blob) when it is too large, not JSON or
+        nested too deep, and the errors of :meth:`read_blob` (with ``verify``) otherwise.
+        """
+        size = self.blob_size(digest)
+        if size is not None and size > max_bytes:
+            raise ManifestError(
+                f"{what} is {size} bytes, over the {max_bytes >> 20} MiB a manifest or config may have",
+                hint="the image is damaged or hostile; remove it with 'xp cache rm REF'",
+            )
+        return loads_bounded(self.read_blob(digest, verify=verify), what=what)
+
     def open_blob(self, digest: str) -> BinaryIO:
         """Open a cached blob for reading (raises :class:`FileNotFoundError` when absent)."""
         return self.blob_path(digest).open("rb")
@@ -235,8 +239,7 @@ class ImageCache:
         if digest is not None:
             _split_digest(digest)
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.blobs_dir / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
-        fobj = tmp.open("xb")
+        fobj, tmp = open_temp(self.blobs_dir, f"{TEMP_PREFIX}{os.getpid()}-")
         writer = _BlobWriter(fobj, hashing=not verified_by_writer)
         try:
             yield writer
@@ -281,38 +284,49 @@ class ImageCache:
 
     def sync(self) -> None:
         """fsync the blob directory so renames done so far survive a crash."""
-        _fsync_dir(self.blobs_dir)
+        fsync_dir(self.blobs_dir)
 
-    def blob_lock(self, digest: str) -> _FlockLock:
+    def blob_lock(self, digest: str) -> FlockLock:
         """An exclusive per-blob lock: hold it while checking for and fetching one blob."""
         _, hexpart = _split_digest(digest)
-        return _FlockLock(self.locks_dir / "blobs" / f"{hexpart}.lock", shared=False)
+        return FlockLock(self.locks_dir / "blobs" / f"{hexpart}.lock", shared=False)
 
-    def writer(self) -> _FlockLock:
+    def writer(self) -> FlockLock:
         """A shared lock held by writers for a whole pull or load; :meth:`prune` waits for it."""
-        return _FlockLock(self.locks_dir / "gc.lock", shared=True)
+        return FlockLock(self.locks_dir / "gc.lock", shared=True)
 
     # -- tag index -----------------------------------------------------------------------------
 
     def _tags_path(self, ref: Reference) -> Path:
         return self.refs_dir / ref.registry / ref.repository / TAGS_FILE
 
-    def _repo_lock(self, ref: Reference) -> _FlockLock:
+    def _repo_lock(self, ref: Reference) -> FlockLock:
         key = hashlib.sha256(ref.name.encode()).hexdigest()[:32]
-        return _FlockLock(self.locks_dir / "refs" / f"{key}.lock", shared=False)
+        return FlockLock(self.locks_dir / "refs" / f"{key}.lock", shared=False)
 
     def _read_index(self, path: Path) -> dict[str, Any]:
+        """The tag index at ``path``; a damaged one (or damaged rows) is logged and read as empty."""
         try:
-            data = json.loads(path.read_bytes())
+            data = loads_bounded(path.read_bytes(), what=f"tag index {path}")
         except FileNotFoundError:
             return {"schemaVersion": 1, "tags": {}, "digests": {}}
-        except ValueError as e:
+        except (OSError, ManifestError) as e:
             log.warning("ignoring unreadable tag index %s: %s", path, e)
             return {"schemaVersion": 1, "tags": {}, "digests": {}}
         if not isinstance(data, dict):
+            log.warning("ignoring tag index %s: not a JSON object", path)
             return {"schemaVersion": 1, "tags": {}, "digests": {}}
-        data.setdefault("tags", {})
-        data.setdefault("digests", {})
+        tags, digests = data.get("tags"), data.get("digests")
+        data["tags"] = {
+            str(t): e
+            for t, e in (tags.items() if isinstance(tags, dict) else ())
+            if isinstance(e, dict) and isinstance(e.get("digest"), str)
+        }
+        data["digests"] = {
+            str(d): i
+            for d, i in (digests.items() if isinstance(digests, dict) else ())
+            if isinstance(i, dict)
+        }
         return data
 
     def _write_index(self, path: Path, data: dict[str, Any]) -> None:
@@ -343,7 +357,12 @@ class ImageCache:
             return None
         info = data["digests"].get(entry["digest"], {})
         return TagEntry(
-            ref.name, tag, entry["digest"], entry.get("resolvedAt"), info.get("pulledAt"), info.get("source")
+            ref.name,
+            tag,
+            entry["digest"],
+            _text(entry, "resolvedAt"),
+            _text(info, "pulledAt"),
+            _text(info, "source"),
         )
 
     def set_tag(
@@ -403,9 +422,9 @@ class ImageCache:
                             ref.name,
                             tag,
                             entry["digest"],
-                            entry.get("resolvedAt"),
-                            info.get("pulledAt"),
-                            info.get("source"),
+                            _text(entry, "resolvedAt"),
+                            _text(info, "pulledAt"),
+                            _text(info, "source"),
                         )
                     )
                     del tags[tag]
@@ -415,7 +434,9 @@ class ImageCache:
                     info = digests.pop(digest)
                     if not any(r.digest == digest for r in removed):
                         removed.append(
-                            TagEntry(ref.name, None, digest, None, info.get("pulledAt"), info.get("source"))
+                            TagEntry(
+                                ref.name, None, digest, None, _text(info, "pulledAt"), _text(info, "source")
+                            )
                         )
             self._write_index(path, data)
         return removed
@@ -436,7 +457,7 @@ class ImageCache:
     def _entries_in(self, path: Path) -> list[TagEntry]:
         out: list[TagEntry] = []
         data = self._read_index(path)
-        name = data.get("name") or str(path.parent.relative_to(self.refs_dir))
+        name = _text(data, "name") or str(path.parent.relative_to(self.refs_dir))
         digests: dict[str, Any] = data["digests"]
         tagged = set()
         for tag, entry in sorted(data["tags"].items()):
@@ -449,30 +470,31 @@ class ImageCache:
                     name,
                     tag,
                     entry["digest"],
-                    entry.get("resolvedAt"),
-                    info.get("pulledAt"),
-                    info.get("source"),
+                    _text(entry, "resolvedAt"),
+                    _text(info, "pulledAt"),
+                    _text(info, "source"),
                 )
             )
         for digest, info in sorted(digests.items()):
             if digest not in tagged:
-                out.append(TagEntry(name, None, digest, None, info.get("pulledAt"), info.get("source")))
+                out.append(TagEntry(name, None, digest, None, _text(info, "pulledAt"), _text(info, "source")))
         return out
 
     # -- garbage collection (implemented in xplane.oci.cachegc) ---------------------------------
 
-    def closure(self, digest: str) -> set[str]:
+    def closure(self, digest: str, problems: list[str] | None = None) -> set[str]:
         """The digests reachable from ``digest`` that are in the cache (indexes, manifests,
-        configs, layers), including ``digest`` itself when present."""
+        configs, layers), including ``digest`` itself when present. Damaged manifests are skipped
+        and described in ``problems`` when given."""
         from xplane.oci.cachegc import closure
 
-        return closure(self, digest)
+        return closure(self, digest, problems)
 
-    def image_size(self, digest: str) -> int:
-        """Bytes on disk of everything reachable from ``digest``."""
+    def image_size(self, digest: str, problems: list[str] | None = None) -> int:
+        """Bytes on disk of everything reachable from ``digest`` (``problems`` as for :meth:`closure`)."""
         from xplane.oci.cachegc import image_size
 
-        return image_size(self, digest)
+        return image_size(self, digest, problems)
 
     def prune(self, *, stale_after: float = STALE_TEMP_SECONDS, dry_run: bool = False) -> PruneResult:
         """Delete blobs no tag or recorded digest reaches, and temp files left by dead writers.
@@ -490,9 +512,9 @@ class ImageCache:
 
         return disk_usage(self)
 
-    def gc_lock(self) -> _FlockLock:
+    def gc_lock(self) -> FlockLock:
         """The exclusive lock :meth:`prune` holds; it waits for every :meth:`writer`."""
-        return _FlockLock(self.locks_dir / "gc.lock", shared=False)
+        return FlockLock(self.locks_dir / "gc.lock", shared=False)
 
 
 class _BlobWriter:
@@ -552,33 +574,15 @@ class _BlobWriter:
         return self.size
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync and rename."""
-    tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}-{path.name}")
-    try:
-        with tmp.open("xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
+def _text(d: dict[str, Any], key: str) -> str | None:
+    """``d[key]`` when it is a string (a hand-edited or damaged index may hold anything)."""
+    value = d.get(key)
+    return value if isinstance(value, str) else None
 
 
 __all__ = [
+    "MAX_JSON_BLOB_BYTES",
+    "CacheProblem",
     "DiskUsage",
     "ImageCache",
     "PruneResult",

@@ -7,54 +7,99 @@ shared for their whole run) and never sweeps the blobs of an image that is half 
 files are removed only when their writer is gone (its pid, which is part of the name, no longer
 exists) or they are older than ``stale_after`` seconds.
 
+Only manifests and indexes are read, and only up to :data:`~xplane.oci.cache.MAX_JSON_BLOB_BYTES`:
+a child is read when its descriptor's media type says it is one; the top of an entry (a tag or a
+recorded digest names a manifest or an index) when it is no larger than that. Configs have no children and layers are never
+opened; sizes come from ``stat``. (Reading every reachable blob whole made ``xp cache ls`` take
+636 MB for a cache holding one 300 MiB layer, and deep JSON in any of them crashed it.)
+
+A damaged entry (a manifest that is not valid JSON, nests too deep or is too large; a digest the
+cache cannot hold) does not stop a walk: it is skipped and described in ``problems``, which
+:func:`prune` and :func:`disk_usage` return and ``xp cache`` prints as warnings. Prune keeps such
+an entry's top blob; blobs only it would have reached are swept.
+
 Callers use the :class:`ImageCache` methods (``prune``, ``disk_usage``, ``closure``,
 ``image_size``), which delegate here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-from xplane.oci.cache import STALE_TEMP_SECONDS, TEMP_PREFIX, DiskUsage, PruneResult
+from xplane.oci.cache import (
+    STALE_TEMP_SECONDS,
+    TEMP_PREFIX,
+    CacheProblem,
+    DiskUsage,
+    PruneResult,
+)
+from xplane.oci.errors import OCIError
+from xplane.oci.models import INDEX_TYPES, MANIFEST_TYPES
 from xplane.oci.reference import Digest
 
 if TYPE_CHECKING:
     from xplane.oci.cache import ImageCache
 
 
-def closure(cache: ImageCache, digest: str) -> set[str]:
-    """The digests reachable from ``digest`` that are in ``cache``, ``digest`` included."""
+def closure(cache: ImageCache, digest: str, problems: list[str] | None = None) -> set[str]:
+    """The digests reachable from ``digest`` that are in ``cache``, ``digest`` included.
+
+    Reads manifests and indexes only (see the module notes). What cannot be read is skipped and
+    described in ``problems`` when given.
+    """
     seen: set[str] = set()
-    todo = [digest]
+    todo: list[tuple[str, str | None]] = [(digest, None)]  # (digest, media type from its descriptor)
     while todo:
-        d = todo.pop()
-        if d in seen or not cache.has_blob(d):
+        d, media_type = todo.pop()
+        if d in seen:
+            continue
+        try:
+            size = cache.blob_size(d)
+        except OCIError as e:  # not a digest the cache can hold (e.g. sha512): nothing to keep
+            _note(problems, e.message)
+            continue
+        if size is None:
             continue
         seen.add(d)
+        if media_type is not None and media_type not in MANIFEST_TYPES:
+            continue  # a config, a layer or another blob: no children, never read
         try:
-            doc = json.loads(cache.read_blob(d, verify=False))
-        except (ValueError, OSError):
+            doc = cache.read_json(d, what=f"cached {_kind(media_type)} {d}", verify=False)
+        except (OCIError, OSError) as e:
+            _note(problems, e.message if isinstance(e, OCIError) else f"cannot read cached blob {d}: {e}")
             continue
-        todo.extend(children(doc))
+        todo.extend(child_descriptors(doc))
     return seen
 
 
-def referenced(cache: ImageCache) -> set[str]:
-    """Every digest some tag or recorded digest of the cache reaches."""
+def _kind(media_type: str | None) -> str:
+    return "index" if media_type in INDEX_TYPES else "manifest"
+
+
+def _note(problems: list[str] | None, text: str) -> None:
+    if problems is not None and text not in problems:
+        problems.append(text)
+
+
+def referenced(cache: ImageCache, problems: list[CacheProblem] | None = None) -> set[str]:
+    """Every digest some tag or recorded digest of the cache reaches; damaged entries go to ``problems``."""
     live: set[str] = set()
     for entry in cache.entries():
         if entry.digest not in live:
-            live |= closure(cache, entry.digest)
+            found: list[str] = []
+            live |= closure(cache, entry.digest, found)
+            where = f"{entry.name}:{entry.tag}" if entry.tag else f"{entry.name}@{entry.digest}"
+            if problems is not None:
+                problems.extend(CacheProblem(where, text) for text in found)
     return live
 
 
-def image_size(cache: ImageCache, digest: str) -> int:
-    """Bytes on disk of everything reachable from ``digest``."""
-    return sum(cache.blob_size(d) or 0 for d in closure(cache, digest))
+def image_size(cache: ImageCache, digest: str, problems: list[str] | None = None) -> int:
+    """Bytes on disk of everything reachable from ``digest`` (``problems`` as in :func:`closure`)."""
+    return sum(cache.blob_size(d) or 0 for d in closure(cache, digest, problems))
 
 
 def prune(
@@ -62,8 +107,9 @@ def prune(
 ) -> PruneResult:
     """Delete unreachable blobs and stale temp files (see the module docstring)."""
     removed = freed = temps = 0
+    problems: list[CacheProblem] = []
     with cache.gc_lock():
-        live = referenced(cache)
+        live = referenced(cache, problems)
         if cache.blobs_dir.is_dir():
             now = time.time()
             for path in cache.blobs_dir.iterdir():
@@ -88,12 +134,13 @@ def prune(
             from xplane.oci.localfiles import forget_missing
 
             forget_missing(cache)  # notes of file images whose blobs were just swept
-    return PruneResult(blobs=removed, bytes=freed, temp_files=temps)
+    return PruneResult(blobs=removed, bytes=freed, temp_files=temps, problems=tuple(problems))
 
 
 def disk_usage(cache: ImageCache) -> DiskUsage:
     """Count blobs and bytes, and how many of them :func:`prune` would reclaim."""
-    live = referenced(cache)
+    problems: list[CacheProblem] = []
+    live = referenced(cache, problems)
     count = total = ref_bytes = temp_bytes = 0
     if cache.blobs_dir.is_dir():
         for path in cache.blobs_dir.iterdir():
@@ -109,14 +156,21 @@ def disk_usage(cache: ImageCache) -> DiskUsage:
             if "sha256:" + path.name in live:
                 ref_bytes += size
     images = len({(e.name, e.digest) for e in cache.entries()})
-    return DiskUsage(str(cache.root), count, total, ref_bytes, total - ref_bytes, temp_bytes, images)
+    return DiskUsage(
+        str(cache.root), count, total, ref_bytes, total - ref_bytes, temp_bytes, images, tuple(problems)
+    )
 
 
 def children(doc: Any) -> list[str]:
     """The digests a manifest or index refers to (nothing for other JSON)."""
+    return [d for d, _ in child_descriptors(doc)]
+
+
+def child_descriptors(doc: Any) -> list[tuple[str, str | None]]:
+    """``(digest, mediaType)`` of every descriptor a manifest or index refers to (none for other JSON)."""
     if not isinstance(doc, dict):
         return []
-    out: list[str] = []
+    out: list[tuple[str, str | None]] = []
     descs: list[Any] = []
     if isinstance(doc.get("manifests"), list):
         descs.extend(doc["manifests"])
@@ -128,7 +182,8 @@ def children(doc: Any) -> list[str]:
         descs.append(doc["subject"])
     for d in descs:
         if isinstance(d, dict) and isinstance(d.get("digest"), str) and Digest.is_digest(d["digest"]):
-            out.append(d["digest"])
+            media_type = d.get("mediaType")
+            out.append((d["digest"], media_type if isinstance(media_type, str) else ""))
     return out
 
 
@@ -151,4 +206,13 @@ def temp_is_stale(name: str, mtime: float, now: float, stale_after: float) -> bo
     return False
 
 
-__all__ = ["children", "closure", "disk_usage", "image_size", "prune", "referenced", "temp_is_stale"]
+__all__ = [
+    "child_descriptors",
+    "children",
+    "closure",
+    "disk_usage",
+    "image_size",
+    "prune",
+    "referenced",
+    "temp_is_stale",
+]

@@ -3,22 +3,23 @@
 :class:`RegistryClient` speaks the distribution API to any number of registries. Per registry it
 keeps a :class:`~xplane.oci.transport.HostSession` (TLS from ``RegistryConfig``, retries) and
 learns the auth challenge from ``GET /v2/`` once; tokens are cached per scope by the
-:class:`~xplane.oci.auth.Authenticator`. Every byte fetched by digest is verified against it, and
-HTTP failures become errors that name the registry, repository and status (see ``oci.errors``).
+:class:`~xplane.oci.auth.Authenticator` (realms: :mod:`xplane.oci.realms`). Every byte fetched by
+digest is verified against it, and HTTP failures become errors that name the registry, repository
+and status (see ``oci.errors``). Nothing is read unbounded: blobs stop at their descriptor's size,
+manifests, tag lists and other answers at the caps of :mod:`xplane.oci.limits`, all JSON at a depth
+bound, and a pull's :meth:`RegistryClient.pull_deadline` bounds its time.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
-from urllib.parse import urljoin, urlsplit
+from typing import TYPE_CHECKING, BinaryIO, cast
+from urllib.parse import urljoin
 
 if "httpx" not in sys.modules:  # keep httpx's command-line tool (click, rich...) unloaded; see transport.py
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
@@ -26,31 +27,44 @@ if "httpx" not in sys.modules:  # keep httpx's command-line tool (click, rich...
 import httpx
 
 from xplane.oci.auth import Authenticator, KeychainLike, pick_challenge, repository_scope
+from xplane.oci.bodies import (
+    THREADED_HASH_MIN,
+    BlobSink,
+    Body,
+    body_chunks,
+    chunks_of,
+    content_length,
+    read_limited,
+    rewind,
+    tell,
+)
+from xplane.oci.downloads import blob_too_large, blob_too_short, broke_off, check_declared_size, tag_page
 from xplane.oci.errors import (
     DigestMismatchError,
     ManifestError,
     RegistryError,
     RegistryUnavailableError,
+    ResponseTooLargeError,
     TLSError,
+)
+from xplane.oci.jsonbound import loads_bounded
+from xplane.oci.limits import (
+    MAX_MANIFEST_SIZE,
+    MAX_SMALL_BODY,
+    MAX_TAG_PAGE,
+    MAX_TAGS,
+    Deadline,
 )
 from xplane.oci.mirrors import check_not_blocked, registries_of
 from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest
+from xplane.oci.realms import RealmSessions
 from xplane.oci.settings import config_hint
 from xplane.oci.transport import (
-    THREADED_HASH_MIN,
-    BlobSink,
-    Body,
     HostSession,
     RetryPolicy,
     SettingsLike,
-    body_chunks,
-    chunks_of,
-    content_length,
     error_details,
-    read_limited,
-    rewind,
     status_error,
-    tell,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +73,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_MANIFEST_SIZE = 4 << 20
 MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
 _PULL = ("pull",)
 _PUSH = ("pull", "push")
@@ -98,19 +111,21 @@ class RegistryClient:
         self._user_agent = user_agent
         self._lock = threading.Lock()
         self._sessions: dict[str, HostSession] = {}
-        self._realm_sessions: dict[str, HostSession] = {}
-        self.auth = Authenticator(keychain, self._send_token_request)
+        self._realms = RealmSessions(
+            config, self._registry_scheme, transport=transport, retry=self.retry, user_agent=user_agent
+        )
+        self.auth = Authenticator(keychain, self._realms.send)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close every connection pool."""
         with self._lock:
-            sessions = [*self._sessions.values(), *self._realm_sessions.values()]
+            sessions = list(self._sessions.values())
             self._sessions.clear()
-            self._realm_sessions.clear()
         for s in sessions:
             s.close()
+        self._realms.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -159,16 +174,36 @@ class RegistryClient:
         return desc
 
     def get_manifest(self, ref: Reference) -> tuple[bytes, Descriptor]:
-        """The manifest or index bytes for ``ref``, verified against its digest (given or sent)."""
+        """The manifest or index bytes for ``ref``, verified against its digest (given or sent).
+
+        At most :data:`~xplane.oci.limits.MAX_MANIFEST_SIZE` bytes are read (a larger
+        ``Content-Length`` is refused unread), and the JSON nests at most
+        :data:`~xplane.oci.jsonbound.DEFAULT_MAX_DEPTH` levels. A body that breaks off is fetched
+        again within the retry policy and the current pull's deadline.
+        """
         path = f"/v2/{ref.repository}/manifests/{ref.identifier}"
-        resp = self._request(
-            ref.registry, ref.repository, "GET", path, headers={"Accept": MANIFEST_ACCEPT}, stream=True
-        )
-        with closing(resp):
-            self._check(resp, ref.registry, ref.repository, f"manifest {ref.identifier}")
-            data = read_limited(resp, MAX_MANIFEST_SIZE, f"manifest {ref}")
-            header_digest = resp.headers.get("Docker-Content-Digest")
-            media_type = _content_type(resp)
+        what = f"manifest {ref}"
+        attempt = 0
+        while True:
+            attempt += 1
+            resp = self._request(
+                ref.registry, ref.repository, "GET", path, headers={"Accept": MANIFEST_ACCEPT}, stream=True
+            )
+            meter = self._session(ref.registry).meter(what, ref.repository)
+            try:
+                with closing(resp):
+                    self._check(resp, ref.registry, ref.repository, f"manifest {ref.identifier}")
+                    if content_length(resp) > MAX_MANIFEST_SIZE:
+                        raise ManifestError(
+                            f"{what} from {ref.registry} is larger than {MAX_MANIFEST_SIZE} bytes "
+                            f"(Content-Length: {content_length(resp)}); refusing to read it"
+                        )
+                    data = read_limited(resp, MAX_MANIFEST_SIZE, what, meter)
+                    header_digest = resp.headers.get("Docker-Content-Digest")
+                    media_type = _content_type(resp)
+                break
+            except httpx.TransportError as exc:
+                broke_off(ref, what, exc, attempt, self.retry.max_attempts, meter.total)
         expected = ref.digest or header_digest
         actual = compute_digest(data, expected or "sha256:")
         if expected and actual != expected:
@@ -176,10 +211,8 @@ class RegistryClient:
                 f"manifest {ref} from {ref.registry} has digest {actual}, expected {expected}; discarded",
                 hint="the registry or a proxy altered the content; retry, or report it to the registry operator",
             )
-        try:
-            declared = json.loads(data).get("mediaType")
-        except (ValueError, AttributeError):
-            declared = None
+        doc = loads_bounded(data, what=f"{what} from {ref.registry}")
+        declared = doc.get("mediaType") if isinstance(doc, dict) else None
         if isinstance(declared, str) and declared:
             media_type = declared
         return data, Descriptor(media_type=media_type, digest=actual, size=len(data))
@@ -222,26 +255,35 @@ class RegistryClient:
         digest: str,
         dest: BinaryIO,
         *,
+        size: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Stream blob ``digest`` into ``dest``, verifying it; returns the number of bytes.
 
+        With ``size`` (the descriptor's), a larger ``Content-Length`` is refused before anything is
+        read, and the download stops before writing byte ``size + 1``: :class:`BlobSizeError`.
         ``progress`` is called with the number of bytes just written (negative when a retry after a
-        dropped connection rewinds ``dest``). On a digest mismatch, ``dest`` is truncated back to
-        where it started (when seekable) and :class:`DigestMismatchError` is raised.
+        dropped connection rewinds ``dest``). On a digest or size mismatch, ``dest`` is truncated
+        back to where it started (when seekable) and :class:`DigestMismatchError` is raised.
         """
         path = f"/v2/{ref.repository}/blobs/{digest}"
         start = tell(dest)
         attempts = self.retry.max_attempts if start is not None else 1
+        what = f"blob {digest}"
         sink = BlobSink(digest, dest, progress)
         for attempt in range(1, attempts + 1):
             resp = self._request(
                 ref.registry, ref.repository, "GET", path, stream=True, follow_redirects=True
             )
-            sink = BlobSink(digest, dest, progress, threaded=content_length(resp) >= THREADED_HASH_MIN)
+            sink = BlobSink(digest, dest, progress)
             try:
                 self._check(resp, ref.registry, ref.repository, f"blob {digest}")
-                for chunk in body_chunks(resp):
+                check_declared_size(resp, ref, digest, size)
+                sink = BlobSink(digest, dest, progress, threaded=content_length(resp) >= THREADED_HASH_MIN)
+                meter = self._session(ref.registry).meter(what, ref.repository)
+                for chunk in body_chunks(resp, meter):
+                    if size is not None and sink.written + len(chunk) > size:
+                        raise blob_too_large(ref, digest, size)
                     sink.write(chunk)
                 sink.finish()
                 break
@@ -251,19 +293,18 @@ class RegistryClient:
                 rewind(dest, start)
                 if progress is not None and written:
                     progress(-written)
-                if attempt >= attempts:
-                    raise RegistryUnavailableError(
-                        f"download of blob {digest} from {ref.registry}/{ref.repository} broke off after "
-                        f"{written} bytes: {exc or type(exc).__name__}",
-                        registry=ref.registry,
-                        repository=ref.repository,
-                        hint="retry; if it persists, check the network path to the registry",
-                    ) from None
-                log.debug("blob %s: %s after %d bytes; retrying", digest, type(exc).__name__, written)
+                broke_off(ref, what, exc, attempt, attempts, written)
+            except DigestMismatchError:
+                sink.close()
+                rewind(dest, start)
+                raise
             finally:
                 sink.close()
                 resp.close()
         hasher, written = sink.hasher, sink.written
+        if size is not None and written != size:
+            rewind(dest, start)
+            raise blob_too_short(ref, digest, size, written)
         actual = f"{hasher.name}:{hasher.hexdigest()}"
         if actual != digest:
             rewind(dest, start)
@@ -365,16 +406,19 @@ class RegistryClient:
                     repository=ref.repository,
                 )
             seen.add(url)
-            resp = self._request(ref.registry, ref.repository, "GET", url, params=params or None)
+            resp = self._request(
+                ref.registry, ref.repository, "GET", url, params=params or None, max_body=MAX_TAG_PAGE
+            )
             with closing(resp):
                 self._check(resp, ref.registry, ref.repository, "tag list")
-                try:
-                    page = resp.json().get("tags") or []
-                except (ValueError, AttributeError):
-                    raise ManifestError(
-                        f"registry {ref.registry} sent an invalid tag list for {ref.repository}"
-                    ) from None
+                page = tag_page(resp, ref)
                 tags.extend(str(t) for t in page)
+                if len(tags) > MAX_TAGS:
+                    raise ResponseTooLargeError(
+                        f"registry {ref.registry} listed more than {MAX_TAGS} tags for {ref.repository}; gave up",
+                        registry=ref.registry,
+                        repository=ref.repository,
+                    )
                 nxt = resp.links.get("next", {}).get("url")
             url = urljoin(str(resp.url), nxt) if nxt else None
             params = []
@@ -412,6 +456,22 @@ class RegistryClient:
             with closing(resp):
                 if resp.status_code in (401, 403):
                     raise self.auth.rejected(registry, None, match, resp.status_code)
+
+    def pull_deadline(self, ref: Reference) -> Deadline:
+        """The deadline of one pull of ``ref``: its registry's ``pull_timeout`` from now.
+
+        It covers the whole pull, mirrors and retries included; enter it with ``.active()``.
+        """
+        seconds = self._settings(ref.registry).pull_timeout
+        return Deadline(
+            seconds,
+            what=f"pull of {ref.original or ref}",
+            registry=ref.registry,
+            hint=(
+                f"allow more time with --pull-timeout, or set {config_hint('pull_timeout', ref.registry)}; "
+                "a registry this slow may be overloaded, or sending slowly on purpose"
+            ),
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -461,6 +521,7 @@ class RegistryClient:
         params: list[tuple[str, str]] | None = None,
         stream: bool = False,
         follow_redirects: bool = False,
+        max_body: int = MAX_SMALL_BODY,
     ) -> httpx.Response:
         """Send an authenticated request; on 401, answer the (new) challenge once and resend."""
         check_not_blocked(self._registries_conf, registry, repository)
@@ -475,7 +536,7 @@ class RegistryClient:
                 h["Authorization"] = authorization
             return session.send(
                 method, url, headers=h, body=body, params=params, stream=stream,
-                follow_redirects=follow_redirects, repository=repository,
+                follow_redirects=follow_redirects, repository=repository, max_body=max_body,
             )  # fmt: skip
 
         resp = send(auth)
@@ -493,55 +554,11 @@ class RegistryClient:
         resp.close()
         return send(retry_auth)
 
-    def _send_token_request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        form: Mapping[str, str] | None,
-        params: list[tuple[str, str]] | None,
-    ) -> httpx.Response:
-        parts = urlsplit(url)
-        host = parts.netloc
-        if parts.scheme not in ("http", "https") or not host:
-            raise RegistryError(f"token realm {url!r} is not an http(s) URL", registry=host or url)
-        settings = self._settings(host)
-        if parts.scheme == "http" and not settings.plain_http and not self._any_plain_registry_at(host):
-            raise RegistryError(
-                f"token realm {parts.scheme}://{host}{parts.path} uses plain HTTP; refusing to send credentials",
-                registry=host,
-                hint=f"if {host} really serves plain HTTP, set {config_hint('plain_http', host)}",
-            )
-        if (parts.scheme == "http") != settings.plain_http:
-            settings = cast(
-                SettingsLike, dataclasses.replace(cast(Any, settings), plain_http=parts.scheme == "http")
-            )
-        key = f"{parts.scheme}://{host}"
+    def _registry_scheme(self, registry: str) -> str | None:
+        """The scheme the session with ``registry`` speaks (None before it has one)."""
         with self._lock:
-            session = self._realm_sessions.get(key)
-            if session is None:
-                session = HostSession(
-                    settings,
-                    registry=host,
-                    transport=self._transport,
-                    retry=self.retry,
-                    user_agent=self._user_agent,
-                )
-                self._realm_sessions[key] = session
-        body: bytes | None = None
-        h = dict(headers)
-        if form is not None:
-            body = httpx.QueryParams(form).__str__().encode()
-            h["Content-Type"] = "application/x-www-form-urlencoded"
-        return session.send(method, url, headers=h, body=body, params=params, stream=True)
-
-    def _any_plain_registry_at(self, host: str) -> bool:
-        """A realm on plain HTTP is acceptable when a plain-HTTP registry we talk to sent it."""
-        hostname = host.rsplit(":", 1)[0]
-        with self._lock:
-            sessions = list(self._sessions.values())
-        return any(s.settings.plain_http and s.settings.host.rsplit(":", 1)[0] == hostname for s in sessions)
+            session = self._sessions.get(registry)
+        return session.scheme if session is not None else None
 
     def _location(self, resp: httpx.Response, registry: str, repository: str) -> str:
         loc = resp.headers.get("Location")

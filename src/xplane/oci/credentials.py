@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from xplane.oci.credhelpers import TOKEN_USERNAME, helper_erase, helper_get, helper_store
 from xplane.oci.errors import CredentialsError
+from xplane.oci.jsonbound import DEFAULT_MAX_DEPTH, json_depth
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,7 @@ class PullSecretSource:
             )
         field = ".dockerconfigjson" if kind == DOCKERCONFIGJSON else ".dockercfg"
         text = self._payload(secret, field, where)
+        _check_depth(text, f"{where}: {field}")
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
@@ -298,6 +300,7 @@ class AuthFileSource:
             return None
         if not text.strip():
             return None
+        _check_depth(text, str(self.path))
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
@@ -547,3 +550,12 @@ def remove_login(target: str, *, env: Mapping[str, str] | None = None) -> bool:
     if removed:
         write_private_json(path, doc)
     return removed
+
+
+def _check_depth(text: str, where: str) -> None:
+    """Refuse JSON nested deeper than any auth file is (it would make ``json.loads`` recurse away)."""
+    if json_depth(text, DEFAULT_MAX_DEPTH) > DEFAULT_MAX_DEPTH:
+        raise CredentialsError(
+            f"{where} is JSON nested deeper than {DEFAULT_MAX_DEPTH} levels",
+            hint="fix or remove it (podman/docker login rewrite auth files)",
+        )

@@ -69,6 +69,18 @@ class BlockedRegistryError(RegistryError):
     exit_code = EXIT_AUTH
 
 
+class PullTimeoutError(RegistryError):
+    """A pull did not finish within its deadline (``--pull-timeout`` / ``pullTimeout``), retries included."""
+
+
+class TransferTooSlowError(RegistryUnavailableError):
+    """A response arrived more slowly than the minimum transfer rate (``minTransferRate``)."""
+
+
+class ResponseTooLargeError(RegistryError):
+    """A registry or token server sent a response larger than xplane accepts for it."""
+
+
 class TLSError(RegistryError):
     """The TLS handshake failed (unknown CA, wrong host name, plain HTTP on a TLS port...)."""
 
@@ -79,8 +91,19 @@ class DigestMismatchError(OCIError):
     """Content did not hash to the digest it was fetched or stored under. Nothing was kept."""
 
 
+class BlobSizeError(DigestMismatchError):
+    """A registry sent more (or fewer) bytes for a blob than its descriptor says. Nothing was kept."""
+
+
 class ManifestError(OCIError):
     """A manifest or index is malformed, of an unknown media type, or has no matching platform."""
+
+
+class InvalidJSONError(ManifestError, ValueError):
+    """A JSON document (from a registry, an archive or the cache) is not valid or is nested too deep.
+
+    Also a :class:`ValueError`, so code that treated ``json.loads`` failures as "not JSON" still does.
+    """
 
 
 class CacheMissError(OCIError):

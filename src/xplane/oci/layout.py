@@ -4,22 +4,25 @@ The same images and blobs always give the same bytes (sorted members, mode 0644,
 mtime 0), so ``xp xpkg build`` output is reproducible. The docker-save form is the one
 ``crossplane xpkg build`` writes (go-containerregistry's ``tarball.Write``): ``sha256:<config hex>``,
 ``<layer hex>.tar.gz`` per distinct layer, then ``manifest.json``.
+
+Every file is written through :func:`atomic_output` (a fresh, unguessable temp file, then a rename),
+the one way xplane writes files (:mod:`xplane.oci.atomicfile`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
-import os
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
-from xplane.oci.errors import ArchiveError
+from xplane.oci.atomicfile import atomic_output
+from xplane.oci.errors import ArchiveError, ManifestError
+from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.models import (
     DOCKER_LAYER,
     INDEX_TYPES,
@@ -134,53 +137,36 @@ def write_oci_layout(dest: Path, entries: Sequence[LayoutEntry], blobs: BlobRead
     Entries already in ``index.json`` with the same ref name are replaced.
     """
     dest.mkdir(parents=True, exist_ok=True)
+    existing = _existing_entries(dest / "index.json", {e.name for e in entries if e.name})
     for name, desc in _layout_members(entries, blobs):
         path = dest / name
         if path.is_file() and path.stat().st_size == desc.size:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with blobs.open_blob(desc.digest) as src, tmp.open("wb") as out:
+        with blobs.open_blob(desc.digest) as src, atomic_output(path) as out:
             while chunk := src.read(_CHUNK):
                 out.write(chunk)
-        os.replace(tmp, path)
-    (dest / "oci-layout").write_bytes(OCI_LAYOUT_FILE)
-    existing: list[LayoutEntry] = []
-    index_path = dest / "index.json"
-    if index_path.is_file():
-        old = json.loads(index_path.read_bytes())
-        names = {e.name for e in entries if e.name}
-        for m in old.get("manifests", []):
-            d = Descriptor.from_json(m)
-            if d.annotations.get(REF_NAME_ANNOTATION) not in names:
-                existing.append(LayoutEntry(d, None))
-    tmp = index_path.with_name(f".tmp-{os.getpid()}-index.json")
-    tmp.write_bytes(_index_json([*existing, *entries]))
-    os.replace(tmp, index_path)
+    with atomic_output(dest / "oci-layout") as out:
+        out.write(OCI_LAYOUT_FILE)
+    with atomic_output(dest / "index.json") as out:
+        out.write(_index_json([*existing, *entries]))
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A file whose content becomes ``path`` when the block exits cleanly, never a partial file.
-
-    Missing parent directories are created first, as ``crossplane xpkg build -o dist/x.xpkg``
-    creates ``dist``. The content goes to a temp file next to ``path``, is fsynced and renamed into
-    place; on an exception the temp file is removed. An unwritable path raises :class:`OSError`.
-    """
-    path = Path(path)
+def _existing_entries(index_path: Path, replaced: set[str]) -> list[LayoutEntry]:
+    """The entries of an existing ``index.json`` whose ref name is not in ``replaced``."""
+    if not index_path.is_file():
+        return []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a file where a directory should be: say that, not "File exists"
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        index = Index.from_json(loads_bounded(index_path.read_bytes(), what=str(index_path)), OCI_INDEX)
+    except ManifestError as e:
+        raise ArchiveError(
+            f"{index_path}: cannot add to this layout: {e.message}",
+            hint="write the image to a new directory, or repair or remove this index.json",
+        ) from e
+    return [
+        LayoutEntry(d, None)
+        for d in index.manifests
+        if d.annotations.get(REF_NAME_ANNOTATION) not in replaced
+    ]
 
 
 def _tarinfo(name: str, size: int, *, directory: bool = False) -> tarfile.TarInfo:
@@ -194,11 +180,18 @@ def _tarinfo(name: str, size: int, *, directory: bool = False) -> tarfile.TarInf
     return info
 
 
-def _open_tar(dest: Path | IO[bytes]) -> tarfile.TarFile:
+@contextlib.contextmanager
+def _open_tar(dest: Path | IO[bytes]) -> Iterator[tarfile.TarFile]:
+    """A tar writer on ``dest``: a stream, or a path written atomically (:func:`atomic_output`)."""
     if isinstance(dest, Path | str):
-        Path(dest).parent.mkdir(parents=True, exist_ok=True)
-        return tarfile.open(Path(dest), mode="w", format=tarfile.USTAR_FORMAT)
-    return tarfile.open(fileobj=dest, mode="w", format=tarfile.USTAR_FORMAT)
+        with (
+            atomic_output(Path(dest)) as f,
+            tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tf,
+        ):
+            yield tf
+        return
+    with tarfile.open(fileobj=dest, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        yield tf
 
 
 def _add_blob(tf: tarfile.TarFile, name: str, desc: Descriptor, blobs: BlobReader) -> None:

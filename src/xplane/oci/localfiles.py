@@ -24,7 +24,8 @@ from typing import Any
 
 from xplane.oci.archive import ArchiveLimits, load_archive
 from xplane.oci.cache import ImageCache, atomic_write
-from xplane.oci.errors import InvalidReferenceError, OCIError
+from xplane.oci.errors import OCIError
+from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.models import Platform
 from xplane.oci.pull import Image, image_from_cache
 from xplane.oci.reference import Reference
@@ -48,12 +49,12 @@ def _remembered(
     cache: ImageCache, note: Path, path: Path, stamp: dict[str, int], platform: Platform | None
 ) -> Image | None:
     try:
-        doc: Any = json.loads(note.read_bytes())
+        doc: Any = loads_bounded(note.read_bytes(), what=f"file note {note}")
         if doc.get("path") != str(path) or doc.get("stamp") != stamp:
             return None
         ref = Reference.parse(str(doc["reference"]))
         digest = str(doc["digest"])
-    except (OSError, ValueError, KeyError, AttributeError, InvalidReferenceError):
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, OCIError):
         return None  # no note, or a damaged one: load the file again
     return image_from_cache(cache, ref, digest, platform)
 
@@ -91,7 +92,7 @@ def forget_missing(cache: ImageCache) -> int:
     notes = cache.root / NOTES_DIR
     for note in notes.glob("*.json") if notes.is_dir() else ():
         try:
-            digest = str(json.loads(note.read_bytes())["digest"])
+            digest = str(loads_bounded(note.read_bytes(), what=f"file note {note}")["digest"])
             gone = not cache.has_blob(digest)
         except (OSError, ValueError, KeyError, TypeError, OCIError):
             gone = True

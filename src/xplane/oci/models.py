@@ -4,17 +4,21 @@ Value types with parsing in classmethods and no I/O. Both the OCI image spec and
 schema 2 are read (they share one JSON shape); Docker schema 1 is rejected with a clear error.
 Platform selection follows go-containerregistry, which Crossplane uses: a child of an index
 without a ``platform`` counts as ``linux/amd64``.
+
+Documents come from registries, archives and the cache, so they are untrusted: JSON is parsed with
+a depth bound (:mod:`xplane.oci.jsonbound`) and every field is type-checked, so malformed input
+raises :class:`ManifestError` and nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from xplane.oci.errors import ManifestError
+from xplane.oci.jsonbound import loads_bounded
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -44,6 +48,36 @@ _DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
 def sha256_digest(data: bytes) -> str:
     """``sha256:<hex>`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    """A JSON list of strings (``null`` for none) as a tuple; :class:`ManifestError` otherwise."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"invalid {what}: want a list of strings, got {_shown(value)}")
+    return tuple(value)
+
+
+def _string_map(value: Any, what: str) -> dict[str, str]:
+    """A JSON object of strings (``null`` for none) as a dict; :class:`ManifestError` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ManifestError(f"invalid {what}: want an object of strings, got {_shown(value)}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _optional_string(value: Any, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ManifestError(f"invalid {what}: want a string, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A short description of a JSON value for an error message (never the whole value)."""
+    kind = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value))
+    return kind or ("null" if value is None else f"the number {value!r}"[:40])
 
 
 def new_hasher(digest: str) -> Any:
@@ -85,11 +119,11 @@ class Platform:
         if not isinstance(d, Mapping):
             raise ManifestError("invalid platform: not a JSON object")
         return cls(
-            os=str(d.get("os", "")),
-            architecture=str(d.get("architecture", "")),
-            variant=d.get("variant") or None,
-            os_version=d.get("os.version") or None,
-            os_features=tuple(d.get("os.features") or ()),
+            os=_optional_string(d.get("os"), "platform os") or "",
+            architecture=_optional_string(d.get("architecture"), "platform architecture") or "",
+            variant=_optional_string(d.get("variant"), "platform variant"),
+            os_version=_optional_string(d.get("os.version"), "platform os.version"),
+            os_features=_strings(d.get("os.features"), "platform os.features"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -150,13 +184,13 @@ class Descriptor:
             raise ManifestError(f"invalid descriptor {digest}: annotations must be an object")
         platform = d.get("platform")
         return cls(
-            media_type=str(d.get("mediaType", "")),
+            media_type=_optional_string(d.get("mediaType"), f"descriptor {digest} mediaType") or "",
             digest=digest,
             size=size,
             annotations={str(k): str(v) for k, v in annotations.items()},
             platform=Platform.from_json(platform) if platform is not None else None,
-            urls=tuple(str(u) for u in d.get("urls") or ()),
-            artifact_type=d.get("artifactType") or None,
+            urls=_strings(d.get("urls"), f"descriptor {digest} urls"),
+            artifact_type=_optional_string(d.get("artifactType"), f"descriptor {digest} artifactType"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -186,6 +220,8 @@ class Manifest:
     @classmethod
     def from_json(cls, d: Mapping[str, Any], media_type: str | None = None) -> Manifest:
         """Parse an image manifest object."""
+        if not isinstance(d, Mapping):
+            raise ManifestError("invalid image manifest: not a JSON object")
         mt = _media_type(d, media_type)
         if mt not in IMAGE_MANIFEST_TYPES:
             raise ManifestError(f"not an image manifest: media type {mt!r}")
@@ -197,7 +233,7 @@ class Manifest:
             media_type=mt,
             config=Descriptor.from_json(config),
             layers=tuple(Descriptor.from_json(x) for x in layers),
-            annotations=dict(d.get("annotations") or {}),
+            annotations=_string_map(d.get("annotations"), "manifest annotations"),
             raw=d,
         )
 
@@ -214,6 +250,8 @@ class Index:
     @classmethod
     def from_json(cls, d: Mapping[str, Any], media_type: str | None = None) -> Index:
         """Parse an index object."""
+        if not isinstance(d, Mapping):
+            raise ManifestError("invalid image index: not a JSON object")
         mt = _media_type(d, media_type)
         if mt not in INDEX_TYPES:
             raise ManifestError(f"not an image index: media type {mt!r}")
@@ -223,7 +261,7 @@ class Index:
         return cls(
             media_type=mt,
             manifests=tuple(Descriptor.from_json(x) for x in manifests),
-            annotations=dict(d.get("annotations") or {}),
+            annotations=_string_map(d.get("annotations"), "index annotations"),
             raw=d,
         )
 
@@ -255,12 +293,10 @@ def parse_manifest(data: bytes, media_type: str | None = None) -> Manifest | Ind
     """Parse manifest bytes into a :class:`Manifest` or an :class:`Index`.
 
     ``media_type`` is the ``Content-Type`` the registry sent, used when the JSON has no
-    ``mediaType`` field (allowed by OCI).
+    ``mediaType`` field (allowed by OCI). Raises :class:`ManifestError` for anything malformed,
+    JSON nested deeper than :data:`~xplane.oci.jsonbound.DEFAULT_MAX_DEPTH` included.
     """
-    try:
-        d = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ManifestError(f"manifest is not valid JSON: {e}") from None
+    d = loads_bounded(data, what="manifest")
     if not isinstance(d, dict):
         raise ManifestError("manifest is not a JSON object")
     mt = _media_type(d, media_type)
@@ -280,6 +316,8 @@ def _media_type(d: Mapping[str, Any], fallback: str | None) -> str:
     mt = d.get("mediaType")
     if isinstance(mt, str) and mt:
         return mt
+    if mt is not None and not isinstance(mt, str):
+        raise ManifestError(f"invalid mediaType: want a string, got {_shown(mt)}")
     fb = (fallback or "").split(";")[0].strip()
     if fb in INDEX_TYPES or fb in IMAGE_MANIFEST_TYPES:
         return fb

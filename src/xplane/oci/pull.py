@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from xplane.oci._parallel import for_each
-from xplane.oci.cache import ImageCache
+from xplane.oci.cache import MAX_JSON_BLOB_BYTES, ImageCache
 from xplane.oci.errors import (
     BlockedRegistryError,
     CacheMissError,
@@ -36,6 +35,7 @@ from xplane.oci.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
+from xplane.oci.limits import activate, current_deadline
 from xplane.oci.models import (
     DEFAULT_PLATFORM,
     Descriptor,
@@ -129,12 +129,9 @@ _NO_PROGRESS = PullProgress()
 
 
 def _load_json(cache: ImageCache, digest: str) -> Mapping[str, Any]:
-    try:
-        doc = json.loads(cache.read_blob(digest))
-    except ValueError as e:
-        raise ManifestError(f"cached blob {digest} is not valid JSON: {e}") from None
+    doc = cache.read_json(digest, what=f"image config {digest}")  # size- and depth-bounded
     if not isinstance(doc, dict):
-        raise ManifestError(f"cached blob {digest} is not a JSON object")
+        raise ManifestError(f"image config {digest} is not a JSON object")
     return doc
 
 
@@ -147,8 +144,7 @@ def image_from_cache(
     :class:`ManifestError` when the index offers no such platform.
     """
     try:
-        top = cache.read_blob(digest)
-        parsed = parse_manifest(top)
+        parsed = parse_manifest(_read_manifest(cache, digest))
         index_doc: Mapping[str, Any] | None = None
         chosen: Platform | None = None
         if isinstance(parsed, Index):
@@ -157,7 +153,7 @@ def image_from_cache(
             chosen = child.platform or DEFAULT_PLATFORM
             if not cache.has_blob(child.digest):
                 return None
-            parsed = parse_manifest(cache.read_blob(child.digest), child.media_type)
+            parsed = parse_manifest(_read_manifest(cache, child.digest), child.media_type)
             if isinstance(parsed, Index):
                 raise ManifestError(f"nested image indexes are not supported ({child.digest} in {digest})")
             manifest_digest = child.digest
@@ -190,6 +186,17 @@ def image_from_cache(
         index=index_doc,
         cache=cache,
     )
+
+
+def _read_manifest(cache: ImageCache, digest: str) -> bytes:
+    """A cached manifest or index, refused unread when it is larger than any manifest may be."""
+    size = cache.blob_size(digest)
+    if size is not None and size > MAX_JSON_BLOB_BYTES:
+        raise ManifestError(
+            f"cached manifest {digest} is {size} bytes, over the {MAX_JSON_BLOB_BYTES >> 20} MiB a manifest may have",
+            hint="the reference names a layer or a damaged blob; remove it with 'xp cache rm REF'",
+        )
+    return cache.read_blob(digest)
 
 
 def _record(cache: ImageCache, ref: Reference, digest: str, source: str) -> None:
@@ -274,13 +281,15 @@ def _fetch(
     from xplane.oci.mirrors import pull_sources, registries_of  # registries.conf rules: only when contacting
 
     sources = pull_sources(ref, registries_of(client.config))
-    with cache.writer():
+    with cache.writer(), client.pull_deadline(ref).active():  # one deadline for the whole pull
         top, served_by = _fetch_first(ref, sources, cache, client, platform, progress, concurrency)
         cache.sync()
+        # Read the image back as every later use will (manifests and config parsed, sizes checked)
+        # before recording it: a tag never names an image that does not load.
+        image = image_from_cache(cache, ref, top, platform)
+        if image is None:  # pragma: no cover - only if blobs are deleted by hand during the pull
+            raise CacheMissError(f"{ref} vanished from the cache while it was being pulled; try again")
         _record(cache, ref, top, f"mirror:{served_by.reference.name}" if served_by.mirror else "registry")
-    image = image_from_cache(cache, ref, top, platform)
-    if image is None:  # pragma: no cover - only if pruned by hand between the lines above
-        raise CacheMissError(f"{ref} vanished from the cache while it was being pulled; try again")
     progress.done(image, from_cache=False)
     return image
 
@@ -352,8 +361,11 @@ def _fetch_from(
     seen: set[str] = set()
     unique = [b for b in blobs if not (b.digest in seen or seen.add(b.digest))]  # type: ignore[func-returns-value]
 
+    deadline = current_deadline()  # worker threads work under the pull's deadline too
+
     def fetch_one(desc: Descriptor) -> None:
-        _fetch_blob(cache, client, pinned, desc, progress)
+        with activate(deadline):
+            _fetch_blob(cache, client, pinned, desc, progress)
 
     for_each(unique, fetch_one, concurrency)
     return top
@@ -386,7 +398,7 @@ def _fetch_blob(
             progress.blob_advance(desc, n)
 
         with cache.temp_blob(desc.digest, size=desc.size, verified_by_writer=True) as w:
-            client.fetch_blob(ref, desc.digest, cast(BinaryIO, w), progress=advance)
+            client.fetch_blob(ref, desc.digest, cast(BinaryIO, w), size=desc.size, progress=advance)
         progress.blob_done(desc)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xplane.oci.errors import ConfigError
+from xplane.oci.limits import DEFAULT_MIN_TRANSFER_RATE, DEFAULT_PULL_TIMEOUT, parse_duration, parse_rate
 from xplane.oci.registriesconf import (
     ConfRegistry,
     _Entry,
@@ -49,7 +50,7 @@ class SettingKey:
 
     name: str  # as written in the file
     field: str  # the RegistrySettings field it sets
-    value: str  # "bool", "path" or "paths" (a list of paths)
+    value: str  # "bool", "path", "paths" (a list of paths), "duration" or "rate"
 
 
 #: Every key a registry entry in xplane's config.yaml accepts (docs/registries.md). Error hints that
@@ -63,9 +64,12 @@ SETTING_KEYS: Mapping[str, SettingKey] = {
         SettingKey("caFiles", "ca_files", "paths"),
         SettingKey("clientCert", "client_cert", "path"),
         SettingKey("clientKey", "client_key", "path"),
+        SettingKey("pullTimeout", "pull_timeout", "duration"),
+        SettingKey("minTransferRate", "min_transfer_rate", "rate"),
     )
 }
-_EXAMPLE_VALUES = {"bool": "true", "path": "FILE", "paths": "[FILE, ...]"}
+_EXAMPLE_VALUES = {"bool": "true", "path": "FILE", "paths": "[FILE, ...]", "duration": "30m", "rate": "256"}
+_PARSERS: Mapping[str, Any] = {"duration": parse_duration, "rate": parse_rate}
 
 
 def config_keys(field: str) -> tuple[str, ...]:
@@ -100,6 +104,10 @@ class RegistrySettings:
     source: str = "defaults"
     http_fallback: bool = False
     """registries.conf ``insecure = true``: HTTPS without verification, else plain HTTP (see docs)."""
+    pull_timeout: float = DEFAULT_PULL_TIMEOUT
+    """Seconds a whole pull of an image named with this registry may take (0: no limit)."""
+    min_transfer_rate: int = DEFAULT_MIN_TRANSFER_RATE
+    """Bytes per second a response from this host must average (0: no minimum); see docs."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,16 @@ class RegistryOverrides:
     ca_file: Path | None = None
     insecure_skip_verify: bool = False
     plain_http: bool = False
+    pull_timeout: float | None = None
+    min_transfer_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class _XplaneEntry(_Entry):
+    """An entry of xplane's config.yaml: registries.conf's settings plus xplane's own."""
+
+    pull_timeout: float | None = None
+    min_transfer_rate: int | None = None
 
 
 @dataclass
@@ -164,7 +182,8 @@ class RegistryConfig:
             self._cache[host] = settings
         return settings
 
-    def _merge(self, host: str) -> RegistrySettings:
+    def _from_files(self, host: str) -> tuple[RegistrySettings, list[str]]:
+        """The settings the files give ``host`` (no command-line flags), and the files that did."""
         entries: list[_Entry] = []
         certs = read_certs_d(self.certs_d_roots, host)
         if certs is not None:
@@ -186,8 +205,22 @@ class RegistryConfig:
                 s = replace(s, ca_files=(*s.ca_files, *e.ca_files))
             if e.client_cert is not None:
                 s = replace(s, client_cert=e.client_cert, client_key=e.client_key)
+            if isinstance(e, _XplaneEntry) and e.pull_timeout is not None:
+                s = replace(s, pull_timeout=e.pull_timeout)
+            if isinstance(e, _XplaneEntry) and e.min_transfer_rate is not None:
+                s = replace(s, min_transfer_rate=e.min_transfer_rate)
+        return s, sources
+
+    def _merge(self, host: str) -> RegistrySettings:
+        s, sources = self._from_files(host)
         o = self.overrides
-        if o is not None and (o.ca_file or o.insecure_skip_verify or o.plain_http):
+        if o is not None and (
+            o.ca_file
+            or o.insecure_skip_verify
+            or o.plain_http
+            or o.pull_timeout is not None
+            or o.min_transfer_rate is not None
+        ):
             sources.append("command-line flags")
             if o.plain_http:
                 s = replace(s, plain_http=True, http_fallback=False)
@@ -195,7 +228,19 @@ class RegistryConfig:
                 s = replace(s, insecure_skip_verify=True)
             if o.ca_file is not None:
                 s = replace(s, ca_files=(*s.ca_files, o.ca_file))
+            if o.pull_timeout is not None:
+                s = replace(s, pull_timeout=o.pull_timeout)
+            if o.min_transfer_rate is not None:
+                s = replace(s, min_transfer_rate=o.min_transfer_rate)
         return replace(s, source="; ".join(sources) or "defaults")
+
+    def plain_http_by_name(self, host: str) -> bool:
+        """True when a file names ``host`` for plain HTTP (``plainHTTP: true``); flags do not count.
+
+        The token-realm rule uses it: ``--plain-http`` covers the registries a command talks to,
+        not every host a registry's challenge may point credentials at.
+        """
+        return self._from_files(host)[0].plain_http
 
 
 # -- locations ----------------------------------------------------------------------------------
@@ -304,6 +349,11 @@ def _registry_entry(path: Path, hnode: yaml.Node, snode: yaml.Node) -> _Entry:
             raise _err(path, knode, f"unknown setting {name!r} for {hnode.value!r} (known: {known})")
         if key.value == "bool":
             kw[key.field] = _bool(path, vnode, name)
+        elif key.value in _PARSERS:
+            try:
+                kw[key.field] = _PARSERS[key.value](_scalar(path, vnode, name))
+            except ValueError as e:
+                raise _err(path, vnode, f"{name}: {e}") from None
         elif key.field == "ca_files":
             if key.value == "path":
                 ca.append(_path(path, vnode, name))
@@ -317,7 +367,7 @@ def _registry_entry(path: Path, hnode: yaml.Node, snode: yaml.Node) -> _Entry:
         raise _err(path, hnode, f"{hnode.value!r}: clientCert and clientKey must be given together")
     if kw.get("plain_http") and (ca or "client_cert" in kw):
         raise _err(path, hnode, f"{hnode.value!r}: plainHTTP cannot be combined with TLS files")
-    return _Entry(source=f"{path}:{hnode.start_mark.line + 1}", ca_files=tuple(ca), **kw)
+    return _XplaneEntry(source=f"{path}:{hnode.start_mark.line + 1}", ca_files=tuple(ca), **kw)
 
 
 def read_certs_d(roots: tuple[Path, ...], host: str) -> _Entry | None:

@@ -1,30 +1,29 @@
-"""HTTP transport to one registry host: TLS from its settings, timeouts, bounded retries.
+"""HTTP transport to one registry host: TLS from its settings, timeouts, bounded retries and reads.
 
 One :class:`HostSession` per host wraps an ``httpx.Client`` built from the host's
 ``RegistrySettings``: HTTPS with the settings' ``SSLContext`` unless the settings say
 ``plain_http`` (never guessed, not even for loopback), the ``xplane/<version>`` User-Agent, and
 retries with exponential backoff on connection failures, 429 and 5xx, honouring ``Retry-After``,
-inside a total time budget so that a dead registry fails in seconds. Connection and TLS failures
-become :class:`RegistryUnavailableError` / :class:`TLSError` naming the registry and what to try.
+inside a total time budget so that a dead registry fails in seconds, and inside the current
+pull's deadline (:mod:`xplane.oci.limits`). Connection and TLS failures become
+:class:`RegistryUnavailableError` / :class:`TLSError` naming the registry and what to try.
 
-Also the body plumbing of the blob fast path: :func:`body_chunks` (the connection's own chunks,
-no re-chunking copies), :class:`BlobSink` (write and hash in one pass, hashing large blobs on a
-helper thread), and the small helpers the client shares (:func:`read_limited`, :func:`rewind`...).
+Every body is read with a cap (:mod:`xplane.oci.bodies`): a response the caller does not stream
+is read here, up to its cap, and handed back already read; error pages are read up to
+:data:`~xplane.oci.limits.MAX_ERROR_BODY` and no further, whatever their size.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if "httpx" not in sys.modules:
     # httpx's __init__ imports its optional command-line tool, which loads click, rich and pygments
@@ -35,16 +34,26 @@ if "httpx" not in sys.modules:
 import httpx
 
 from xplane._version import __version__
+from xplane.oci.bodies import Body, buffered, read_prefix
 from xplane.oci.errors import (
     DigestMismatchError,
-    ManifestError,
     NotFoundError,
     OCIError,
     RegistryError,
     RegistryUnavailableError,
+    ResponseTooLargeError,
     TLSError,
 )
-from xplane.oci.models import new_hasher
+from xplane.oci.jsonbound import loads_bounded
+from xplane.oci.limits import (
+    MAX_ERROR_BODY,
+    MAX_SMALL_BODY,
+    Deadline,
+    TransferMeter,
+    current_deadline,
+    format_size,
+)
+from xplane.oci.netio import RegistryTransport
 from xplane.oci.settings import config_hint, config_keys
 
 if TYPE_CHECKING:
@@ -56,12 +65,7 @@ USER_AGENT = f"xplane/{__version__}"
 DOCKER_HUB_HOSTS = frozenset({"index.docker.io", "docker.io", "registry-1.docker.io"})
 DOCKER_HUB_API = "registry-1.docker.io"
 
-READ_CHUNK = 1 << 20
-THREADED_HASH_MIN = 8 << 20  # blobs at least this large are hashed on a helper thread
-HASH_BATCH = 1 << 20  # bytes handed to that thread at a time
-
-Body = bytes | Callable[[], Iterable[bytes]] | None
-"""A request body: bytes, or a factory of a fresh chunk iterator (called again on each retry)."""
+MAX_REDIRECTS = 20  # httpx's default; a blob redirect loop ends here
 
 
 class SettingsLike(Protocol):
@@ -79,6 +83,10 @@ class SettingsLike(Protocol):
     def source(self) -> str: ...
     @property
     def http_fallback(self) -> bool: ...
+    @property
+    def min_transfer_rate(self) -> int: ...
+    @property
+    def pull_timeout(self) -> float: ...
 
 
 def api_host(registry: str) -> str:
@@ -92,6 +100,9 @@ class RetryPolicy:
 
     The wait before retry *n* (1-based) is ``backoff * 2**(n-1)`` capped at ``max_backoff``, or the
     server's ``Retry-After`` when it sent one (a ``Retry-After`` beyond the budget ends retrying).
+    Inside a pull, no retry starts that could not finish its wait before the pull's deadline.
+    ``rate_window`` is the span over which a response must average the host's minimum transfer
+    rate (``minTransferRate``).
     """
 
     max_attempts: int = 4
@@ -101,6 +112,7 @@ class RetryPolicy:
     connect_timeout: float = 3.0
     read_timeout: float = 60.0
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    rate_window: float = 30.0
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -156,7 +168,10 @@ def _https_only_answer(resp: httpx.Response) -> str | None:
     """The first line of the 400 page a TLS port gives a plain-HTTP request (Go's net/http, nginx)."""
     if resp.status_code != 400 or resp.request.url.scheme != "http":
         return None
-    body = resp.read()[:1024]  # an error page of a few dozen bytes; later reads get it again
+    try:
+        body = resp.content[:1024]  # error pages are read (up to MAX_ERROR_BODY) before this check
+    except httpx.ResponseNotRead:
+        return None
     if not any(text in body for text in _HTTPS_ONLY_ANSWERS):
         return None
     lines = [ln.strip() for ln in body.decode("utf-8", "replace").splitlines() if ln.strip()]
@@ -196,19 +211,17 @@ class HostSession:
         self.scheme = "http" if settings.plain_http else "https"
         self.base_url = f"{self.scheme}://{api_host(settings.host)}"
         self._sleep = time.sleep
-        kwargs: dict[str, Any] = {}
-        if transport is not None:
-            kwargs["transport"] = transport
-        elif not settings.plain_http:
-            kwargs["verify"] = _make_ssl_context(settings, ssl_context)
-        else:
-            kwargs["verify"] = DeferredTrustContext()
+        if transport is None:
+            context = _make_ssl_context(settings, ssl_context) if not settings.plain_http else None
+            transport = RegistryTransport(context or DeferredTrustContext())
         self.client = httpx.Client(
-            headers={"User-Agent": user_agent or USER_AGENT},
+            # identity: a compressed body is decoded in bounded steps (oci.bodies), never asked for
+            headers={"User-Agent": user_agent or USER_AGENT, "Accept-Encoding": "identity"},
             timeout=self.retry.timeout,
             follow_redirects=False,
+            max_redirects=MAX_REDIRECTS,
             trust_env=False,
-            **kwargs,
+            transport=transport,
         )
 
     def url(self, path: str) -> str:
@@ -229,19 +242,26 @@ class HostSession:
         follow_redirects: bool = False,
         repository: str | None = None,
         retry: bool = True,
+        max_body: int = MAX_SMALL_BODY,
     ) -> httpx.Response:
-        """Send a request, retrying connection errors, 429 and 5xx within the policy.
+        """Send a request, retrying connection errors, 429 and 5xx within the policy and deadline.
 
-        Returns the final response whatever its status (callers map statuses to errors); a
-        streamed response must be closed by the caller. Raises :class:`TLSError` or
-        :class:`RegistryUnavailableError` when the host cannot be reached.
+        Returns the final response whatever its status (callers map statuses to errors). With
+        ``stream`` a successful (2xx) response is returned unread and must be closed by the caller;
+        every other response comes back read: up to ``max_body`` bytes for a 2xx (more is a
+        :class:`ResponseTooLargeError`), the first :data:`MAX_ERROR_BODY` bytes of anything else.
+        Raises :class:`TLSError` or :class:`RegistryUnavailableError` when the host cannot be
+        reached, :class:`PullTimeoutError` when the current pull's deadline passes.
         """
         policy = self.retry if retry else NO_RETRY
+        deadline = current_deadline()
         start = time.monotonic()
         attempt = 0
         full = self.url(url)
         while True:
             attempt += 1
+            if deadline is not None:
+                deadline.check(f"{method} {_safe(full)}", repository)
             content: Any = body() if callable(body) else body
             request = self.client.build_request(
                 method,
@@ -251,9 +271,21 @@ class HostSession:
                 params=httpx.QueryParams(tuple(params)) if params else None,
             )
             sent = time.monotonic()
+            wait: float | None = None
             try:
-                response = self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+                response = self._send_following(request, follow_redirects)
+                if response.status_code in policy.retry_statuses:
+                    ra = parse_retry_after(response.headers.get("Retry-After"))
+                    wait = policy.delay(attempt, ra)
+                    if not self._may_retry(policy, attempt, start, wait, deadline):
+                        wait = None
+                if wait is None:
+                    response = self._settle(response, method, stream, max_body, repository)
+            except httpx.TooManyRedirects:
+                raise self._redirect_loop(method, full, repository) from None
             except httpx.TransportError as exc:
+                if deadline is not None and deadline.expired():
+                    raise deadline.error(f"{method} {_safe(full)}", repository) from exc
                 tls = _ssl_cause(exc)
                 if tls is not None and self._fall_back_to_http(tls):
                     full = (
@@ -266,7 +298,7 @@ class HostSession:
                 if tls is not None:
                     raise self._tls_error(tls, repository) from None
                 wait = policy.delay(attempt)
-                if not self._may_retry(policy, attempt, start, wait):
+                if not self._may_retry(policy, attempt, start, wait, deadline):
                     raise self._unavailable(exc, attempt, repository) from None
                 log.debug(
                     "%s %s: %s; retry %d in %.2fs", method, _safe(full), type(exc).__name__, attempt, wait
@@ -280,14 +312,10 @@ class HostSession:
                 response.status_code,
                 (time.monotonic() - sent) * 1000,
             )
-            answer = _https_only_answer(response)
-            if answer is not None:
-                response.close()
-                raise self._https_only_error(answer, repository)
-            if response.status_code not in policy.retry_statuses:
-                return response
-            wait = policy.delay(attempt, parse_retry_after(response.headers.get("Retry-After")))
-            if not self._may_retry(policy, attempt, start, wait):
+            if wait is None:
+                answer = _https_only_answer(response)
+                if answer is not None:
+                    raise self._https_only_error(answer, repository)
                 return response
             response.close()
             log.debug(
@@ -295,11 +323,100 @@ class HostSession:
             )
             self._sleep(wait)
 
+    def _send_following(self, request: httpx.Request, follow: bool) -> httpx.Response:
+        """``request``'s response, unread; with ``follow``, that of the redirects after it.
+
+        Redirects are followed here rather than by httpx, which reads each redirect's body whole:
+        a redirect's body is never read. ``Authorization`` goes only to the same origin, as httpx
+        does; after :data:`MAX_REDIRECTS` redirects, ``httpx.TooManyRedirects``.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.client.send(request, stream=True)
+            location = response.headers.get("Location")
+            if not (follow and response.is_redirect and location):
+                return response
+            response.close()
+            try:
+                url = request.url.join(location)
+            except httpx.InvalidURL:
+                raise httpx.RemoteProtocolError(f"redirect to an invalid URL {location[:200]!r}") from None
+            status, old = response.status_code, request.url
+            log.debug(
+                "%s %s: HTTP %d, redirected to %s", request.method, _safe(str(old)), status, _safe(str(url))
+            )
+            if url.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"redirect to a {url.scheme!r} URL", request=request)
+            dropped = {"host", "content-length"}
+            if (url.scheme, url.host, url.port) != (old.scheme, old.host, old.port):
+                dropped.add("authorization")  # credentials stay with the origin they were meant for
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+            method = "GET" if status == 303 and request.method != "HEAD" else request.method
+            request = self.client.build_request(method, url, headers=headers)
+        raise httpx.TooManyRedirects("too many redirects", request=request)
+
+    def _settle(
+        self, response: httpx.Response, method: str, stream: bool, max_body: int, repository: str | None
+    ) -> httpx.Response:
+        """``response`` as :meth:`send` returns it: unread if streamed and 2xx, else read with a cap."""
+        if method == "HEAD":  # no body: reading completes the response, so the connection is reused
+            try:
+                read_prefix(response, MAX_ERROR_BODY)
+            finally:
+                response.close()
+            return response
+        if stream and response.is_success:
+            return response
+        limit = max_body if response.is_success else MAX_ERROR_BODY
+        what = f"the answer to {method} {_safe(str(response.request.url))}"
+        try:
+            data, complete = read_prefix(response, limit, self.meter(what, repository))
+        finally:
+            response.close()
+        if not complete and response.is_success:
+            raise ResponseTooLargeError(
+                f"{self.registry} answered {method} {_safe(str(response.request.url))} with more than "
+                f"{format_size(limit)}; refusing to read it",
+                registry=self.registry,
+                repository=repository,
+                status=response.status_code,
+                hint="the registry (or a proxy in front of it) is misbehaving; report it to its operator",
+            )
+        return buffered(response, data)
+
+    def meter(self, what: str, repository: str | None = None) -> TransferMeter:
+        """A :class:`TransferMeter` for one body from this host (its minimum rate, the deadline)."""
+        rate = self.settings.min_transfer_rate
+        return TransferMeter(
+            rate,
+            self.retry.rate_window,
+            what=what,
+            registry=self.registry,
+            repository=repository,
+            hint=(
+                f"the registry or the network path to it is stalling; to accept slower transfers, lower "
+                f"--min-transfer-rate or set {config_hint('min_transfer_rate', self.settings.host)} "
+                "(0 turns the minimum off)"
+            ),
+        )
+
     @staticmethod
-    def _may_retry(policy: RetryPolicy, attempt: int, start: float, wait: float) -> bool:
+    def _may_retry(
+        policy: RetryPolicy, attempt: int, start: float, wait: float, deadline: Deadline | None = None
+    ) -> bool:
         if attempt >= policy.max_attempts:
             return False
+        if deadline is not None and wait >= deadline.remaining():
+            return False
         return time.monotonic() - start + wait <= policy.budget
+
+    def _redirect_loop(self, method: str, url: str, repository: str | None) -> RegistryError:
+        return RegistryUnavailableError(
+            f"{self.registry} redirected {method} {_safe(url)} more than {MAX_REDIRECTS} times "
+            "(a redirect loop); gave up",
+            registry=self.registry,
+            repository=repository,
+            hint="the registry or its storage backend is misconfigured; report it to the registry operator",
+        )
 
     def _fall_back_to_http(self, cause: BaseException) -> bool:
         """registries.conf ``insecure = true`` allows plain HTTP when the host does not speak TLS."""
@@ -406,127 +523,6 @@ class DeferredTrustContext(ssl.SSLContext):
         return super().wrap_bio(*args, **kwargs)
 
 
-class BlobSink:
-    """Writes a blob body to ``dest`` and hashes it, in one pass over the data.
-
-    With ``threaded`` (large blobs) the hashing runs on a helper thread, about 1 MiB at a time,
-    while this thread receives and writes the next batch: hashlib releases the GIL, so on a
-    64 MiB layer most of the ~40 ms of SHA-256 overlaps with the network reads and file writes.
-    At most two batches are in flight, and batches are hashed in order.
-    """
-
-    def __init__(
-        self,
-        digest: str,
-        dest: BinaryIO,
-        progress: Callable[[int], None] | None,
-        *,
-        threaded: bool = False,
-    ) -> None:
-        self.hasher = new_hasher(digest)
-        self.written = 0
-        self._dest = dest
-        self._progress = progress
-        self._batch: list[bytes] = []
-        self._batch_bytes = 0
-        self._pending: Future[None] | None = None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="xplane-hash") if threaded else None
-
-    def write(self, chunk: bytes) -> None:
-        """Write ``chunk`` to the destination and hash it (now, or on the helper thread)."""
-        self._dest.write(chunk)
-        self.written += len(chunk)
-        if self._progress is not None:
-            self._progress(len(chunk))
-        if self._pool is None:
-            self.hasher.update(chunk)
-            return
-        self._batch.append(chunk)
-        self._batch_bytes += len(chunk)
-        if self._batch_bytes >= HASH_BATCH:
-            self._submit()
-
-    def _submit(self) -> None:
-        assert self._pool is not None
-        if self._pending is not None:
-            self._pending.result()
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
-        self._pending = self._pool.submit(_hash_all, self.hasher, batch)
-
-    def finish(self) -> None:
-        """Wait until everything written so far is hashed."""
-        if self._pool is None:
-            return
-        if self._batch:
-            self._submit()
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def close(self) -> None:
-        """Stop the helper thread (waits for a batch being hashed). Idempotent."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-
-def _hash_all(hasher: Any, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        hasher.update(chunk)
-
-
-def content_length(resp: httpx.Response) -> int:
-    """The response's ``Content-Length``, or 0 when it has none."""
-    value = resp.headers.get("Content-Length", "")
-    return int(value) if value.isdigit() else 0
-
-
-def body_chunks(resp: httpx.Response) -> Iterator[bytes]:
-    """The body as the connection delivers it (no re-chunking copies); decoded only when the
-    server applied a ``Content-Encoding`` (registries do not for blobs, but a proxy might)."""
-    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
-    return resp.iter_raw() if encoding in ("", "identity") else resp.iter_bytes()
-
-
-def read_limited(resp: httpx.Response, limit: int, what: str) -> bytes:
-    """The whole (small) body; :class:`ManifestError` once it passes ``limit`` bytes."""
-    buf = bytearray()
-    for chunk in resp.iter_bytes(READ_CHUNK):
-        buf += chunk
-        if len(buf) > limit:
-            raise ManifestError(f"{what} is larger than {limit} bytes; refusing to read it")
-    return bytes(buf)
-
-
-def tell(f: BinaryIO) -> int | None:
-    """``f``'s position when it can be rewound to it, else None."""
-    try:
-        return f.tell() if f.seekable() else None
-    except (OSError, AttributeError, ValueError):
-        return None
-
-
-def rewind(f: BinaryIO, start: int | None) -> None:
-    """Truncate ``f`` back to ``start`` (no-op for None)."""
-    if start is None:
-        return
-    f.seek(start)
-    f.truncate()
-
-
-def chunks_of(source: Callable[[], BinaryIO], progress: Callable[[int], None] | None) -> Body:
-    """A request body that reads ``source()`` afresh on each (re)try, reporting progress."""
-
-    def factory() -> Iterator[bytes]:
-        with source() as stream:
-            while chunk := stream.read(READ_CHUNK):
-                if progress is not None:
-                    progress(len(chunk))
-                yield chunk
-
-    return factory
-
-
 def _make_ssl_context(
     settings: SettingsLike, factory: Callable[[SettingsLike], ssl.SSLContext] | None
 ) -> ssl.SSLContext:
@@ -544,15 +540,18 @@ def _safe(url: str) -> str:
 
 
 def error_details(resp: httpx.Response) -> tuple[set[str], str]:
-    """Distribution error codes and a short ``: CODE: message`` suffix from an error response."""
+    """Distribution error codes and a short ``: CODE: message`` suffix from an error response
+    (from at most its first :data:`MAX_ERROR_BODY` bytes; nothing when they are not such JSON)."""
     try:
-        if not resp.is_stream_consumed:
-            resp.read()
-        doc: Any = json.loads(resp.content[:65536])
+        if resp.is_stream_consumed:
+            data = resp.content[:MAX_ERROR_BODY]
+        else:  # a streamed 2xx the caller did not expect: read no more than an error page
+            data, _ = read_prefix(resp, MAX_ERROR_BODY)
+        doc: Any = loads_bounded(data, what="an error response")
         errors = doc.get("errors") or []
         codes = {str(e.get("code")) for e in errors if isinstance(e, Mapping)}
         parts = [f"{e.get('code')}: {e.get('message')}" for e in errors[:3] if isinstance(e, Mapping)]
-    except (ValueError, AttributeError, httpx.HTTPError):
+    except (ValueError, AttributeError, TypeError, httpx.HTTPError, httpx.StreamError, RegistryError):
         return set(), ""
     text = "; ".join(parts)
     return codes, (f": {text[:300]}" if text else "")

@@ -9,6 +9,12 @@ xplane adds one step between the two: an image whose layer descriptors lost thei
 ``.xpkg`` side-loaded from a docker-save tarball has none) but whose config still carries the
 ``io.crossplane.xpkg:<digest>`` labels is read from the labelled layer directly. Contents are the
 same as the flatten fallback would give; it just avoids reading runtime layers.
+
+Layers are untrusted, so reading them is bounded: tar entries are streamed and counted, and more
+than ``max_entries`` (default :data:`MAX_LAYER_ENTRIES`, ``--max-layer-entries``) in the layers
+read for one package are refused. Nothing is kept per entry beyond the names the flatten needs
+(``tarfile`` itself would keep every entry it passed: a layer of a million empty files took
+600 MB and 22 s).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from xplane.xpkg.errors import PackageError
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 
 MAX_PACKAGE_SIZE = 200 << 20
+MAX_LAYER_ENTRIES = 100_000
+"""Tar entries read at most while looking for package.yaml, over all layers of one image."""
 PACKAGE_FILE = "package.yaml"
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
@@ -37,6 +45,40 @@ class PackageNotFoundError(PackageError):
 
 class PackageTooLargeError(PackageError):
     """``package.yaml`` is larger than the limit Crossplane reads (200 MiB)."""
+
+
+class TooManyEntriesError(PackageError):
+    """The layers hold more tar entries than ``max_entries`` before package.yaml is found."""
+
+
+class _EntryBudget:
+    """Tar entries left to read for one package."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.read = 0
+
+    def take(self, where: str) -> None:
+        self.read += 1
+        if self.read > self.limit:
+            raise TooManyEntriesError(
+                f"{where}: more than {self.limit} tar entries read while looking for package.yaml; "
+                "refusing a possible tar bomb",
+                hint="raise --max-layer-entries (max_entries) if the image is trusted",
+            )
+
+
+class _StreamingTar(tarfile.TarFile):
+    """A forward-only tar reader that keeps no list of the entries it has passed.
+
+    ``TarFile`` appends every entry it reads to ``members`` (for random access), even in stream
+    mode, where it can never seek back; this reader drops them as it goes.
+    """
+
+    def next(self) -> tarfile.TarInfo | None:
+        member = super().next()
+        self.members.clear()  # type: ignore[attr-defined]  # undeclared in typeshed
+        return member
 
 
 def base_layer_index(layers: Sequence[Descriptor], config: dict[str, object] | None = None) -> int | None:
@@ -52,8 +94,11 @@ def base_layer_index(layers: Sequence[Descriptor], config: dict[str, object] | N
     return None
 
 
-def _open_layer(path: Path) -> IO[bytes]:
-    f = path.open("rb")
+def _open_layer(path: Path, where: str) -> IO[bytes]:
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise _unreadable(where, e) from e
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
@@ -64,7 +109,7 @@ def _open_layer(path: Path) -> IO[bytes]:
     return f
 
 
-_READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError)
 
 
 def _unreadable(where: str, e: BaseException) -> PackageError:
@@ -74,11 +119,14 @@ def _unreadable(where: str, e: BaseException) -> PackageError:
     )
 
 
-def _members(path: Path, where: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    with _open_layer(path) as raw:
+def _members(
+    path: Path, where: str, budget: _EntryBudget
+) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    with _open_layer(path, where) as raw:
         try:
-            with tarfile.open(fileobj=raw, mode="r|") as tf:
+            with _StreamingTar.open(fileobj=raw, mode="r|") as tf:
                 for member in tf:
+                    budget.take(where)
                     yield member, tf
         except _READ_ERRORS as e:
             raise _unreadable(where, e) from e
@@ -105,28 +153,38 @@ def _clean(name: str) -> str:
 
 
 def read_package_yaml(
-    layer_paths: Sequence[Path], layers: Sequence[Descriptor], config: dict[str, object] | None = None
+    layer_paths: Sequence[Path],
+    layers: Sequence[Descriptor],
+    config: dict[str, object] | None = None,
+    *,
+    max_entries: int = MAX_LAYER_ENTRIES,
 ) -> bytes:
-    """The bytes of ``package.yaml`` from an image's layers (blob paths in the same order as ``layers``)."""
+    """The bytes of ``package.yaml`` from an image's layers (blob paths in the same order as ``layers``).
+
+    Raises :class:`TooManyEntriesError` after ``max_entries`` tar entries without finding it.
+    """
+    budget = _EntryBudget(max_entries)
     i = base_layer_index(layers, config)
     if i is not None:
-        for member, tf in _members(layer_paths[i], f"layer {layers[i].digest}"):
+        for member, tf in _members(layer_paths[i], f"layer {layers[i].digest}", budget):
             if member.isreg() and posixpath.basename(member.name) == PACKAGE_FILE:
                 return _read_limited(tf, member, f"layer {layers[i].digest}")
         raise PackageNotFoundError(
             f"package.yaml not found in package: layer {layers[i].digest} is marked as the package "
             "layer but holds no package.yaml"
         )
-    return _flattened_package_yaml(layer_paths, layers)
+    return _flattened_package_yaml(layer_paths, layers, budget)
 
 
-def _flattened_package_yaml(layer_paths: Sequence[Path], layers: Sequence[Descriptor]) -> bytes:
+def _flattened_package_yaml(
+    layer_paths: Sequence[Path], layers: Sequence[Descriptor], budget: _EntryBudget
+) -> bytes:
     """Flatten from the top layer down, honouring whiteouts; the first visible package.yaml wins."""
     seen: set[str] = set()
     hidden: set[str] = set()  # paths deleted (or made opaque) by an upper layer
     for idx in range(len(layers) - 1, -1, -1):
         layer_hidden: set[str] = set()
-        for member, tf in _members(layer_paths[idx], f"layer {layers[idx].digest}"):
+        for member, tf in _members(layer_paths[idx], f"layer {layers[idx].digest}", budget):
             name = _clean(member.name)
             base = posixpath.basename(name)
             parent = posixpath.dirname(name)

@@ -22,6 +22,7 @@ from typing import Any
 
 from xplane.oci.archive import docker_manifest_bytes
 from xplane.oci.models import DOCKER_CONFIG, DOCKER_LAYER, Descriptor
+from xplane.xpkg.errors import PackageError
 
 ANNOTATION_KEY = "io.crossplane.xpkg"
 PACKAGE_ANNOTATION = "base"
@@ -95,15 +96,19 @@ def empty_config() -> dict[str, Any]:
 def package_config(base: Mapping[str, Any] | None, layers: Sequence[Layer]) -> dict[str, Any]:
     """``base`` config (or the empty one) with ``layers`` appended and their xpkg labels added.
 
-    Labels and runtime settings (entrypoint, env, user...) of a runtime base image are kept.
+    Labels and runtime settings (entrypoint, env, user...) of a runtime base image are kept. A base
+    config whose ``rootfs``, ``rootfs.diff_ids``, ``history``, ``config`` or ``config.Labels`` has
+    the wrong JSON type raises :class:`PackageError`.
     """
     cfg = copy.deepcopy(dict(base)) if base is not None else empty_config()
-    rootfs = cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    rootfs = _field(cfg, "rootfs", dict, {"type": "layers", "diff_ids": []})
     rootfs.setdefault("type", "layers")
-    diff_ids = rootfs.setdefault("diff_ids", [])
-    history = cfg.setdefault("history", [])
-    inner = cfg.setdefault("config", {})
+    diff_ids = _field(rootfs, "diff_ids", list, [], "rootfs.")
+    history = _field(cfg, "history", list, [])
+    inner = _field(cfg, "config", dict, {})
     labels = inner.get("Labels") or {}
+    if not isinstance(labels, dict):
+        raise PackageError("the runtime image config's 'config.Labels' is not a JSON object")
     for layer in layers:
         diff_ids.append(layer.diff_id)
         history.append({"created": "0001-01-01T00:00:00Z"})
@@ -114,6 +119,16 @@ def package_config(base: Mapping[str, Any] | None, layers: Sequence[Layer]) -> d
     return cfg
 
 
+def _field(obj: dict[str, Any], key: str, kind: type, default: Any, prefix: str = "") -> Any:
+    """``obj[key]`` (set to ``default`` when absent or null), which must be of JSON type ``kind``."""
+    if obj.get(key) is None:
+        obj[key] = default
+    if not isinstance(obj[key], kind):
+        what = "an object" if kind is dict else "a list"
+        raise PackageError(f"the runtime image config's '{prefix}{key}' is not {what}")
+    return obj[key]
+
+
 def config_bytes(cfg: Mapping[str, Any]) -> bytes:
     """The config JSON, compact and with sorted keys, so it is reproducible."""
     return json.dumps(cfg, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
@@ -121,9 +136,14 @@ def config_bytes(cfg: Mapping[str, Any]) -> bytes:
 
 def xpkg_labels(cfg: Mapping[str, Any]) -> dict[str, str]:
     """``{compressed layer digest: annotation}`` from a config's ``io.crossplane.xpkg:<digest>`` labels."""
-    labels = (cfg.get("config") or {}).get("Labels") or {}
+    inner = cfg.get("config") if isinstance(cfg, Mapping) else None
+    labels = inner.get("Labels") if isinstance(inner, Mapping) else None
+    if not isinstance(labels, Mapping):
+        return {}  # none, or not an object: a config that labels nothing
     prefix = f"{ANNOTATION_KEY}:"
-    return {k[len(prefix) :]: str(v) for k, v in labels.items() if k.startswith(prefix)}
+    return {
+        k[len(prefix) :]: str(v) for k, v in labels.items() if isinstance(k, str) and k.startswith(prefix)
+    }
 
 
 def annotate_layers(layers: Sequence[Descriptor], cfg: Mapping[str, Any]) -> list[Descriptor]:

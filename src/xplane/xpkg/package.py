@@ -22,7 +22,7 @@ from xplane.oci.layout import atomic_output
 from xplane.oci.pull import Image, PullPolicy
 from xplane.oci.reference import Reference
 from xplane.xpkg.errors import PackageError
-from xplane.xpkg.extract import base_layer_index, read_package_yaml
+from xplane.xpkg.extract import MAX_LAYER_ENTRIES, base_layer_index, read_package_yaml
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 from xplane.xpkg.meta import PackageMeta
 from xplane.xpkg.objects import is_meta_package
@@ -89,18 +89,24 @@ class Package:
         }
 
 
-def package_yaml_of(image: Image) -> bytes:
-    """The raw ``package.yaml`` bytes of a cached package image."""
+def package_yaml_of(image: Image, *, max_entries: int = MAX_LAYER_ENTRIES) -> bytes:
+    """The raw ``package.yaml`` bytes of a cached package image (``max_entries``: see :mod:`.extract`)."""
     paths = [image.layer_path(i) for i in range(len(image.layers))]
-    return read_package_yaml(paths, image.layers, dict(image.config))
+    return read_package_yaml(paths, image.layers, dict(image.config), max_entries=max_entries)
 
 
 def read_image_package(
-    image: Image, *, source: str | None = None, parsed: ParsedCache | None = None
+    image: Image,
+    *,
+    source: str | None = None,
+    parsed: ParsedCache | None = None,
+    max_entries: int = MAX_LAYER_ENTRIES,
 ) -> Package:
     """Decode the package in ``image`` (using the parsed-package cache of the image's cache root)."""
     parsed = parsed or ParsedCache(image.cache.root / "parsed")  # beside blobs/ and refs/
-    stream = parsed.load(image.manifest_digest, lambda: package_yaml_of(image), file="package.yaml")
+    stream = parsed.load(
+        image.manifest_digest, lambda: package_yaml_of(image, max_entries=max_entries), file="package.yaml"
+    )
     metas = [d for d in stream if is_meta_package(d.api_version, d.kind)]
     if len(metas) != 1:
         raise PackageError(
@@ -164,8 +170,12 @@ def open_package(
     platform: str | None = None,
     client_factory: Callable[[], RegistryClient] | None = None,
     image_name: str | None = None,
+    max_layer_entries: int = MAX_LAYER_ENTRIES,
 ) -> Package:
-    """Read the package at ``source`` (a file path or an image reference; see :func:`open_image`)."""
+    """Read the package at ``source`` (a file path or an image reference; see :func:`open_image`).
+
+    ``max_layer_entries`` bounds the tar entries read while looking for package.yaml.
+    """
     cache = cache or ImageCache()
     with cache.writer():  # a file's image is untagged: keep a prune off its blobs until it is read
         image = open_image(
@@ -176,7 +186,7 @@ def open_package(
             client_factory=client_factory,
             image_name=image_name,
         )
-        return read_image_package(image, source=source)
+        return read_image_package(image, source=source, max_entries=max_layer_entries)
 
 
 def extract_to_gzip(
@@ -187,11 +197,13 @@ def extract_to_gzip(
     policy: PullPolicy | str = PullPolicy.IF_NOT_PRESENT,
     client_factory: Callable[[], RegistryClient] | None = None,
     image_name: str | None = None,
+    max_layer_entries: int = MAX_LAYER_ENTRIES,
 ) -> Path:
     """Write gzip(package.yaml) of ``source`` to ``out`` (Crossplane's package-cache format), atomically.
 
     Missing parent directories of ``out`` are created. Like ``crossplane xpkg extract``, an image
-    with several layers annotated ``base`` is refused.
+    with several layers annotated ``base`` is refused. ``max_layer_entries`` as for :func:`open_package`.
+    The file is written through a fresh, unguessable temp file (never one planted in advance).
     """
     cache = cache or ImageCache()
     with cache.writer():  # a file's image is untagged: keep a prune off its blobs until it is read
@@ -206,7 +218,7 @@ def extract_to_gzip(
                 + ", ".join(d.digest for d in bases)
                 + " are all annotated io.crossplane.xpkg: base",
             )
-        data = package_yaml_of(image)
+        data = package_yaml_of(image, max_entries=max_layer_entries)
     try:
         with (
             atomic_output(out) as raw,

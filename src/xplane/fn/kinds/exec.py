@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import resource
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -228,7 +227,7 @@ def memory_limited(command: list[str], limit: int) -> tuple[list[str], bool]:
     command unchanged and ``False``: the caller then caps the process right after the spawn
     (:func:`limit_memory`), which a program that allocates at once may outrun.
     """
-    exe = shutil.which("prlimit")
+    exe = sandbox.which("prlimit")
     if exe is None:
         return command, False
     return [exe, f"--as={limit}", "--core=0", "--", *command], True

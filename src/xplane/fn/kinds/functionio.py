@@ -14,12 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from xplane.fn.proto import dict_to_struct, fnv1, struct_to_dict
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# PyYAML is imported by the calls that need it, not with this module (which the exec kind imports):
+# a runner with no functionio function and no function.yaml never loads it (about 0.9 MiB resident).
 
 API_VERSION = "apiextensions.crossplane.io/v1alpha1"
 KIND = "FunctionIO"
@@ -71,7 +69,10 @@ def request_to_functionio(req: fnv1.RunFunctionRequest) -> dict[str, Any]:
 
 def dump_request(req: fnv1.RunFunctionRequest) -> bytes:
     """The request as FunctionIO YAML (no apiVersion/kind, as Crossplane wrote it)."""
-    return yaml.dump(request_to_functionio(req), Dumper=_Dumper, sort_keys=False).encode()
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(request_to_functionio(req), Dumper=dumper, sort_keys=False).encode()
 
 
 def _details_in(raw: Any, where: str) -> dict[str, bytes]:
@@ -109,8 +110,10 @@ def _fill_resource(dst: fnv1.Resource, raw: Any, where: str) -> None:
 
 def parse_response(data: bytes, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
     """Turn the function's FunctionIO YAML into a response. Raises FunctionIOError."""
+    import yaml
+
     try:
-        doc = yaml.load(data, Loader=_Loader)  # a safe loader (C when available)
+        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe, C when available
     except yaml.YAMLError as e:
         raise FunctionIOError(f"output is not YAML: {e}") from e
     if not isinstance(doc, Mapping):

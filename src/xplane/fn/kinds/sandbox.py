@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,14 +20,27 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "bwrap", "none")
 
 
+def which(name: str) -> str | None:
+    """The executable ``name`` on ``PATH``, like :func:`shutil.which` for a bare command name.
+
+    Not ``shutil.which``: importing shutil loads zlib, bz2 and lzma (about 0.5 MiB that an idle
+    runner keeps), and the bwrap probe of the default ``sandbox: auto`` would be its only user.
+    """
+    for directory in os.get_exec_path():
+        path = os.path.join(directory, name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def bwrap_available() -> str | None:
     """Path of a working ``bwrap`` (probed once with ``true``), or None with the reason logged."""
-    exe = shutil.which("bwrap")
+    exe = which("bwrap")
     if exe is None:
         log.info("bubblewrap not found on PATH; executable functions run without a sandbox")
         return None
-    true = shutil.which("true") or "/bin/true"
+    true = which("true") or "/bin/true"
     try:
         proc = subprocess.run(
             [exe, *base_args(Path("/"), network=False), true],
@@ -91,9 +104,7 @@ def interpreter_binds(executable: Path) -> list[Path]:
         return []
     interp = Path(parts[0])
     if interp.name == "env" and len(parts) > 1:
-        import shutil
-
-        found = shutil.which(parts[1])
+        found = which(parts[1])
         if found is None:
             return []
         interp = Path(found)
