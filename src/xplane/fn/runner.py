@@ -28,7 +28,7 @@ from xplane.fn.registry import DiscoverFn, FunctionRegistry
 from xplane.fn.router import Router
 from xplane.fn.server import FunctionPorts, FunctionServer, load_server_credentials
 from xplane.fn.settings import RunnerConfigError, Settings, check_function_ports
-from xplane.fn.sources import FunctionSource, Snapshot, make_source
+from xplane.fn.sources import FunctionSource, LocalSource, Snapshot, make_source
 
 if TYPE_CHECKING:
     from xplane.fn.proto import fnv1
@@ -259,16 +259,8 @@ def loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] |
     return uvloop.new_event_loop, "uvloop"
 
 
-class _OnceSource(FunctionSource):
+class _OnceSource(LocalSource):
     """The directory ``xfn run`` loads from, looked at once (no tree walk: it may be any directory)."""
-
-    mode = "local"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def describe(self) -> str:
-        return f"local:{self.root}"
 
     def poll(self, current: Snapshot | None) -> Snapshot | None:
         return Snapshot(self.root, "once") if current is None else None
