@@ -44,18 +44,10 @@ XP = [str(_XP_SCRIPT)] if _XP_SCRIPT.exists() else [PY, "-m", "xplane.cli.main"]
 
 # Settings for a plain-HTTP registry and an empty keychain, for a library-level RegistryClient.
 PLAIN_CLIENT = """
-from dataclasses import dataclass
-@dataclass(frozen=True)
-class S:
-    host: str
-    plain_http: bool = True
-    insecure_skip_verify: bool = False
-    ca_files: tuple = ()
-    client_cert: None = None
-    client_key: None = None
-    source: str = "bench"
+from xplane.oci.settings import RegistrySettings
 class C:
-    def for_registry(self, host): return S(host)
+    registries_conf = ()
+    def for_registry(self, host): return RegistrySettings(host=host, plain_http=True, source="bench")
 class K:
     def lookup(self, registry, repository): return None
     searched = []
