@@ -100,7 +100,8 @@ class PlainProgress(PullProgress):
 
     def resolved(self, ref: Reference, digest: str, *, from_cache: bool) -> None:
         self.from_cache = from_cache
-        self._say(f"{ref}: {digest}{' (cached)' if from_cache else ''}")
+        if not from_cache:  # a cache hit is reported once, by the command's own "Cached ..." line
+            self._say(f"{ref}: {digest}")
 
     def blob_start(self, descriptor: Descriptor, *, cached: bool) -> None:
         if not cached:
@@ -179,33 +180,23 @@ def pull(
     **registry: Any,
 ) -> None:
     """Pull package REF into the local cache (offline-first; see docs/cache.md)."""
-    from xplane.oci.pull import cached_image
     from xplane.oci.pull import pull as do_pull
 
-    reference = Reference.parse(ref)
-    policy = PullPolicy.parse(pull_policy)
-    cache = ImageCache(cache_dir)
-    if policy is PullPolicy.IF_NOT_PRESENT:
-        # The warm path: no client, no progress machinery, a few small files read.
-        from xplane.oci.models import Platform
-
-        image = cached_image(reference, cache=cache, platform=Platform.parse(platform) if platform else None)
-        if image is not None:
-            _report(image, output, True, "Cached")
-            return
     progress: PlainProgress = (
         RichProgress() if (sys.stderr.isatty() and output != "json") else PlainProgress()
     )
-    client = None if policy is PullPolicy.NEVER else make_client(registry)
     try:
         image = do_pull(
-            reference, policy=policy, cache=cache, client=client, platform=platform, progress=progress
+            ref,
+            policy=pull_policy,
+            cache=ImageCache(cache_dir),
+            client_factory=lambda: make_client(registry),
+            platform=platform,
+            progress=progress,
         )
     finally:
         if isinstance(progress, RichProgress):
             progress.close()
-        if client is not None:
-            client.close()
     _report(image, output, progress.from_cache, "Cached" if progress.from_cache else "Pulled")
 
 

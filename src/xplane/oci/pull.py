@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -223,15 +223,19 @@ def pull(
     policy: PullPolicy | str = PullPolicy.IF_NOT_PRESENT,
     cache: ImageCache | None = None,
     client: RegistryClient | None = None,
+    client_factory: Callable[[], RegistryClient] | None = None,
     platform: Platform | str | None = None,
     progress: PullProgress | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> Image:
     """Make ``ref`` available in the cache according to ``policy`` and return it.
 
-    ``client`` defaults to a :class:`RegistryClient` with the default keychain and settings
-    (created only if the registry must be contacted, and closed again). The registries.conf
-    carried by ``client.config`` routes the pull (mirrors, ``location``, ``blocked``).
+    This is the one place that decides whether the cache answers (``IfNotPresent`` and ``Never``
+    hits) or the registry is contacted; every caller goes through it. Without ``client``, a client
+    is made only when the registry must be contacted, by ``client_factory`` (default: a
+    :class:`RegistryClient` with the default keychain and settings), and closed again, so a cache
+    hit creates none. The registries.conf carried by the client's ``config`` routes the pull
+    (mirrors, ``location``, ``blocked``).
     """
     ref = Reference.parse(ref) if isinstance(ref, str) else ref
     policy = PullPolicy.parse(policy)
@@ -256,9 +260,11 @@ def pull(
 
     own_client = client is None
     if client is None:
-        from xplane.oci.client import RegistryClient
+        if client_factory is None:
+            from xplane.oci.client import RegistryClient
 
-        client = RegistryClient()
+            client_factory = RegistryClient
+        client = client_factory()
     try:
         return _fetch(ref, cache, client, plat, progress, concurrency)
     finally:
@@ -318,12 +324,10 @@ def _fetch_first(
         except RegistryError as e:
             last = n == len(sources) - 1
             if last or not _worth_trying_next(e):
-                note = f" (tried before: {'; '.join(tried)})" if tried else ""
                 if source.mirror:
-                    note = f" (mirror of {ref.name}, {source.source}){note}"
-                if note:
-                    e.message += note
-                    e.args = (e.message,)
+                    e.add_note(f"from a mirror of {ref.name} ({source.source})")
+                if tried:
+                    e.add_note(f"tried before: {'; '.join(tried)}")
                 raise
             log.debug(
                 "%s: %s (%s) failed: %s; trying the next", ref, source.reference, source.source, e.message

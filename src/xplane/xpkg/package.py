@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from xplane.oci.cache import ImageCache
 from xplane.oci.layout import atomic_output
 from xplane.oci.pull import Image, PullPolicy
-from xplane.oci.reference import Reference
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.extract import MAX_LAYER_ENTRIES, base_layer_index, read_package_yaml
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
@@ -144,22 +143,9 @@ def open_image(
         raise PackageError(
             f"{source} is a reference, not a file: --ref only picks an image inside an archive or layout"
         )
-    from xplane.oci.pull import cached_image, pull
+    from xplane.oci.pull import pull
 
-    ref = Reference.parse(source)
-    pol = PullPolicy.parse(policy) if isinstance(policy, str) else policy
-    if pol is PullPolicy.IF_NOT_PRESENT:
-        from xplane.oci.models import Platform
-
-        hit = cached_image(ref, cache=cache, platform=Platform.parse(platform) if platform else None)
-        if hit is not None:
-            return hit
-    client = None if pol is PullPolicy.NEVER or client_factory is None else client_factory()
-    try:
-        return pull(ref, policy=pol, cache=cache, client=client, platform=platform)
-    finally:
-        if client is not None:
-            client.close()
+    return pull(source, policy=policy, cache=cache, client_factory=client_factory, platform=platform)
 
 
 def open_package(
