@@ -12,6 +12,8 @@ class XplaneError(Exception):
     """Base class of every error xplane raises on purpose.
 
     ``exit_code`` is what the CLI exits with when this error reaches it (see docs/cli.md).
+    Code that catches an error on its way up adds context with :meth:`add_note` (PEP 678) rather
+    than rewriting ``message``; ``str()`` shows the message, then each note, then the hint.
     """
 
     exit_code: int = 1
@@ -22,6 +24,7 @@ class XplaneError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        lines = [self.message, *(f"  {note}" for note in getattr(self, "__notes__", ()))]
         if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
-        return self.message
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)

@@ -29,7 +29,8 @@ from xplane.oci.models import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256_d
 from xplane.oci.pull import LOCK_MIN_SIZE, pull
 from xplane.oci.reference import Reference
 from xplane.oci.settings import RegistrySettings
-from xplane.oci.transport import DeferredTrustContext, HostSession
+from xplane.oci.tlscontext import DeferredTrustContext
+from xplane.oci.transport import HostSession
 
 BIG = THREADED_HASH_MIN + (1 << 20) + 12345  # over the threshold, not a multiple of any chunk size
 

@@ -59,13 +59,8 @@ from xplane.oci.mirrors import check_not_blocked, registries_of
 from xplane.oci.models import MANIFEST_TYPES, Descriptor, compute_digest
 from xplane.oci.realms import RealmSessions
 from xplane.oci.settings import config_hint
-from xplane.oci.transport import (
-    HostSession,
-    RetryPolicy,
-    SettingsLike,
-    error_details,
-    status_error,
-)
+from xplane.oci.statuserrors import error_details, status_error
+from xplane.oci.transport import HostSession, RetryPolicy, SettingsLike
 
 if TYPE_CHECKING:
     from xplane.oci.reference import Reference
@@ -168,8 +163,7 @@ class RegistryClient:
         try:
             _, desc = self.get_manifest(ref)
         except RegistryError as e:
-            e.message = f"{e.message} (after a HEAD request that failed: {head_problem})"
-            e.args = (e.message,)
+            e.add_note(f"after a HEAD request that failed: {head_problem}")
             raise
         return desc
 

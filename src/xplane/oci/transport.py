@@ -19,11 +19,10 @@ import email.utils
 import logging
 import ssl
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 if "httpx" not in sys.modules:
     # httpx's __init__ imports its optional command-line tool, which loads click, rich and pygments
@@ -36,15 +35,11 @@ import httpx
 from xplane._version import __version__
 from xplane.oci.bodies import Body, buffered, read_prefix
 from xplane.oci.errors import (
-    DigestMismatchError,
-    NotFoundError,
-    OCIError,
     RegistryError,
     RegistryUnavailableError,
     ResponseTooLargeError,
     TLSError,
 )
-from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.limits import (
     MAX_ERROR_BODY,
     MAX_SMALL_BODY,
@@ -55,6 +50,7 @@ from xplane.oci.limits import (
 )
 from xplane.oci.netio import RegistryTransport
 from xplane.oci.settings import config_hint, config_keys
+from xplane.oci.tlscontext import DeferredTrustContext, make_ssl_context
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -212,7 +208,7 @@ class HostSession:
         self.base_url = f"{self.scheme}://{api_host(settings.host)}"
         self._sleep = time.sleep
         if transport is None:
-            context = _make_ssl_context(settings, ssl_context) if not settings.plain_http else None
+            context = make_ssl_context(settings, ssl_context) if not settings.plain_http else None
             transport = RegistryTransport(context or DeferredTrustContext())
         self.client = httpx.Client(
             # identity: a compressed body is decoded in bounded steps (oci.bodies), never asked for
@@ -489,93 +485,6 @@ class HostSession:
         self.client.close()
 
 
-class DeferredTrustContext(ssl.SSLContext):
-    """The TLS context of a plain-HTTP session, verifying, with the system trust store loaded late.
-
-    Such a session uses TLS only when the registry redirects to an ``https://`` URL (blob storage
-    elsewhere). httpx would otherwise build a context with a CA bundle for every client, which
-    costs ~15 ms of each plain-HTTP pull for a case that rarely happens; here the system store is
-    loaded on the first TLS connection instead. Hostname checks and verification stay on.
-    """
-
-    _trust_lock = threading.Lock()
-    _trust_loaded = False
-
-    def __new__(
-        cls, protocol: int = ssl.PROTOCOL_TLS_CLIENT, *args: Any, **kwargs: Any
-    ) -> DeferredTrustContext:
-        # PROTOCOL_TLS_CLIENT: certificate and hostname verification on (SSLContext()'s default is off)
-        return super().__new__(cls, protocol, *args, **kwargs)
-
-    def load_trust(self) -> None:
-        """Load the system trust store once (done before the first TLS connection)."""
-        with self._trust_lock:
-            if not self._trust_loaded:
-                self.load_default_certs(ssl.Purpose.SERVER_AUTH)
-                self._trust_loaded = True
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        self.load_trust()
-        return super().wrap_socket(*args, **kwargs)
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        self.load_trust()
-        return super().wrap_bio(*args, **kwargs)
-
-
-def _make_ssl_context(
-    settings: SettingsLike, factory: Callable[[SettingsLike], ssl.SSLContext] | None
-) -> ssl.SSLContext:
-    if factory is None:
-        from xplane.oci.settings import ssl_context_for
-
-        ctx: ssl.SSLContext = ssl_context_for(cast(Any, settings))
-        return ctx
-    return factory(settings)
-
-
 def _safe(url: str) -> str:
     """``url`` without its query string (upload locations carry opaque state)."""
     return url.split("?", 1)[0]
-
-
-def error_details(resp: httpx.Response) -> tuple[set[str], str]:
-    """Distribution error codes and a short ``: CODE: message`` suffix from an error response
-    (from at most its first :data:`MAX_ERROR_BODY` bytes; nothing when they are not such JSON)."""
-    try:
-        if resp.is_stream_consumed:
-            data = resp.content[:MAX_ERROR_BODY]
-        else:  # a streamed 2xx the caller did not expect: read no more than an error page
-            data, _ = read_prefix(resp, MAX_ERROR_BODY)
-        doc: Any = loads_bounded(data, what="an error response")
-        errors = doc.get("errors") or []
-        codes = {str(e.get("code")) for e in errors if isinstance(e, Mapping)}
-        parts = [f"{e.get('code')}: {e.get('message')}" for e in errors[:3] if isinstance(e, Mapping)]
-    except (ValueError, AttributeError, TypeError, httpx.HTTPError, httpx.StreamError, RegistryError):
-        return set(), ""
-    text = "; ".join(parts)
-    return codes, (f": {text[:300]}" if text else "")
-
-
-def status_error(resp: httpx.Response, *, registry: str, repository: str | None, what: str) -> OCIError:
-    """The error for an unexpected status other than 401/403 (those need the credentials' story)."""
-    status = resp.status_code
-    codes, detail = error_details(resp)
-    where = f"{registry}/{repository}" if repository else registry
-    if status == 404:
-        return NotFoundError(
-            f"{what} not found in {where} (HTTP 404){detail}",
-            registry=registry,
-            repository=repository,
-            status=status,
-            hint="check the repository name and the tag or digest",
-        )
-    if "DIGEST_INVALID" in codes:
-        return DigestMismatchError(f"{what} in {where}: the registry rejected the content's digest{detail}")
-    return RegistryError(
-        f"{what} in {where} failed: HTTP {status}{detail}",
-        registry=registry,
-        repository=repository,
-        status=status,
-        hint="retry later" if status >= 500 or status == 429 else None,
-    )
