@@ -12,6 +12,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 
@@ -76,14 +77,49 @@ def test_build_flags_and_json_output(xp: Run, cfg: Path, tmp_path: Path) -> None
     out.parent.mkdir()
     r = xp(
         "xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "--ignore", "operations/*.yaml",
-        "--examples-ignore", "nothing*", "-o", str(out), "--output", "json",
+        "--examples-ignore", "nothing*", "-o", str(out), "--format", "json",
     )  # fmt: skip
     assert r.code == 0, r.err
+    assert "deprecated" not in r.err
     doc = json.loads(r.out)
     assert doc["file"] == str(out) and out.is_file()
     assert doc["name"] == "platform-ref-network" and doc["kind"] == "Configuration"
     assert doc["objects"] == 3 and len(doc["files"]) == 3  # operations/rotate.yaml ignored
     assert doc["digest"].startswith("sha256:") and doc["warnings"] == []
+
+
+def test_old_format_spellings_still_work_with_a_deprecation_warning(
+    xp: Run, cfg: Path, tmp_path: Path
+) -> None:
+    # build's "-o" is the package file (as upstream) and its old "--output json" the summary format
+    out = tmp_path / "pkg.xpkg"
+    r = xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", str(out), "--output", "json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["file"] == str(out)
+    assert "'--output json' is deprecated for 'xp xpkg build'; use '--format json'" in r.err
+    r = xp("xpkg", "inspect", str(out), "-o", "yaml")
+    assert r.code == 0, r.err
+    assert yaml.safe_load(r.out)["kind"] == "Configuration"
+    assert "'--output yaml' is deprecated for 'xp xpkg inspect'; use '--format yaml'" in r.err
+    r = xp("xpkg", "inspect", str(out), "--format", "json")
+    assert r.code == 0 and r.err == "" and json.loads(r.out)["kind"] == "Configuration"
+
+
+def test_xpkg_commands_never_use_output_for_a_format() -> None:
+    # extract's -o/--output is a file (as upstream); no sibling gives the names another meaning
+    from xplane.cli.lazy import LazyGroup
+    from xplane.cli.main import XPKG_COMMANDS
+
+    group = cli.commands["xpkg"]
+    assert isinstance(group, LazyGroup)
+    for name in XPKG_COMMANDS:
+        command = group.get_command(click.Context(group), name)
+        assert command is not None
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.hidden:
+                continue
+            if "-o" in param.opts or "--output" in param.opts:
+                assert param.name in ("package_file", "out"), (name, param.opts)
 
 
 def test_build_lint_failure_exits_1_with_located_errors(xp: Run, cfg: Path) -> None:
@@ -121,7 +157,7 @@ def test_push_inspect_extract_end_to_end(
     monkeypatch.chdir(cfg)
     assert xp("xpkg", "build").code == 0
     ref = registry_plain.ref(unique_repo, "v1.0.0")
-    r = xp("xpkg", "push", ref, "--plain-http", "-a", "org.example/team=platform", "-o", "json")
+    r = xp("xpkg", "push", ref, "--plain-http", "-a", "org.example/team=platform", "--format", "json")
     assert r.code == 0, r.err
     pushed = json.loads(r.out)
     raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}", check=True).stdout
@@ -130,12 +166,12 @@ def test_push_inspect_extract_end_to_end(
     assert manifest["layers"][0]["annotations"] == {"io.crossplane.xpkg": "base"}
     # inspect the reference in a fresh cache, as JSON and YAML
     monkeypatch.setenv("XPLANE_CACHE_DIR", str(tmp_path / "fresh"))
-    r = xp("xpkg", "inspect", ref, "--plain-http", "-o", "json")
+    r = xp("xpkg", "inspect", ref, "--plain-http", "--format", "json")
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["digest"] == pushed["digest"] and doc["name"] == "platform-ref-network"
     assert set(doc) >= {"apiVersion", "kind", "source", "manifestDigest", "dependencies", "objects", "layers"}
-    r = xp("xpkg", "inspect", ref, "-o", "yaml", "--pull-policy", "Never")
+    r = xp("xpkg", "inspect", ref, "--format", "yaml", "--pull-policy", "Never")
     assert r.code == 0, r.err
     assert yaml.safe_load(r.out) == doc
     # extract from the reference: the extension is forced to .gz
@@ -188,7 +224,7 @@ def test_inspect_table_keeps_digests_whole(
 ) -> None:
     out = tmp_path / "p.xpkg"
     assert xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"), "-o", str(out)).code == 0
-    js = json.loads(xp("xpkg", "inspect", str(out), "-o", "json").out)
+    js = json.loads(xp("xpkg", "inspect", str(out), "--format", "json").out)
     r = xp("xpkg", "inspect", str(out))
     assert r.code == 0, r.err
     assert "…" not in r.out
@@ -231,7 +267,7 @@ def test_build_on_a_runtime_tarball_then_inspect(xp: Run, tmp_path: Path) -> Non
     r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image-tarball", str(tarball),
            "-o", str(out), "--cache-dir", str(tmp_path / "c2"))  # fmt: skip
     assert r.code == 0, r.err
-    doc = json.loads(xp("xpkg", "inspect", str(out), "-o", "json").out)
+    doc = json.loads(xp("xpkg", "inspect", str(out), "--format", "json").out)
     assert [la["digest"] for la in doc["layers"]][:2] == rt["layers"]
     assert [la["annotation"] for la in doc["layers"]] == [None, None, "base"]
     assert (tmp_path / "c2").is_dir()
@@ -266,7 +302,7 @@ def test_build_on_a_runtime_image_from_a_registry_then_offline(
            "-o", str(out), "--cache-dir", cache)  # fmt: skip
     assert r.code == 0, r.err
     assert r.out.strip().endswith(f"({want})")  # pulled from the registry: the very same package
-    doc = json.loads(xp("xpkg", "inspect", str(out), "-o", "json").out)
+    doc = json.loads(xp("xpkg", "inspect", str(out), "--format", "json").out)
     assert [la["digest"] for la in doc["layers"]][:2] == rt["layers"]
     # the runtime image is cached now: Never builds offline, to the same digest
     r = xp("xpkg", "build", "-f", str(root / "package"), "--embed-runtime-image", ref, "--pull-policy", "Never",
@@ -357,7 +393,7 @@ def test_reading_and_pushing_files_leaves_no_internal_cache_entries(
     r = xp("xpkg", "build", "-f", str(fn / "package"), "--embed-runtime-image-tarball", str(tmp_path / "rt.tar"),
            "-o", str(tmp_path / "fn.xpkg"))  # fmt: skip
     assert r.code == 0, r.err
-    first = json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)
+    first = json.loads(xp("xpkg", "inspect", str(pkg), "--format", "json").out)
     assert xp("xpkg", "extract", "--from-xpkg", str(pkg), "-o", str(tmp_path / "x.gz")).code == 0
     ref = registry_plain.ref(unique_repo, "v1")
     assert xp("xpkg", "push", ref, "-f", str(pkg), "--plain-http").code == 0
@@ -365,12 +401,12 @@ def test_reading_and_pushing_files_leaves_no_internal_cache_entries(
     listed = json.loads(xp("cache", "ls", "-o", "json").out)["images"]
     assert [(i["repository"], i["tag"]) for i in listed] == [(ref.rsplit(":", 1)[0], "v1")]
     # a file read in passing is read again from the cache; a changed file is read anew
-    assert json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)["digest"] == first["digest"]
-    other = json.loads(xp("xpkg", "inspect", str(tmp_path / "fn.xpkg"), "-o", "json").out)
+    assert json.loads(xp("xpkg", "inspect", str(pkg), "--format", "json").out)["digest"] == first["digest"]
+    other = json.loads(xp("xpkg", "inspect", str(tmp_path / "fn.xpkg"), "--format", "json").out)
     shutil.copy(tmp_path / "fn.xpkg", pkg)
-    assert json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)["digest"] == other["digest"]
+    assert json.loads(xp("xpkg", "inspect", str(pkg), "--format", "json").out)["digest"] == other["digest"]
     # prune keeps what the pushed tag needs and frees the rest; files can still be read afterwards
     assert xp("cache", "prune").code == 0
     du = json.loads(xp("cache", "du", "-o", "json").out)
     assert du["images"] == 1 and du["reclaimableBytes"] == 0
-    assert json.loads(xp("xpkg", "inspect", str(pkg), "-o", "json").out)["digest"] == other["digest"]
+    assert json.loads(xp("xpkg", "inspect", str(pkg), "--format", "json").out)["digest"] == other["digest"]

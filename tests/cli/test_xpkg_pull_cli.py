@@ -40,7 +40,7 @@ def test_load_then_pull_offline_with_every_policy_but_always(loaded: tuple[TestI
     img, cache = loaded
     r = xp("xpkg", "pull", REF, cache=cache)
     assert r.returncode == 0 and r.stdout.startswith(f"Cached {REF}")
-    r = xp("xpkg", "pull", REF, "--pull-policy", "Never", "-o", "json", cache=cache)
+    r = xp("xpkg", "pull", REF, "--pull-policy", "Never", "--format", "json", cache=cache)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["reference"] == REF and doc["fromCache"] is True
@@ -99,7 +99,7 @@ def test_cold_pull_from_a_registry(
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"Pulled {ref} ({xpkg_image.manifest_digest})")
     assert "fetching" in r.stderr  # plain progress lines when stderr is not a TTY
-    r = xp("xpkg", "pull", ref, "--pull-policy", "Always", "--plain-http", "-o", "json", cache=tmp_path)
+    r = xp("xpkg", "pull", ref, "--pull-policy", "Always", "--plain-http", "--format", "json", cache=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["digest"] == xpkg_image.manifest_digest
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
+from xplane.cli.options import cache_option
 from xplane.cli.output import print_json
-from xplane.cli.xpkg_pull import cache_option
 from xplane.oci.cache import CacheProblem, ImageCache, TagEntry
 from xplane.oci.reference import Reference
 

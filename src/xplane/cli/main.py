@@ -16,12 +16,12 @@ from xplane.cli.lazy import LazyGroup
 
 XPKG_COMMANDS = {
     "pull": "xplane.cli.xpkg_pull:pull",
-    "load": "xplane.cli.xpkg_pull:load",
+    "load": "xplane.cli.xpkg_load:load",
     "build": "xplane.cli.xpkg_build:build",
-    "push": "xplane.cli.xpkg_build:push",
-    "inspect": "xplane.cli.xpkg_build:inspect",
-    "extract": "xplane.cli.xpkg_build:extract",
-    "init": "xplane.cli.xpkg_build:init",
+    "push": "xplane.cli.xpkg_push:push",
+    "inspect": "xplane.cli.xpkg_inspect:inspect",
+    "extract": "xplane.cli.xpkg_extract:extract",
+    "init": "xplane.cli.xpkg_init:init",
 }
 
 TOP_COMMANDS = {

@@ -1,5 +1,7 @@
-"""Shared CLI flags for commands that talk to registries (pull, push, login).
+"""Shared CLI flags: registries, the image cache, pull policy and limits, output format.
 
+``@cache_option`` adds ``--cache-dir``; ``@pull_policy_option`` adds ``--pull-policy``;
+``@format_option(...)`` adds ``--format`` for machine-readable output of ``xp xpkg`` commands.
 ``@registry_options`` adds ``--ca-file``, ``--insecure-skip-tls-verify``, ``--plain-http``,
 ``--username`` and ``--password-stdin``; ``@pull_limit_options`` adds ``--pull-timeout`` and
 ``--min-transfer-rate`` to commands that pull. The command passes those keyword arguments on to
@@ -8,11 +10,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -73,6 +76,106 @@ def pull_limit_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def cache_option(f: F) -> F:
+    """``--cache-dir`` (default ``$XPLANE_CACHE_DIR`` or ``$XDG_CACHE_HOME/xplane``)."""
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Cache directory (default: $XPLANE_CACHE_DIR, else $XDG_CACHE_HOME/xplane).",
+    )(f)
+
+
+def pull_policy_option(f: F) -> F:
+    """``--pull-policy IfNotPresent|Always|Never`` (Kubernetes semantics; see docs/cache.md)."""
+    from xplane.oci.pull import PullPolicy
+
+    return click.option(
+        "--pull-policy",
+        type=click.Choice([p.value for p in PullPolicy], case_sensitive=False),
+        default=PullPolicy.IF_NOT_PRESENT.value,
+        show_default=True,
+        help="IfNotPresent: use the cache, no registry call; Always: re-resolve the tag; Never: cache only.",
+    )(f)
+
+
+def image_name_option(f: F) -> F:
+    """``--ref NAME``: which image of an archive or layout holding several (``inspect``, ``extract``)."""
+    return click.option(
+        "--ref",
+        "image_name",
+        default=None,
+        help="For a file holding several images: which one (a RepoTag or OCI ref name).",
+    )(f)
+
+
+def max_layer_entries_option(f: F) -> F:
+    """``--max-layer-entries N``: tar entries read at most while looking for package.yaml (docs/xpkg.md)."""
+    from xplane.xpkg.extract import MAX_LAYER_ENTRIES
+
+    return click.option(
+        "--max-layer-entries",
+        type=click.IntRange(min=1),
+        default=MAX_LAYER_ENTRIES,
+        show_default=True,
+        help="Refuse images whose layers hold more tar entries than this before package.yaml.",
+    )(f)
+
+
+def split_csv(values: tuple[str, ...]) -> list[str]:
+    """Repeatable, comma-separated flag values as one list (``-f a,b -f c`` -> ``[a, b, c]``)."""
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def format_option(*choices: str, old: tuple[str, ...] = ("-o", "--output")) -> Callable[[F], F]:
+    """``--format FORMAT`` for an ``xp xpkg`` command's machine-readable output (passed as ``output``).
+
+    In the ``xpkg`` group ``-o``/``--output`` name a *file* (``build -o/--package-file`` and
+    ``extract -o/--output``, as upstream), so no sibling uses them for a format. ``old`` are the
+    spellings this command used to accept for the format: they still work, hidden, with a
+    deprecation warning on stderr.
+    """
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def command(*args: Any, output: str | None, old_output: str | None, **kwargs: Any) -> Any:
+            if old_output is not None:
+                name = click.get_current_context().command_path
+                click.echo(
+                    f"xp: warning: '{old[-1]} {old_output}' is deprecated for '{name}'; "
+                    f"use '--format {old_output}'",
+                    err=True,
+                )
+                output = output or old_output
+            return f(*args, output=output, **kwargs)
+
+        command = click.option(*old, "old_output", type=click.Choice(choices), default=None, hidden=True)(
+            command
+        )
+        command = click.option(
+            "--format",
+            "output",
+            type=click.Choice(choices),
+            default=None,
+            help=f"Machine-readable output ({' or '.join(choices)}) on stdout.",
+        )(command)
+        return cast(F, command)
+
+    return decorate
+
+
+def parse_size(value: str) -> int:
+    """``1048576``, ``512K``, ``64M``, ``8G`` (binary units) -> bytes."""
+    v = value.strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if v and v[-1] in units:
+            return int(float(v[:-1]) * units[v[-1]])
+        return int(v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size (e.g. 512M, 8G)") from None
 
 
 def registry_options(f: F) -> F:
