@@ -413,6 +413,19 @@ def test_helper_missing_or_failing_names_the_helper(tmp_path: Path, env: dict[st
     assert "docker-credential-xptest get failed (exit status 3): keyring locked" in msg and SECRET not in msg
 
 
+def test_helper_printing_deep_or_bad_json_is_a_credentials_error(tmp_path: Path, env: dict[str, str]) -> None:
+    write_json(Path(env["HOME"]) / ".docker" / "config.json", {"auths": {}, "credHelpers": {REG: "xptest"}})
+    exe = tmp_path / "bin" / "docker-credential-xptest"
+    exe.parent.mkdir(exist_ok=True)
+    for output in ("[" * 100_000, "{not json", "[1, 2]"):
+        exe.write_text(f"#!{sys.executable}\nimport sys\nsys.stdout.write({output!r})\n")
+        exe.chmod(0o755)
+        with pytest.raises(
+            CredentialsError, match="get printed something that is not a JSON object|not an object"
+        ):
+            chain(env).lookup(REG, "x")
+
+
 def test_store_and_remove_login_in_docker_config(tmp_path: Path, env: dict[str, str]) -> None:
     env["DOCKER_CONFIG"] = str(tmp_path / "dc")
     cfg = write_json(

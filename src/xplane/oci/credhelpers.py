@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Mapping
 
 from xplane.oci.errors import CredentialsError
+from xplane.oci.jsonbound import loads_bounded
 
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT = 30.0
@@ -74,10 +75,10 @@ def helper_get(name: str, server_url: str, env: Mapping[str, str]) -> tuple[str,
             return None
         raise _failure(name, "get", proc)
     try:
-        doc = json.loads(proc.stdout)
-    except json.JSONDecodeError:
+        doc = loads_bounded(proc.stdout, what=f"the output of {HELPER_PREFIX}{name} get")
+    except ValueError:  # not JSON, or nested absurdly deep
         raise CredentialsError(
-            f"credential helper {HELPER_PREFIX}{name} get printed something that is not JSON"
+            f"credential helper {HELPER_PREFIX}{name} get printed something that is not a JSON object"
         ) from None
     if not isinstance(doc, dict):
         raise CredentialsError(
