@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "satisfies": "semver",
     "is_complete_tag": "semver",
     "is_digest_constraint": "semver",
-    "v15_difference": "semver15",
+    "v15_difference": "semver",
     # meta, objects, lint
     "PackageMeta": "meta",
     "Configuration": "meta",

@@ -25,8 +25,7 @@ from xplane.oci.reference import Reference
 from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindError
 from xplane.xpkg.meta import Dependency, PackageMeta
 from xplane.xpkg.objects import META_GROUP, META_KINDS, classify, is_meta_package
-from xplane.xpkg.semver import Constraint, Version, is_digest_constraint
-from xplane.xpkg.semver15 import v15_difference
+from xplane.xpkg.semver import Constraint, Version, is_digest_constraint, v15_difference
 
 ERR_NOT_EXACTLY_ONE_META = "not exactly one package meta type"
 ERR_NOT_META = "meta type is not a package"

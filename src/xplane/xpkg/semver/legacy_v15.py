@@ -1,6 +1,6 @@
 """How Masterminds/semver v1.5.0 (Crossplane ≤ v2.2) reads a constraint differently from v3.
 
-Crossplane up to v2.2 used Masterminds/semver v1.5.0; v2.3+ uses v3 (:mod:`xplane.xpkg.semver`).
+Crossplane up to v2.2 used Masterminds/semver v1.5.0; v2.3+ uses v3 (:mod:`xplane.xpkg.semver.constraint`).
 :func:`v15_difference` tells, in one sentence, where a constraint means something else on the
 older line (a parse error, a different caret range, prerelease admission, partial versions), so
 lint can warn package authors who support both. The v1.5 rules are implemented only as far as that
@@ -15,18 +15,17 @@ from functools import cmp_to_key
 from itertools import product
 
 from xplane.xpkg.errors import SemverError
-from xplane.xpkg.semver import (
-    _CONSTRAINT,
-    _LOOSE_VERSION,
+from xplane.xpkg.semver.constraint import (
+    COMPARISON,
+    Comparison,
     Constraint,
-    Version,
-    _Atom,
-    _is_x,
-    _parse_atom,
-    _rewrite_range,
-    compare_prerelease,
-    is_digest_constraint,
+    is_wildcard,
+    parse_comparison,
+    rewrite_hyphen_ranges,
 )
+from xplane.xpkg.semver.version import LOOSE_VERSION, Version, compare_prerelease, is_digest_constraint
+
+__all__ = ["V15Comparison", "check_v15", "parse_v15", "v15_difference"]
 
 _MAX_INT64 = (1 << 63) - 1
 _GRID_LIMIT = 50_000
@@ -34,7 +33,7 @@ _OLD = "on Crossplane ≤ v2.2"
 
 
 @dataclass(frozen=True)
-class _Atom15:
+class V15Comparison:
     """One v1.5 comparison (its constraints.go), with v3's reading of the same text."""
 
     text: str
@@ -43,7 +42,7 @@ class _Atom15:
     dirty: bool
     minor_dirty: bool
     patch_dirty: bool
-    v3: _Atom | None
+    v3: Comparison | None
 
     def check(self, v: Version, include: bool | None = None, v3_caret: bool = False) -> bool:
         """v1.5's check; ``include`` swaps in v3's per-group prerelease rule, ``v3_caret`` v3's caret."""
@@ -70,7 +69,7 @@ class _Atom15:
         if op in ("~", "~>"):
             return self._tilde(v)
         if v3_caret and self.v3 is not None:
-            return self.v3._caret(v) is None
+            return self.v3.why_not_caret(v) is None
         return v.compare(c) >= 0 and v.major == c.major  # v1.5's caret pins the major only
 
     def _tilde(self, v: Version) -> bool:
@@ -82,39 +81,45 @@ class _Atom15:
         return v.major == c.major and (v.minor == c.minor or self.minor_dirty)
 
 
-def _parse15_atom(text: str) -> _Atom15:
-    m = _CONSTRAINT.fullmatch(text)
+def _parse_v15_comparison(text: str) -> V15Comparison:
+    m = COMPARISON.fullmatch(text)
     if m is None:
         raise SemverError(f"improper constraint: {text}")
     op, orig = m.group(1), m.group(2)
     major, minor, patch, pre = m.group(3), m.group(4) or "", m.group(5) or "", m.group(6) or ""
     ver, dirty, minor_dirty, patch_dirty = orig, False, False, False
-    if _is_x(major):
+    if is_wildcard(major):
         ver, dirty = "0.0.0", True  # v1.5 drops a prerelease here
-    elif _is_x(minor.removeprefix(".")) or not minor:
+    elif is_wildcard(minor.removeprefix(".")) or not minor:
         ver, dirty, minor_dirty = f"{major}.0.0{pre}", True, True
-    elif _is_x(patch.removeprefix(".")):  # a missing patch is not a wildcard in v1.5
+    elif is_wildcard(patch.removeprefix(".")):  # a missing patch is not a wildcard in v1.5
         ver, dirty, patch_dirty = f"{major}{minor}.0{pre}", True, True
-    vm = _LOOSE_VERSION.fullmatch(ver)
+    vm = LOOSE_VERSION.fullmatch(ver)
     nums = [int(g.removeprefix(".")) if g else 0 for g in vm.group(1, 2, 3)] if vm else []
     if vm is None or max(nums) > _MAX_INT64:  # v1.5 parses segments as int64, prereleases unchecked
         raise SemverError("constraint Parser Error")
     try:
-        v3: _Atom | None = _parse_atom(text)
+        v3: Comparison | None = parse_comparison(text)
     except SemverError:
         v3 = None
     con = Version(nums[0], nums[1], nums[2], vm.group(5) or "", vm.group(8) or "", ver)
-    return _Atom15(op + orig, op, con, dirty, minor_dirty, patch_dirty, v3)
+    return V15Comparison(op + orig, op, con, dirty, minor_dirty, patch_dirty, v3)
 
 
-def _parse15(value: str) -> list[list[_Atom15]]:
+def parse_v15(value: str) -> list[list[V15Comparison]]:
     """Masterminds v1.5 ``NewConstraint``: OR on ``||``, AND on commas only; errors are unquoted."""
-    return [[_parse15_atom(p) for p in seg.split(",")] for seg in _rewrite_range(value, "").split("||")]
+    ors = rewrite_hyphen_ranges(value, "").split("||")
+    return [[_parse_v15_comparison(p) for p in seg.split(",")] for seg in ors]
 
 
-def _check15(
-    groups: list[list[_Atom15]], v: Version, *, v3_pre: bool = False, v3_caret: bool = False
+def check_v15(
+    groups: list[list[V15Comparison]], v: Version, *, v3_pre: bool = False, v3_caret: bool = False
 ) -> bool:
+    """Masterminds v1.5 ``Check`` of ``v`` against :func:`parse_v15`'s groups.
+
+    ``v3_pre`` swaps in v3's per-group prerelease rule and ``v3_caret`` v3's caret, so a caller can
+    tell which rule makes a difference.
+    """
     for g in groups:
         include = any((a.v3 or a).con.prerelease for a in g) if v3_pre else None
         if all(a.check(v, include, v3_caret) for a in g):
@@ -157,16 +162,16 @@ def v15_difference(constraint: str) -> str | None:
         v3 = Constraint.parse(constraint)
     except SemverError as e3:
         try:
-            _parse15(constraint)
+            parse_v15(constraint)
         except SemverError:
             return None
         return f"{q} parses {_OLD} (Masterminds/semver v1.5) but not on v2.3+: {e3.message}"
     try:
-        groups = _parse15(constraint)
+        groups = parse_v15(constraint)
     except SemverError as e:
         fixed = " || ".join(", ".join(str(a) for a in g) for g in v3.groups)
         try:
-            _parse15(fixed)
+            parse_v15(fixed)
         except SemverError:
             return f"{q} is a parse error {_OLD} (Masterminds/semver v1.5: {e.message})"
         msg = f"{q} is a parse error {_OLD} (Masterminds/semver v1.5 splits AND groups on commas only); write '{fixed}'"
@@ -175,16 +180,16 @@ def v15_difference(constraint: str) -> str | None:
     grid = _witnesses([a.con for g in groups for a in g] + [a.con for g in v3.groups for a in g])
     for w in grid or ():
         r3 = v3.check(w)
-        if _check15(groups, w) != r3:
+        if check_v15(groups, w) != r3:
             return _explain(q, groups, w, r3)
     return None
 
 
-def _explain(q: str, groups: list[list[_Atom15]], w: Version, r3: bool) -> str:
+def _explain(q: str, groups: list[list[V15Comparison]], w: Version, r3: bool) -> str:
     head = f"{q} {'rejects' if r3 else 'admits'} {w} {_OLD}, which v2.3+ {'admits' if r3 else 'rejects'}"
     atoms = [a for g in groups for a in g]
     why = "Masterminds/semver v1.5"
-    if w.prerelease and _check15(groups, w, v3_pre=True) == r3:
+    if w.prerelease and check_v15(groups, w, v3_pre=True) == r3:
         if not r3:  # only a group of plain != comparisons admits a prerelease there
             ne = next((a.text for a in atoms if a.op == "!=" and not a.dirty), "!=")
             return f"{head} ({why} does not apply the prerelease rule to '{ne}')"
@@ -192,7 +197,7 @@ def _explain(q: str, groups: list[list[_Atom15]], w: Version, r3: bool) -> str:
         c, v = bare.con, "v" if bare.text.removeprefix(bare.op).startswith("v") else ""
         eg = f"{bare.op}{v}{c.major}.{c.minor}.{c.patch}-0"
         return f"{head} ({why} admits a prerelease only if every comparison carries one, e.g. '{eg}')"
-    caret = _check15(groups, w, v3_caret=True) == r3
+    caret = check_v15(groups, w, v3_caret=True) == r3
     for a in atoms if caret else ():
         if a.op == "^" and a.v3 is not None and a.check(w) != a.check(w, v3_caret=True):
             c3, orig = a.v3.con, a.v3.orig

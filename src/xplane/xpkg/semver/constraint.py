@@ -1,12 +1,9 @@
-"""Versions and constraints with the semantics of Masterminds/semver v3.5 (what Crossplane uses).
+"""Constraints with the semantics of Masterminds/semver v3.5 (what Crossplane uses).
 
 Crossplane checks ``spec.crossplane.version`` and ``dependsOn[].version`` with
 ``github.com/Masterminds/semver/v3``; this module reproduces its v3.5 behaviour, including the odd
 corners, so a package that installs on a cluster resolves the same way here:
 
-* :meth:`Version.parse` is ``NewVersion`` with coercion on: an optional ``v``, missing minor/patch
-  default to 0, leading zeros in major/minor/patch are accepted, numeric prerelease identifiers
-  must not have them, numbers are unsigned 64-bit.
 * :meth:`Constraint.parse` is ``NewConstraint``: hyphen ranges (``1 - 2``), ``||``, AND by comma
   or white space, the operators ``= != > < >= => <= =< ~ ~> ^``, bare versions (bare partials act
   like ``~``), wildcards ``x X *``. The patterns are Masterminds' own, including their quirks (a
@@ -16,8 +13,8 @@ corners, so a package that installs on a cluster resolves the same way here:
 
 Error messages are v3.5's, e.g. ``improper constraint: "foo"``. Masterminds v1.5 (Crossplane up to
 v2.2) differed: AND only by comma, ``^0.x`` pinned the major only, the prerelease rule applied per
-constraint, partial versions read otherwise and errors were unquoted; :func:`v15_difference` says
-how it would read a given constraint differently.
+constraint, partial versions read otherwise and errors were unquoted;
+:func:`xplane.xpkg.semver.v15_difference` says how it would read a given constraint differently.
 """
 
 from __future__ import annotations
@@ -25,21 +22,35 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import total_ordering
 
 from xplane.xpkg.errors import SemverError
+from xplane.xpkg.semver.version import (
+    Version,
+    compare_prerelease,
+    go_quote,
+    is_complete_tag,
+    is_digest_constraint,
+)
 
-MAX_VERSION_LEN = 256
+__all__ = [
+    "COMPARISON",
+    "MAX_CONSTRAINT_GROUPS",
+    "MAX_CONSTRAINT_LEN",
+    "Comparison",
+    "Constraint",
+    "is_wildcard",
+    "latest_satisfying",
+    "parse_comparison",
+    "parse_tags",
+    "rewrite_hyphen_ranges",
+    "satisfies",
+    "sort_versions",
+]
+
 MAX_CONSTRAINT_LEN = 512
 MAX_CONSTRAINT_GROUPS = 32
-_MAX_UINT64 = (1 << 64) - 1
 
 _SP = r"[\t\n\f\r ]"  # Go's \s
-_LOOSE_VERSION = re.compile(
-    r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?"
-    r"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"
-    r"(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"
-)
 _CV = (
     r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?"
     r"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"
@@ -47,195 +58,21 @@ _CV = (
 )
 # The alternation order is Masterminds' and matters: the first operator that lets the rest match wins.
 _OPS = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^"
-_CONSTRAINT = re.compile(rf"{_SP}*({_OPS}){_SP}*({_CV}){_SP}*")
+#: One comparison, operator then version (Masterminds' ``constraintRegex``); the v1.5 reader uses it too.
+COMPARISON = re.compile(rf"{_SP}*({_OPS}){_SP}*({_CV}){_SP}*")
 _RANGE = re.compile(rf"{_SP}*({_CV}){_SP}+-{_SP}+({_CV}){_SP}*")
 _FIND = re.compile(rf"({_OPS}){_SP}*({_CV})")
 _VALID = re.compile(rf"({_SP}*({_OPS}){_SP}*({_CV}){_SP}*)((?:{_SP}+|,{_SP}*)({_OPS}){_SP}*({_CV}){_SP}*)*")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_NUM = frozenset("0123456789")
-_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789")
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` of a string (``strconv.Quote``), as Masterminds uses it in error messages."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append("\\" + "abfnrtv"["\a\b\f\n\r\t\v".index(ch)])
-        elif ch == " " or (o >= 0x20 and ch.isprintable()):
-            out.append(ch)
-        elif o < 0x80:
-            out.append(f"\\x{o:02x}")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _segment(text: str | None) -> int:
-    digits = (text or "").removeprefix(".")
-    if not digits:
-        return 0
-    value = int(digits)
-    if value > _MAX_UINT64:
-        raise SemverError(
-            f'error parsing version segment: strconv.ParseUint: parsing "{digits}": value out of range'
-        )
-    return value
-
-
-def _validate_prerelease(pre: str) -> None:
-    for part in pre.split("."):
-        if not part:
-            raise SemverError("invalid prerelease string")
-        if set(part) <= _NUM:
-            if len(part) > 1 and part[0] == "0":
-                raise SemverError("version segment starts with 0")
-        elif not set(part) <= _ALLOWED:
-            raise SemverError("invalid prerelease string")
-
-
-def _as_uint(s: str) -> int | None:
-    if not s or not set(s) <= _NUM:
-        return None
-    value = int(s)
-    return value if value <= _MAX_UINT64 else None
-
-
-def _compare_pre_part(s: str, o: str) -> int:
-    if s == o:
-        return 0
-    if s == "":
-        return -1
-    if o == "":
-        return 1
-    si, oi = _as_uint(s), _as_uint(o)
-    if si is None and oi is None:
-        return 1 if s > o else -1
-    if oi is None:  # s is a number, o is not: numbers sort first
-        return -1
-    if si is None:
-        return 1
-    return 1 if si > oi else -1
-
-
-def compare_prerelease(a: str, b: str) -> int:
-    """Masterminds' ``comparePrerelease``: -1, 0 or 1 (numeric identifiers sort before alphanumeric)."""
-    sa, sb = a.split("."), b.split(".")
-    for i in range(max(len(sa), len(sb))):
-        d = _compare_pre_part(sa[i] if i < len(sa) else "", sb[i] if i < len(sb) else "")
-        if d:
-            return d
-    return 0
-
-
-@total_ordering
-@dataclass(frozen=True, eq=False)
-class Version:
-    """A parsed version. Equality and order follow semver precedence: build metadata is ignored."""
-
-    major: int
-    minor: int
-    patch: int
-    prerelease: str = ""
-    metadata: str = ""
-    original: str = field(default="", compare=False)
-
-    @classmethod
-    def parse(cls, value: str) -> Version:
-        """Masterminds ``NewVersion`` (coercing). Raise :class:`SemverError` with its message."""
-        hint = f"version {go_quote(value)}: want [v]MAJOR[.MINOR[.PATCH]][-PRERELEASE][+BUILD], e.g. v1.2.3"
-        if len(value.encode("utf-8", "surrogateescape")) > MAX_VERSION_LEN:
-            raise SemverError(f"version string is too long (max {MAX_VERSION_LEN} bytes)", hint=hint)
-        m = _LOOSE_VERSION.fullmatch(value)
-        if m is None:
-            raise SemverError("invalid semantic version", hint=hint)
-        try:
-            major, minor, patch = _segment(m.group(1)), _segment(m.group(2)), _segment(m.group(3))
-            pre, meta = m.group(5) or "", m.group(8) or ""
-            if pre:
-                _validate_prerelease(pre)
-            if meta and any(not p or not set(p) <= _ALLOWED for p in meta.split(".")):
-                raise SemverError("invalid metadata string")
-        except SemverError as e:
-            raise SemverError(e.message, hint=hint) from None
-        return cls(major, minor, patch, pre, meta, value)
-
-    @classmethod
-    def try_parse(cls, value: str) -> Version | None:
-        """:meth:`parse`, or ``None`` when ``value`` is not a version."""
-        try:
-            return cls.parse(value)
-        except SemverError:
-            return None
-
-    def __post_init__(self) -> None:
-        if not self.original:
-            object.__setattr__(self, "original", str(self))
-
-    def __str__(self) -> str:
-        """Masterminds ``String()``: ``M.m.p[-pre][+meta]`` without a ``v``."""
-        s = f"{self.major}.{self.minor}.{self.patch}"
-        if self.prerelease:
-            s += f"-{self.prerelease}"
-        if self.metadata:
-            s += f"+{self.metadata}"
-        return s
-
-    def compare(self, other: Version) -> int:
-        """-1, 0 or 1 by semver precedence (always including prereleases)."""
-        for a, b in ((self.major, other.major), (self.minor, other.minor), (self.patch, other.patch)):
-            if a != b:
-                return -1 if a < b else 1
-        if self.prerelease == other.prerelease:
-            return 0
-        if not self.prerelease:
-            return 1
-        if not other.prerelease:
-            return -1
-        return compare_prerelease(self.prerelease, other.prerelease)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self.compare(other) == 0
-
-    def __lt__(self, other: Version) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self.compare(other) < 0
-
-    def __hash__(self) -> int:
-        return hash((self.major, self.minor, self.patch, self.prerelease))
-
-    @property
-    def is_prerelease(self) -> bool:
-        """True when the version has a prerelease part."""
-        return bool(self.prerelease)
-
-
-def is_complete_tag(tag: str) -> bool:
-    """Crossplane's rule for tags that may satisfy a dependency when installing it.
-
-    A tag is complete when it parses and writes back unchanged (ignoring a leading ``v``): ``v1`` and
-    ``1.2`` are incomplete (a floating ``v1`` tag must not satisfy ``v1.0.0``), as is ``v01.2.3``.
-    """
-    v = Version.try_parse(tag)
-    return v is not None and str(v) == tag.removeprefix("v")
-
-
-def is_digest_constraint(value: str) -> bool:
-    """True when a dependency ``version`` is an OCI digest (``sha256:<64 hex>``), compared as a string."""
-    return _DIGEST.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
-class _Atom:
+class Comparison:
+    """One comparison of a constraint (``>=1.2``): operator, version as written, and its parsed bound.
+
+    ``dirty`` marks a partial or wildcard version; ``minor_dirty``/``patch_dirty`` say which part is
+    missing.
+    """
+
     op: str
     orig: str
     con: Version
@@ -247,6 +84,7 @@ class _Atom:
         return self.op + self.orig
 
     def check(self, v: Version, include_pre: bool) -> bool:
+        """Whether ``v`` passes (a prerelease ``v`` only with ``include_pre``)."""
         return self.why_not(v, include_pre) is None
 
     def why_not(self, v: Version, include_pre: bool) -> str | None:
@@ -274,7 +112,7 @@ class _Atom:
             return None
         if op in ("~", "~>"):
             return self._tilde(v)
-        return self._caret(v)
+        return self.why_not_caret(v)
 
     def _greater(self, v: Version) -> bool:
         c = self.con
@@ -298,7 +136,8 @@ class _Atom:
             return _ERR_SAME_MAJOR_MINOR
         return None
 
-    def _caret(self, v: Version) -> str | None:
+    def why_not_caret(self, v: Version) -> str | None:
+        """v3.5's caret rule alone (prereleases aside): ``None`` when ``v`` passes, else the reason."""
         c = self.con
         if v.compare(c) < 0:
             return _ERR_LT
@@ -346,31 +185,34 @@ _ERR_ZERO_ZERO = (
 )
 
 
-def _is_x(s: str) -> bool:
+def is_wildcard(s: str) -> bool:
+    """Whether a version segment is a wildcard (``x``, ``X`` or ``*``)."""
     return s in ("x", "X", "*")
 
 
-def _parse_atom(text: str) -> _Atom:
-    m = _CONSTRAINT.fullmatch(text)
+def parse_comparison(text: str) -> Comparison:
+    """One comparison as v3.5 parses it; raise :class:`SemverError` with its message."""
+    m = COMPARISON.fullmatch(text)
     if m is None:
         raise SemverError(f"improper constraint: {go_quote(text)}")
     op, orig = m.group(1), m.group(2)
     major, minor, patch, pre = m.group(3), m.group(4) or "", m.group(5) or "", m.group(6) or ""
     ver, dirty, minor_dirty, patch_dirty = orig, False, False, False
-    if _is_x(major):
+    if is_wildcard(major):
         ver, dirty = f"0.0.0{pre}", True
-    elif _is_x(minor.removeprefix(".")) or not minor:
+    elif is_wildcard(minor.removeprefix(".")) or not minor:
         ver, dirty, minor_dirty = f"{major}.0.0{pre}", True, True
-    elif _is_x(patch.removeprefix(".")) or not patch:
+    elif is_wildcard(patch.removeprefix(".")) or not patch:
         ver, dirty, patch_dirty = f"{major}{minor}.0{pre}", True, True
     try:
         con = Version.parse(ver)
     except SemverError:
         raise SemverError("constraint parser error") from None
-    return _Atom(op, orig, con, dirty, minor_dirty, patch_dirty)
+    return Comparison(op, orig, con, dirty, minor_dirty, patch_dirty)
 
 
-def _rewrite_range(s: str, tail: str = " ") -> str:
+def rewrite_hyphen_ranges(s: str, tail: str = " ") -> str:
+    """``s`` with each hyphen range ``a - b`` written ``>= a, <= b`` followed by ``tail``."""
     out = s
     for m in _RANGE.finditer(s):
         out = out.replace(m.group(0), f">= {m.group(1)}, <= {m.group(11)}{tail}", 1)
@@ -382,7 +224,7 @@ class Constraint:
     """A parsed constraint: OR groups of AND-ed comparisons. ``original`` is the string as written."""
 
     original: str
-    groups: tuple[tuple[_Atom, ...], ...] = field(repr=False, compare=False)
+    groups: tuple[tuple[Comparison, ...], ...] = field(repr=False, compare=False)
     include_prerelease: bool = field(default=False, compare=False)
 
     @classmethod
@@ -398,10 +240,10 @@ class Constraint:
             ) from None
 
     @staticmethod
-    def _groups(value: str) -> tuple[tuple[_Atom, ...], ...]:
+    def _groups(value: str) -> tuple[tuple[Comparison, ...], ...]:
         if len(value.encode("utf-8", "surrogateescape")) > MAX_CONSTRAINT_LEN:
             raise SemverError(f"constraint string is too long (max {MAX_CONSTRAINT_LEN} bytes)")
-        ors = _rewrite_range(value).split("||")
+        ors = rewrite_hyphen_ranges(value).split("||")
         if len(ors) > MAX_CONSTRAINT_GROUPS:
             raise SemverError(f"too many constraint groups (max {MAX_CONSTRAINT_GROUPS})")
         groups = []
@@ -409,7 +251,7 @@ class Constraint:
             if _VALID.fullmatch(seg) is None:
                 raise SemverError(f"improper constraint: {go_quote(seg)}")
             atoms = [m.group(0) for m in _FIND.finditer(seg)] or [seg]
-            groups.append(tuple(_parse_atom(a) for a in atoms))
+            groups.append(tuple(parse_comparison(a) for a in atoms))
         return tuple(groups)
 
     @classmethod
