@@ -58,7 +58,8 @@ elif mode == "xplane":
     s = parse_stream(data, file="package.yaml")
     kinds = Counter(d.kind for d in s)
 elif mode == "lint":
-    from xplane.xpkg.lint import Located, lint_package
+    from xplane.xpkg.lint import lint_package
+    from xplane.xpkg.stream import Located
     s = parse_stream(data, file="package.yaml")
     result = lint_package([Located(d.doc, d.file, d.line) for d in s])
     assert result.ok, result.findings[:3]

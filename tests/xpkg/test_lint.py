@@ -11,7 +11,6 @@ from xplane.xpkg.errors import LintError
 from xplane.xpkg.lint import (
     ERR_OR_FMT,
     Finding,
-    Located,
     crossplane_incompatibility,
     is_activation_policy,
     is_composition,
@@ -27,6 +26,7 @@ from xplane.xpkg.lint import (
     lint_or_raise,
     lint_package,
 )
+from xplane.xpkg.stream import Located
 
 from .pkgload import FIXTURES, load_package, split_documents
 

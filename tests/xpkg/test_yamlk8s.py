@@ -10,12 +10,11 @@ import pytest
 import yaml
 
 from xplane.xpkg.errors import YAMLError
-from xplane.xpkg.stream import parse_stream
+from xplane.xpkg.stream import load_file_documents, parse_stream
 from xplane.xpkg.yamlk8s import (
     YAMLWarning,
     dump_documents,
     load_all,
-    load_file_documents,
     loads,
     split_documents,
 )

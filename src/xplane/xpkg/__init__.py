@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     "Dependency": "meta",
     "ResolvedDependency": "meta",
     "is_meta_package": "objects",
-    "Located": "lint",
+    "Located": "stream",
     "Finding": "lint",
     "LintResult": "lint",
     "lint_package": "lint",

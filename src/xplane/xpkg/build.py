@@ -36,9 +36,10 @@ from xplane.xpkg.layers import (
     manifest_bytes,
     package_config,
 )
-from xplane.xpkg.lint import LintResult, Located, lint_package
+from xplane.xpkg.lint import LintResult, lint_package
 from xplane.xpkg.meta import PackageMeta
-from xplane.xpkg.yamlk8s import YAMLWarning, dump_documents, load_file_documents
+from xplane.xpkg.stream import Document, load_file_documents
+from xplane.xpkg.yamlk8s import YAMLWarning, dump_documents
 
 if TYPE_CHECKING:
     from xplane.oci.pull import Image
@@ -127,8 +128,8 @@ class BuiltPackage:
         return path
 
 
-def _read_files(files: Sequence[Path]) -> tuple[list[Located], list[YAMLWarning]]:
-    docs: list[Located] = []
+def _read_files(files: Sequence[Path]) -> tuple[list[Document], list[YAMLWarning]]:
+    docs: list[Document] = []
     warnings: list[YAMLWarning] = []
     for path in files:
         found, warns = load_file_documents(path)
@@ -205,7 +206,7 @@ def build_package(options: BuildOptions) -> BuiltPackage:
     )
 
 
-def _is_meta(loc: Located) -> bool:
+def _is_meta(loc: Document) -> bool:
     from xplane.xpkg.objects import is_meta_package
 
     return is_meta_package(loc.api_version, loc.kind)

@@ -26,6 +26,7 @@ from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindErr
 from xplane.xpkg.meta import Dependency, PackageMeta
 from xplane.xpkg.objects import META_GROUP, META_KINDS, classify, is_meta_package
 from xplane.xpkg.semver import Constraint, Version, is_digest_constraint, v15_difference
+from xplane.xpkg.stream import Document
 
 ERR_NOT_EXACTLY_ONE_META = "not exactly one package meta type"
 ERR_NOT_META = "meta type is not a package"
@@ -43,46 +44,6 @@ _V15_HINT = (
 
 
 @dataclass(frozen=True)
-class Located:
-    """A decoded YAML document with where it came from (``line`` is 1-based, of its first line)."""
-
-    doc: Mapping[str, Any]
-    file: str | None = None
-    line: int | None = None
-
-    @property
-    def api_version(self) -> str:
-        """The document's apiVersion ('' if missing)."""
-        v = self.doc.get("apiVersion")
-        return v if isinstance(v, str) else ""
-
-    @property
-    def kind(self) -> str:
-        """The document's kind ('' if missing)."""
-        v = self.doc.get("kind")
-        return v if isinstance(v, str) else ""
-
-    @property
-    def name(self) -> str:
-        """``metadata.name`` ('' if missing)."""
-        md = self.doc.get("metadata")
-        n = md.get("name") if isinstance(md, Mapping) else None
-        return n if isinstance(n, str) else ""
-
-    @property
-    def ref(self) -> str:
-        """``kind/name``, as users name objects."""
-        return f"{self.kind or '<no kind>'}/{self.name or '<no name>'}"
-
-    @property
-    def where(self) -> str:
-        """``file:line`` (or what is known of it)."""
-        if self.file and self.line:
-            return f"{self.file}:{self.line}"
-        return self.file or (f"line {self.line}" if self.line else "<input>")
-
-
-@dataclass(frozen=True)
 class Finding:
     """One lint result. ``message`` is upstream's text for errors upstream reports."""
 
@@ -96,7 +57,7 @@ class Finding:
 
     @classmethod
     def at(
-        cls, loc: Located | None, severity: Severity, code: str, message: str, hint: str | None = None
+        cls, loc: Document | None, severity: Severity, code: str, message: str, hint: str | None = None
     ) -> Finding:
         """A finding located at ``loc`` (or unlocated)."""
         if loc is None:
@@ -152,7 +113,7 @@ class KindCheck:
     message: str
     allowed: tuple[tuple[str, str], ...]
 
-    def __call__(self, loc: Located) -> str | None:
+    def __call__(self, loc: Document) -> str | None:
         return None if (loc.api_version, loc.kind) in self.allowed else self.message
 
 
@@ -162,7 +123,7 @@ class AnyOf:
 
     checks: tuple[KindCheck, ...]
 
-    def __call__(self, loc: Located) -> str | None:
+    def __call__(self, loc: Document) -> str | None:
         errs = []
         for c in self.checks:
             err = c(loc)
@@ -254,12 +215,19 @@ def is_crossplane_compatible(constraint: str | None, crossplane_version: str) ->
     return crossplane_incompatibility(constraint, crossplane_version) is None
 
 
-def _as_located(d: Located | Mapping[str, Any]) -> Located:
-    return d if isinstance(d, Located) else Located(d)
+def _as_located(d: Document | Mapping[str, Any]) -> Document:
+    return d if isinstance(d, Document) else Document(d)
+
+
+def _where(loc: Document) -> str:
+    """``file:line`` (or what is known of it), as findings locate documents."""
+    if loc.file and loc.line:
+        return f"{loc.file}:{loc.line}"
+    return loc.file or (f"line {loc.line}" if loc.line else "<input>")
 
 
 def lint_package(
-    docs: Iterable[Located | Mapping[str, Any]],
+    docs: Iterable[Document | Mapping[str, Any]],
     *,
     package_type: str | None = None,
     crossplane_version: str | None = None,
@@ -276,9 +244,9 @@ def lint_package(
     """
     findings: list[Finding] = []
     upstream: list[str] = []  # upstream's first error wins: package-level, then meta, then objects
-    metas: list[Located] = []
-    objects: list[Located] = []
-    unknown: list[tuple[Located, UnknownKindError]] = []
+    metas: list[Document] = []
+    objects: list[Document] = []
+    unknown: list[tuple[Document, UnknownKindError]] = []
     count = 0
     for loc in map(_as_located, docs):
         count += 1
@@ -314,7 +282,7 @@ def lint_package(
 _META_KINDS_TEXT = f"{META_GROUP}/v1 Configuration, Provider or Function"
 
 
-def _one_meta_findings(metas: Sequence[Located], count: int, source: str | None) -> list[Finding]:
+def _one_meta_findings(metas: Sequence[Document], count: int, source: str | None) -> list[Finding]:
     """``not exactly one package meta type``, explained: none found (at ``source``), or each extra one."""
     if not metas:
         if count == 0:
@@ -329,7 +297,7 @@ def _one_meta_findings(metas: Sequence[Located], count: int, source: str | None)
                 "'xp xpkg init' writes one"
             )
         return [Finding("error", "one-meta", ERR_NOT_EXACTLY_ONE_META, file=source, hint=hint)]
-    found = ", ".join(f"{m.where} ({m.ref})" for m in metas)
+    found = ", ".join(f"{_where(m)} ({m.ref})" for m in metas)
     hint = f"a package needs exactly one {META_GROUP} object (Configuration, Provider or Function); found {found}"
     return [Finding.at(m, "error", "one-meta", ERR_NOT_EXACTLY_ONE_META, hint) for m in metas[1:]]
 
@@ -369,7 +337,7 @@ def _kind_hint(ptype: str | None) -> str:
     return f"besides its meta object, a package holds only: {each}; {where}"
 
 
-def _unknown_kind_hint(loc: Located, ptype: str | None) -> str:
+def _unknown_kind_hint(loc: Document, ptype: str | None) -> str:
     """Why ``loc`` is in no scheme, in words: a near-miss of the meta object, or what the package may hold."""
     group = loc.api_version.rpartition("/")[0]
     if group == META_GROUP:
@@ -384,7 +352,7 @@ def _unknown_kind_hint(loc: Located, ptype: str | None) -> str:
 
 
 def _lint_meta(
-    loc: Located, ptype: str | None, crossplane_version: str | None
+    loc: Document, ptype: str | None, crossplane_version: str | None
 ) -> tuple[PackageMeta | None, list[Finding]]:
     out: list[Finding] = []
     if (ptype is not None and loc.kind != ptype) or not is_meta_package(loc.api_version, loc.kind):
@@ -417,14 +385,14 @@ def _lint_meta(
     return meta, out
 
 
-def _v15_warning(loc: Located, field: str, constraint: str) -> list[Finding]:
+def _v15_warning(loc: Document, field: str, constraint: str) -> list[Finding]:
     diff = v15_difference(constraint)
     return (
         [] if diff is None else [Finding.at(loc, "warning", "constraint-v15", f"{field} {diff}", _V15_HINT)]
     )
 
 
-def _meta_warnings(loc: Located, meta: PackageMeta) -> list[Finding]:
+def _meta_warnings(loc: Document, meta: PackageMeta) -> list[Finding]:
     out: list[Finding] = []
     if not meta.name or len(meta.name) > 63 or not _DNS_LABEL.fullmatch(meta.name):
         out.append(
@@ -441,7 +409,7 @@ def _meta_warnings(loc: Located, meta: PackageMeta) -> list[Finding]:
     return out
 
 
-def _dependency_warnings(loc: Located, i: int, dep: Dependency) -> list[Finding]:
+def _dependency_warnings(loc: Document, i: int, dep: Dependency) -> list[Finding]:
     out: list[Finding] = []
     version = dep.version
     path = f"spec.dependsOn[{i}]"
@@ -470,7 +438,7 @@ def _dependency_warnings(loc: Located, i: int, dep: Dependency) -> list[Finding]
     return out
 
 
-def _reference_warnings(loc: Located, path: str, pkg: str) -> list[Finding]:
+def _reference_warnings(loc: Document, path: str, pkg: str) -> list[Finding]:
     try:
         ref = Reference.parse(pkg)
     except InvalidReferenceError as e:
@@ -506,7 +474,7 @@ def _reference_warnings(loc: Located, path: str, pkg: str) -> list[Finding]:
 
 
 def lint_or_raise(
-    docs: Sequence[Located | Mapping[str, Any]], *, package_type: str | None = None
+    docs: Sequence[Document | Mapping[str, Any]], *, package_type: str | None = None
 ) -> LintResult:
     """:func:`lint_package`, raising :class:`LintError` when there is an error (``xpkg build``)."""
     result = lint_package(docs, package_type=package_type)

@@ -19,10 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xplane.xpkg.errors import PackageError
+from xplane.xpkg.errors import PackageError, YAMLError
 from xplane.xpkg.yamlk8s import YAMLWarning, load_chunk, no_gc, split_documents
 
-__all__ = ["FILE_SEPARATOR", "Document", "DocumentStream", "concatenate", "parse_stream", "read_files"]
+__all__ = [
+    "FILE_SEPARATOR",
+    "Document",
+    "DocumentStream",
+    "Located",
+    "concatenate",
+    "load_file_documents",
+    "parse_stream",
+    "read_files",
+]
 
 #: What upstream's filesystem reader writes after every file.
 FILE_SEPARATOR = b"\n...\n\n---\n"
@@ -42,7 +51,8 @@ def _name_of(doc: Any) -> str:
 
 
 class Document:
-    """One decoded document and where it came from (read-only).
+    """One decoded document and where it came from (read-only): what the loader yields, lint checks
+    and the package reader serves (``Located`` is the same type under lint's name).
 
     ``line``/``column`` are 1-based and point at the document's content; ``offset`` is the byte
     offset of the document in its file (upstream's ``position``). A document read from the
@@ -154,6 +164,11 @@ class Document:
         return _name_of(self.doc)
 
     @property
+    def ref(self) -> str:
+        """``kind/name``, as users name objects."""
+        return f"{self.kind or '<no kind>'}/{self.name or '<no name>'}"
+
+    @property
     def where(self) -> str:
         """``file:line:column`` (or what is known of it)."""
         parts = [str(p) for p in (self._file or "<input>", self._line, self._column) if p is not None]
@@ -180,6 +195,10 @@ class Document:
             f"Document({self._doc!r}, file={self._file!r}, line={self._line!r}, "
             f"column={self._column!r}, offset={self._offset!r})"
         )
+
+
+#: The name lint and its callers give a located document.
+Located = Document
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +306,23 @@ def read_files(paths: Iterable[Path], *, root: Path | None = None) -> DocumentSt
                 raise PackageError(f"cannot read {name}: {e.strerror or e}") from None
             _parse(data, name, docs, warnings)
     return DocumentStream(tuple(docs), tuple(warnings))
+
+
+def load_file_documents(path: Path, *, name: str | None = None) -> tuple[list[Document], list[YAMLWarning]]:
+    """The documents of one file, located (``name`` defaults to the path), and their warnings.
+
+    Raises :class:`YAMLError` naming the file when it cannot be read or does not parse.
+    """
+    label = name if name is not None else str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise YAMLError(f"cannot read file: {e.strerror or e}", file=label) from None
+    docs: list[Document] = []
+    warnings: list[YAMLWarning] = []
+    with no_gc():
+        _parse(data, label, docs, warnings)
+    return docs, warnings
 
 
 def concatenate(contents: Sequence[bytes]) -> bytes:

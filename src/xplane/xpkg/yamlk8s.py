@@ -32,7 +32,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -69,7 +68,6 @@ from xplane.xpkg._yamlrules import (
     timestamp_problem,
 )
 from xplane.xpkg.errors import YAMLError
-from xplane.xpkg.lint import Located
 
 __all__ = [
     "Chunk",
@@ -77,7 +75,6 @@ __all__ = [
     "dump_documents",
     "load_all",
     "load_chunk",
-    "load_file_documents",
     "loads",
     "no_gc",
     "split_documents",
@@ -524,20 +521,3 @@ def loads(data: bytes | str, *, file: str | None = None, warnings: list[YAMLWarn
     """The first non-empty document of ``data`` (None when there is none)."""
     docs = load_all(data, file=file, warnings=warnings)
     return docs[0] if docs else None
-
-
-def load_file_documents(path: Path, *, name: str | None = None) -> tuple[list[Located], list[YAMLWarning]]:
-    """The documents of one file, located (``name`` defaults to the path), and their warnings."""
-    label = name if name is not None else str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise YAMLError(f"cannot read file: {e.strerror or e}", file=label) from None
-    docs: list[Located] = []
-    warnings: list[YAMLWarning] = []
-    with no_gc():
-        for c in split_documents(data, file=label):
-            r = load_chunk(data[c.start : c.end], file=label, line0=c.line, warnings=warnings)
-            if r is not None:
-                docs.append(Located(r[0], label, r[1]))
-    return docs, warnings
