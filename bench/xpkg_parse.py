@@ -9,7 +9,7 @@ in its own Python process so peak memory (``ru_maxrss`` growth over the process 
 the case's own. Cases, each followed by a cheap lint stand-in (count documents by kind):
 
 * ``bare``  — ``list(yaml.load_all(data, Loader=yaml.CSafeLoader))`` (PyYAML's defaults, inexact);
-* ``xplane`` — ``xplane.xpkg.stream.parse_stream`` (Kubernetes' rules, positions, warnings);
+* ``xplane`` — ``xplane.xpkg.yaml.parse_stream`` (Kubernetes' rules, positions, warnings);
 * ``lint``  — ``xplane`` plus the real Provider lint (``lint_package``: one meta, meta checks, the
   per-object kind check on every document) — the issue's "parse + lint with the exact rules";
 * ``build`` — ``xp xpkg build`` of a directory holding the file, ``.xpkg`` written (the issue's
@@ -46,7 +46,7 @@ import yaml
 from xplane.xpkg.meta import PackageMeta
 from xplane.xpkg.objects import is_meta_package
 from xplane.xpkg.parsedcache import ParsedCache
-from xplane.xpkg.stream import parse_stream
+from xplane.xpkg.yaml import parse_stream
 data = open(path, "rb").read()
 digest = "sha256:" + "0" * 64
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -59,7 +59,7 @@ elif mode == "xplane":
     kinds = Counter(d.kind for d in s)
 elif mode == "lint":
     from xplane.xpkg.lint import lint_package
-    from xplane.xpkg.stream import Located
+    from xplane.xpkg.yaml import Located
     s = parse_stream(data, file="package.yaml")
     result = lint_package([Located(d.doc, d.file, d.line) for d in s])
     assert result.ok, result.findings[:3]

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["xplane.oci", "xplane.xpkg", "xplane.fn"]
+PACKAGES = ["xplane.oci", "xplane.xpkg", "xplane.xpkg.yaml", "xplane.xpkg.semver", "xplane.fn"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from xplane.xpkg.stream import Located
+from xplane.xpkg.yaml import Located
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _SEP = re.compile(r"^---\s*(#.*)?$")

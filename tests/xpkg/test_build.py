@@ -27,8 +27,7 @@ from xplane.oci.reference import friendly_id
 from xplane.xpkg.build import BuildError, BuildOptions, BuiltPackage, build_package
 from xplane.xpkg.discover import FILE_SEPARATOR
 from xplane.xpkg.errors import LintError, PackageError, YAMLError
-from xplane.xpkg.stream import load_file_documents
-from xplane.xpkg.yamlk8s import load_all
+from xplane.xpkg.yaml import load_all, load_file_documents
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"

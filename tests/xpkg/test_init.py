@@ -11,7 +11,7 @@ from xplane.fn.loader import load_function
 from xplane.xpkg.build import BuildOptions, build_package
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.init import PACKAGE_TYPES, init_package
-from xplane.xpkg.yamlk8s import load_all
+from xplane.xpkg.yaml import load_all
 
 ROOTS = {"configuration": "", "provider": "", "function": "package"}
 

@@ -26,7 +26,7 @@ from xplane.xpkg.lint import (
     lint_or_raise,
     lint_package,
 )
-from xplane.xpkg.stream import Located
+from xplane.xpkg.yaml import Located
 
 from .pkgload import FIXTURES, load_package, split_documents
 

@@ -16,7 +16,7 @@ import pytest
 from xplane.xpkg import parsedcache
 from xplane.xpkg.errors import PackageError, YAMLError
 from xplane.xpkg.parsedcache import ParsedCache
-from xplane.xpkg.stream import parse_stream
+from xplane.xpkg.yaml import parse_stream
 
 DATA = (
     b"---\napiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata: {name: p}\n---\n"

@@ -2,6 +2,12 @@
 
 The curated public API: other packages import from ``xplane.xpkg`` only these names. They load
 lazily, so importing ``xplane.xpkg`` costs nothing until a name is used.
+
+Inside, the package operations (build, lint, meta, objects, layers, extract, publish, package,
+init, discover, parsedcache) sit above two rooms they use through the rooms' ``__init__``:
+:mod:`xplane.xpkg.yaml` (Kubernetes' YAML dialect and the located documents) and
+:mod:`xplane.xpkg.semver` (Masterminds versions and constraints); :mod:`xplane.xpkg.errors` is at
+the bottom. ``pyproject.toml``'s import-linter contracts check this.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ _EXPORTS: dict[str, str] = {
     "UnknownKindError": "errors",
     "LintError": "errors",
     # YAML
-    "load_all": "yamlk8s",
-    "loads": "yamlk8s",
-    "dump_documents": "yamlk8s",
-    "YAMLWarning": "yamlk8s",
-    "Document": "stream",
-    "DocumentStream": "stream",
-    "parse_stream": "stream",
-    "read_files": "stream",
+    "load_all": "yaml",
+    "loads": "yaml",
+    "dump_documents": "yaml",
+    "YAMLWarning": "yaml",
+    "Document": "yaml",
+    "Located": "yaml",
+    "DocumentStream": "yaml",
+    "parse_stream": "yaml",
+    "read_files": "yaml",
     "ParsedCache": "parsedcache",
     # semver
     "Version": "semver",
@@ -41,7 +48,6 @@ _EXPORTS: dict[str, str] = {
     "Dependency": "meta",
     "ResolvedDependency": "meta",
     "is_meta_package": "objects",
-    "Located": "stream",
     "Finding": "lint",
     "LintResult": "lint",
     "lint_package": "lint",

@@ -38,8 +38,7 @@ from xplane.xpkg.layers import (
 )
 from xplane.xpkg.lint import LintResult, lint_package
 from xplane.xpkg.meta import PackageMeta
-from xplane.xpkg.stream import Document, load_file_documents
-from xplane.xpkg.yamlk8s import YAMLWarning, dump_documents
+from xplane.xpkg.yaml import Document, YAMLWarning, dump_documents, load_file_documents
 
 if TYPE_CHECKING:
     from xplane.oci.pull import Image

@@ -26,7 +26,7 @@ from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindErr
 from xplane.xpkg.meta import Dependency, PackageMeta
 from xplane.xpkg.objects import META_GROUP, META_KINDS, classify, is_meta_package
 from xplane.xpkg.semver import Constraint, Version, is_digest_constraint, v15_difference
-from xplane.xpkg.stream import Document
+from xplane.xpkg.yaml import Document
 
 ERR_NOT_EXACTLY_ONE_META = "not exactly one package meta type"
 ERR_NOT_META = "meta type is not a package"

@@ -26,7 +26,7 @@ from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 from xplane.xpkg.meta import PackageMeta
 from xplane.xpkg.objects import is_meta_package
 from xplane.xpkg.parsedcache import ParsedCache
-from xplane.xpkg.stream import Document, DocumentStream
+from xplane.xpkg.yaml import Document, DocumentStream
 
 if TYPE_CHECKING:
     from xplane.oci.client import RegistryClient

@@ -41,8 +41,7 @@ import orjson
 
 from xplane.oci.cache import default_cache_root
 from xplane.xpkg.errors import PackageError
-from xplane.xpkg.stream import Document, DocumentStream, parse_stream
-from xplane.xpkg.yamlk8s import YAMLWarning, no_gc
+from xplane.xpkg.yaml import Document, DocumentStream, YAMLWarning, no_gc, parse_stream
 
 __all__ = ["FORMAT_VERSION", "LOADER_VERSION", "ParsedCache"]
 
@@ -50,7 +49,7 @@ log = logging.getLogger(__name__)
 
 #: Version of the entry layout below the stamp line.
 FORMAT_VERSION = 2
-#: Version of the decoding rules (bump when :mod:`xplane.xpkg.yamlk8s` changes its results).
+#: Version of the decoding rules (bump when :mod:`xplane.xpkg.yaml` changes what any input decodes to).
 LOADER_VERSION = 2
 
 _STAMP = f"xplane-parsed/{FORMAT_VERSION}/{LOADER_VERSION}\n".encode()

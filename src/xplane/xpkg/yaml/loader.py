@@ -12,11 +12,11 @@ and produce a :class:`YAMLWarning`.
 Documents are split the way Kubernetes' ``YAMLReader`` does (``---`` at the start of a line; only
 spaces or a comment may follow it), and only the first YAML document of each piece is decoded.
 
-Speed: libyaml composes the node tree in C through PyYAML's ``CParser`` (:mod:`xplane.xpkg._yamlcompose`,
+Speed: libyaml composes the node tree in C through PyYAML's ``CParser`` (:mod:`xplane.xpkg.yaml.composer`,
 which also reads the few constructs libyaml 0.2 and go-yaml v2 disagree on go-yaml's way); one lean
-recursive pass builds dicts/lists directly and runs the numeric rules (:mod:`xplane.xpkg._yamlrules`)
+recursive pass builds dicts/lists directly and runs the numeric rules (:mod:`xplane.xpkg.yaml.scalars`)
 only on plain scalars whose first character can start a non-string. Nesting deeper than
-:data:`xplane.xpkg._yamldepth.MAX_DEPTH` is xplane's located error, whichever libyaml is installed.
+:data:`xplane.xpkg.yaml.depth.MAX_DEPTH` is xplane's located error, whichever libyaml is installed.
 
 What Crossplane refuses but libyaml reads (``%YAML 1.2``, a ``?`` inside a plain scalar in ``[]`` or
 ``{}``, an impossible date under ``!!timestamp``) is read and produces a :class:`YAMLWarning`
@@ -36,11 +36,12 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from xplane.xpkg._yamlcompose import OTHER as _OTHER
-from xplane.xpkg._yamlcompose import PLAIN as _PLAIN
-from xplane.xpkg._yamlcompose import compose, empty
-from xplane.xpkg._yamldepth import FRAMES_PER_LEVEL, MAX_DEPTH, depth_error, recursion_room
-from xplane.xpkg._yamlrules import (
+from xplane.xpkg.errors import YAMLError
+from xplane.xpkg.yaml.composer import OTHER as _OTHER
+from xplane.xpkg.yaml.composer import PLAIN as _PLAIN
+from xplane.xpkg.yaml.composer import compose, empty
+from xplane.xpkg.yaml.depth import FRAMES_PER_LEVEL, MAX_DEPTH, depth_error, recursion_room
+from xplane.xpkg.yaml.scalars import (
     BINARY,
     BOOL,
     FINAL,
@@ -61,18 +62,15 @@ from xplane.xpkg._yamlrules import (
     WORDS,
     GoFloat,
     Special,
-    dump_documents,
     go_float32_key,
     json_number,
     resolve_plain,
     timestamp_problem,
 )
-from xplane.xpkg.errors import YAMLError
 
 __all__ = [
     "Chunk",
     "YAMLWarning",
-    "dump_documents",
     "load_all",
     "load_chunk",
     "loads",

@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from xplane.xpkg.errors import YAMLError
-from xplane.xpkg.stream import load_file_documents, parse_stream
-from xplane.xpkg.yamlk8s import (
+from xplane.xpkg.yaml import (
     YAMLWarning,
     dump_documents,
     load_all,
+    load_file_documents,
     loads,
+    parse_stream,
     split_documents,
 )
 

@@ -1,4 +1,4 @@
-"""libyaml's node tree of one Kubernetes document, read as go-yaml v2 reads it (private to ``yamlk8s``).
+"""libyaml's node tree of one Kubernetes document, read as go-yaml v2 reads it (for the loader).
 
 PyYAML's ``CParser`` composes the tree in C, with its resolver hooks replaced by constant-time ones
 (tags are decided by the builder). go-yaml v2, the parser behind ``sigs.k8s.io/yaml``, was ported
@@ -15,7 +15,7 @@ from libyaml 0.1; where libyaml 0.2 reads the text differently this module reads
 * ``%YAML 1.2`` is accepted by libyaml only: a warning says Crossplane refuses it.
 
 Errors are located in the stream; where libyaml stopped in text that already nests deeper than
-:data:`~xplane.xpkg._yamldepth.MAX_DEPTH`, xplane's depth error is raised instead.
+:data:`~xplane.xpkg.yaml.depth.MAX_DEPTH`, xplane's depth error is raised instead.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.tokens import DirectiveToken, StreamStartToken
 
-from xplane.xpkg._yamldepth import check_depth, check_depth_before, decoded, depth_error, may_nest_deeply
 from xplane.xpkg.errors import YAMLError
+from xplane.xpkg.yaml.depth import check_depth, check_depth_before, decoded, depth_error, may_nest_deeply
 
 __all__ = ["MAX_FIXES", "OTHER", "PLAIN", "Warn", "compose", "empty", "from_pyyaml"]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from xplane.xpkg.errors import PackageError, YAMLError
-from xplane.xpkg.stream import FILE_SEPARATOR, concatenate, parse_stream, read_files
-from xplane.xpkg.yamlk8s import load_all
+from xplane.xpkg.yaml import FILE_SEPARATOR, concatenate, load_all, parse_stream, read_files
 
 META = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: p\n"
 CRD = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {n}\n"

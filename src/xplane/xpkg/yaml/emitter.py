@@ -6,7 +6,7 @@ keys sorted, two-space indentation, block sequences under a key at the key's col
 in sequences as ``- key: ...`` (as yaml.v2 and PyYAML lay them out), ``{}`` and ``[]`` for empty
 collections.
 
-Every scalar reads back as the same value with Kubernetes' rules (:mod:`xplane.xpkg.yamlk8s`) and
+Every scalar reads back as the same value with Kubernetes' rules (:mod:`xplane.xpkg.yaml.loader`) and
 also with PyYAML's YAML 1.1 resolver, so a string is written plain only when both read the plain
 form as that string; otherwise it is quoted: single quotes for printable one-line text, double
 quotes with JSON-style escapes for anything else, or a literal block (``|``/``|-``) for multi-line
@@ -25,8 +25,8 @@ from typing import Any
 import yaml.resolver
 from yaml.nodes import ScalarNode
 
-from xplane.xpkg._yamlrules import HINTS, INT64_MAX, STR, WORDS, json_number, resolve_plain
 from xplane.xpkg.errors import PackageError
+from xplane.xpkg.yaml.scalars import HINTS, INT64_MAX, STR, WORDS, json_number, resolve_plain
 
 __all__ = ["EmitError", "dump_documents"]
 
@@ -333,7 +333,7 @@ def _json_like(v: Any) -> Any:
 def dump_documents(docs: Iterable[Any]) -> bytes:
     """A YAML stream of ``docs`` as ``xpkg build`` writes ``package.yaml``: ``---`` before every
     document and at the end, keys sorted; every value reads back identically with Kubernetes'
-    rules (:func:`xplane.xpkg.yamlk8s.load_all`) and with PyYAML. Raises :class:`EmitError` for a
+    rules (:func:`xplane.xpkg.yaml.loader.load_all`) and with PyYAML. Raises :class:`EmitError` for a
     value those rules cannot carry (NaN, infinities, integers beyond 64 bits that a float64 would
     change, non-string keys)."""
     parts: list[str] = []

@@ -11,9 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xplane.xpkg._yamlemit import EmitError, double_quoted, float_text, inline_str
-from xplane.xpkg._yamlrules import json_number
-from xplane.xpkg.yamlk8s import YAMLWarning, dump_documents, load_all
+from xplane.xpkg.yaml import EmitError, YAMLWarning, dump_documents, load_all
+from xplane.xpkg.yaml.emitter import double_quoted, float_text, inline_str
+from xplane.xpkg.yaml.scalars import json_number
 
 # --- strategies -------------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""Kubernetes' YAML scalar rules (private to :mod:`xplane.xpkg.yamlk8s`); the writer is in ``_yamlemit``.
+"""Kubernetes' YAML scalar rules, shared by the loader and the emitter (which build on this module).
 
 The rules are go-yaml v2's ``resolve.go`` followed by what ``sigs.k8s.io/yaml`` and
 ``encoding/json`` do to the result (``shared/spec/yaml.md``): which plain scalars are booleans,
 integers, floats or null, how integral floats print, and how non-string mapping keys are
-stringified. The writer (:mod:`xplane.xpkg._yamlemit`, re-exported here as ``dump_documents``)
-quotes every string those rules would read as something else.
+stringified. The loader (:mod:`xplane.xpkg.yaml.loader`) reads with them; the emitter
+(:mod:`xplane.xpkg.yaml.emitter`) quotes every string they would read as something else.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -208,14 +207,3 @@ def go_float32_key(f: float) -> str:
     else:
         out = digits + "0" * (exp + 1 - len(digits))
     return ("-" if neg else "") + out
-
-
-# --- writing YAML that Crossplane reads back unchanged -----------------------------------------------
-
-
-def dump_documents(docs: Iterable[Any]) -> bytes:
-    """A YAML stream of ``docs`` as ``xpkg build`` writes ``package.yaml`` (see
-    :func:`xplane.xpkg._yamlemit.dump_documents`, imported on use: that module builds on this one)."""
-    from xplane.xpkg import _yamlemit
-
-    return _yamlemit.dump_documents(docs)
