@@ -130,6 +130,17 @@ def test_build_lint_failure_exits_1_with_located_errors(xp: Run, cfg: Path) -> N
     assert not list(cfg.glob("*.xpkg"))
 
 
+@pytest.mark.parametrize(("text", "what"), [("- a\n- b\n", "a list"), ("just words\n", "a str scalar")])
+def test_build_a_document_that_is_not_a_mapping_is_a_located_lint_error(
+    xp: Run, cfg: Path, text: str, what: str
+) -> None:
+    (cfg / "apis" / "odd.yaml").write_text(text)
+    r = xp("xpkg", "build", "-f", str(cfg), "-e", str(cfg / "examples"))
+    assert r.code == 1 and "Traceback" not in r.err
+    assert f"odd.yaml:1: <no kind>/<no name>: Object 'Kind' is missing: the document is {what}" in r.err
+    assert not list(cfg.glob("*.xpkg"))
+
+
 def test_build_missing_root_is_a_usage_error(xp: Run, tmp_path: Path) -> None:
     r = xp("xpkg", "build", "-f", str(tmp_path / "nope"))
     assert r.code == 2 and "does not exist" in r.err

@@ -100,7 +100,14 @@ def scheme_of(api_version: str, kind: str) -> Scheme:
 
 
 def classify(doc: Mapping[str, Any]) -> Scheme:
-    """:func:`scheme_of` for a decoded document; missing or non-string apiVersion/kind are errors."""
+    """:func:`scheme_of` for a decoded document; missing or non-string apiVersion/kind are errors,
+    and so is a document that is not a mapping (a list or a scalar has no kind)."""
+    if not isinstance(doc, Mapping):
+        what = "a list" if isinstance(doc, list) else f"a {type(doc).__name__} scalar"
+        raise UnknownKindError(
+            f"Object 'Kind' is missing: the document is {what}, not an object",
+            hint="every package document is a mapping with apiVersion and kind",
+        )
     kind, api_version = doc.get("kind"), doc.get("apiVersion")
     if not isinstance(kind, str) or not kind:
         raise UnknownKindError(
