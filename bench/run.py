@@ -60,7 +60,7 @@ import sys
 from pathlib import Path
 from xplane.oci.cache import ImageCache
 from xplane.oci.client import RegistryClient
-from xplane.oci.pull import pull
+from xplane.oci.imagepull import pull
 """
     + PLAIN_CLIENT
     + """
@@ -197,7 +197,7 @@ def measure_in_process(ref: str, work: Path, reps: int) -> list[float]:
     """``pull()`` into an empty cache in this process (imports and start-up excluded)."""
     from xplane.oci.cache import ImageCache
     from xplane.oci.client import RegistryClient
-    from xplane.oci.pull import pull
+    from xplane.oci.imagepull import pull
 
     ns: dict[str, Any] = {}
     exec(PLAIN_CLIENT, ns)
@@ -249,7 +249,7 @@ def suite_pull(reps: int, work: Path) -> dict[str, Any]:
             }
         # warm paths on a cache of the small-layer image
         from xplane.oci.cache import ImageCache
-        from xplane.oci.pull import PullPolicy, pull
+        from xplane.oci.imagepull import PullPolicy, pull
 
         ref = reg.ref("bench/200-small-layers", "v1")
         cache_dir = fresh(work / "warm-cache")

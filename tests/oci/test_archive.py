@@ -17,9 +17,9 @@ from tests.support.images import layer_tar, make_test_image, make_test_index
 from xplane.oci.archive import DOCKER_LAYER_UNCOMPRESSED, ArchiveLimits, load_archive
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import ArchiveError, ManifestError
+from xplane.oci.imagepull import PullPolicy, pull
 from xplane.oci.layout import LayoutEntry, write_docker_archive, write_oci_archive, write_oci_layout
 from xplane.oci.models import DOCKER_LAYER, DOCKER_MANIFEST, Descriptor
-from xplane.oci.pull import PullPolicy, pull
 
 REF = "127.0.0.1:5000/test/pkg:v0.1.0"
 

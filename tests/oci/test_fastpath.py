@@ -25,8 +25,8 @@ from xplane.oci.bodies import THREADED_HASH_MIN, BlobSink, body_chunks
 from xplane.oci.cache import TEMP_PREFIX, WRITEBACK_STEP, ImageCache
 from xplane.oci.client import RegistryClient
 from xplane.oci.errors import DigestMismatchError, TLSError
+from xplane.oci.imagepull import LOCK_MIN_SIZE, pull
 from xplane.oci.models import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256_digest
-from xplane.oci.pull import LOCK_MIN_SIZE, pull
 from xplane.oci.reference import Reference
 from xplane.oci.settings import RegistrySettings
 from xplane.oci.tlscontext import DeferredTrustContext

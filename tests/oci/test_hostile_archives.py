@@ -31,7 +31,7 @@ from tests.support.images import layer_tar, make_test_image
 from xplane.oci.archive import ArchiveLimits, load_archive
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import ArchiveError
-from xplane.oci.pull import PullPolicy, pull
+from xplane.oci.imagepull import PullPolicy, pull
 
 REF = "example.com/org/pkg:v1"
 SRC = str(Path(__file__).resolve().parents[2] / "src")

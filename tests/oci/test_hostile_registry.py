@@ -46,8 +46,8 @@ from xplane.oci.errors import (
     ResponseTooLargeError,
     TransferTooSlowError,
 )
+from xplane.oci.imagepull import PullPolicy, pull
 from xplane.oci.limits import MAX_ERROR_BODY, MAX_TOKEN_BODY
-from xplane.oci.pull import PullPolicy, pull
 from xplane.oci.reference import Reference
 from xplane.oci.settings import SETTING_KEYS, RegistryConfig, RegistryOverrides
 from xplane.oci.transport import RetryPolicy

@@ -9,9 +9,10 @@ from pathlib import Path
 from tests.support.images import make_test_image
 from xplane.oci.archive import UNNAMED_IMAGE, load_archive
 from xplane.oci.cache import ImageCache
-from xplane.oci.localfiles import NOTES_DIR, load_file
+from xplane.oci.imagepull import Image
+from xplane.oci.cachegc import NOTES_DIR
+from xplane.oci.localfiles import load_file
 from xplane.oci.models import sha256_digest
-from xplane.oci.pull import Image
 
 
 def config_of(image: Image) -> str:

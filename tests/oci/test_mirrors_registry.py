@@ -17,7 +17,7 @@ from xplane.oci.cache import ImageCache
 from xplane.oci.client import RegistryClient
 from xplane.oci.credentials import CredentialMatch, Credentials
 from xplane.oci.errors import BlockedRegistryError, DigestMismatchError, NotFoundError
-from xplane.oci.pull import PullPolicy, pull
+from xplane.oci.imagepull import PullPolicy, pull
 from xplane.oci.push import push_image
 from xplane.oci.reference import Reference
 from xplane.oci.settings import RegistryConfig, RegistryOverrides

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from xplane.errors import XplaneError
 from xplane.oci.archive import load_archive
 from xplane.oci.cache import ImageCache
+from xplane.oci.imagepull import image_from_cache
 from xplane.oci.models import (
     DOCKER_MANIFEST,
     MANIFEST_TYPES,
@@ -39,7 +40,6 @@ from xplane.oci.models import (
     Platform,
     parse_manifest,
 )
-from xplane.oci.pull import image_from_cache
 from xplane.oci.reference import Reference
 
 FUZZ = settings(

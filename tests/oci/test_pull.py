@@ -21,7 +21,7 @@ from tests.support.skopeo import Skopeo
 from xplane.oci.cache import TEMP_PREFIX, ImageCache
 from xplane.oci.client import RegistryClient
 from xplane.oci.errors import CacheMissError, DigestMismatchError, ManifestError, RegistryError
-from xplane.oci.pull import PullPolicy, PullProgress, pull
+from xplane.oci.imagepull import PullPolicy, PullProgress, pull
 from xplane.oci.reference import Reference
 
 
@@ -242,7 +242,7 @@ def test_a_pull_killed_midway_leaves_nothing_read_as_valid(
     fault_proxy.delay(pushed.layer_digest, 30, method="GET")
     script = (
         "import sys; from pathlib import Path; from tests.oci.test_pull import make_client; "
-        "from xplane.oci.cache import ImageCache; from xplane.oci.pull import pull; "
+        "from xplane.oci.cache import ImageCache; from xplane.oci.imagepull import pull; "
         "pull(sys.argv[1], cache=ImageCache(Path(sys.argv[2])), client=make_client())"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

@@ -15,8 +15,8 @@ from xplane.oci.archive import load_archive
 from xplane.oci.cache import ImageCache
 from xplane.oci.client import RegistryClient
 from xplane.oci.errors import OCIError
+from xplane.oci.imagepull import pull
 from xplane.oci.models import OCI_INDEX
-from xplane.oci.pull import pull
 from xplane.oci.push import PushProgress, push_archive, push_image, push_index
 from xplane.oci.reference import Reference
 

@@ -14,9 +14,9 @@ from tests.support.registry import RegistryServer
 from tests.support.skopeo import Skopeo
 from xplane.oci.archive import load_archive
 from xplane.oci.cache import ImageCache
+from xplane.oci.imagepull import pull
 from xplane.oci.layout import LayoutEntry, write_docker_archive, write_oci_archive, write_oci_layout
 from xplane.oci.models import Descriptor
-from xplane.oci.pull import pull
 from xplane.oci.push import push_image
 
 

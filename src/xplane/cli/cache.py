@@ -17,8 +17,7 @@ import click
 
 from xplane.cli.options import cache_option
 from xplane.cli.output import print_json
-from xplane.oci.cache import CacheProblem, ImageCache, TagEntry
-from xplane.oci.reference import Reference
+from xplane.oci import CacheProblem, ImageCache, Reference, TagEntry
 
 REMOVE_HINT = "hint: remove a damaged image with 'xp cache rm REF'; the other images are not affected"
 
@@ -153,7 +152,7 @@ def rm(refs: tuple[str, ...], no_prune: bool, cache_dir: Path | None) -> None:
         if result.blobs:
             click.echo(f"Deleted {result.blobs} blobs ({human_size(result.bytes)}).")
     if missing:
-        from xplane.oci.errors import CacheMissError
+        from xplane.oci import CacheMissError
 
         raise CacheMissError(f"not in the cache: {', '.join(missing)}", hint="see 'xp cache ls'")
 

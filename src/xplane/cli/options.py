@@ -20,9 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 if TYPE_CHECKING:
-    from xplane.oci.client import RegistryClient
-    from xplane.oci.credentials import Credentials, Keychain
-    from xplane.oci.settings import RegistryConfig
+    from xplane.oci import Credentials, Keychain, RegistryClient, RegistryConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +51,7 @@ class _Limit(_FloatParam):
 
 def pull_limit_options(f: F) -> F:
     """Add ``--pull-timeout`` and ``--min-transfer-rate`` (see docs/registries.md, "Limits")."""
-    from xplane.oci.limits import parse_duration, parse_rate
+    from xplane.oci import parse_duration, parse_rate
 
     options = [
         click.option(
@@ -90,7 +88,7 @@ def cache_option(f: F) -> F:
 
 def pull_policy_option(f: F) -> F:
     """``--pull-policy IfNotPresent|Always|Never`` (Kubernetes semantics; see docs/cache.md)."""
-    from xplane.oci.pull import PullPolicy
+    from xplane.oci import PullPolicy
 
     return click.option(
         "--pull-policy",
@@ -113,7 +111,7 @@ def image_name_option(f: F) -> F:
 
 def max_layer_entries_option(f: F) -> F:
     """``--max-layer-entries N``: tar entries read at most while looking for package.yaml (docs/xpkg.md)."""
-    from xplane.xpkg.extract import MAX_LAYER_ENTRIES
+    from xplane.xpkg import MAX_LAYER_ENTRIES
 
     return click.option(
         "--max-layer-entries",
@@ -227,7 +225,7 @@ def explicit_credentials(
     username: str | None, password_stdin: bool, *, stdin: IO[str] | None = None
 ) -> Credentials | None:
     """Credentials from ``--username`` + ``--password-stdin`` (both or neither)."""
-    from xplane.oci.credentials import Credentials
+    from xplane.oci import Credentials
 
     if password_stdin and not username:
         raise click.UsageError("--password-stdin needs --username")
@@ -256,8 +254,7 @@ def build_registry_access(
     Use them as ``RegistryClient(keychain=keychain, config=config)``. ``env`` defaults to
     ``os.environ``; ``stdin`` to the process's stdin (read only with ``--password-stdin``).
     """
-    from xplane.oci.credentials import default_keychain
-    from xplane.oci.settings import RegistryConfig, RegistryOverrides
+    from xplane.oci import RegistryConfig, RegistryOverrides, default_keychain
 
     env = os.environ if env is None else env
     explicit = explicit_credentials(username, password_stdin, stdin=stdin)
@@ -275,7 +272,7 @@ def build_registry_access(
 def make_registry_client(**options: Any) -> RegistryClient:
     """A :class:`RegistryClient` for the flags of :func:`registry_options` (``**options`` as click
     passes them; keyword arguments of :func:`build_registry_access` also work)."""
-    from xplane.oci.client import RegistryClient
+    from xplane.oci import RegistryClient
 
     keychain, config = build_registry_access(**options)
     return RegistryClient(keychain=keychain, config=config)

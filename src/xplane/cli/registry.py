@@ -22,7 +22,7 @@ def registry() -> None:
 
 
 def _split(target: str) -> tuple[str, str]:
-    from xplane.oci.credentials import normalize_key
+    from xplane.oci import normalize_key
 
     if not target or target.startswith("/"):
         raise click.BadParameter(f"{target!r} is not a registry host[:port][/repository]", param_hint="HOST")
@@ -36,8 +36,7 @@ def _interactive() -> bool:
 
 def _other_login(host: str, repo: str, env: Mapping[str, str]) -> str | None:
     """Where a login for this registry comes from when not Docker's config.json (None if nowhere)."""
-    from xplane.oci.credentials import default_keychain, docker_config_path
-    from xplane.oci.errors import CredentialsError
+    from xplane.oci import CredentialsError, default_keychain, docker_config_path
 
     docker = str(docker_config_path(env))
     try:
@@ -65,9 +64,15 @@ def login(
     The credentials are checked against the registry, then saved in Docker's config.json
     ($DOCKER_CONFIG/config.json or ~/.docker/config.json, mode 0600), or in its credential helper.
     """
-    from xplane.oci.client import RegistryClient
-    from xplane.oci.credentials import Credentials, ExplicitSource, Keychain, store_login
-    from xplane.oci.settings import RegistryConfig, RegistryOverrides
+    from xplane.oci import (
+        Credentials,
+        ExplicitSource,
+        Keychain,
+        RegistryClient,
+        RegistryConfig,
+        RegistryOverrides,
+        store_login,
+    )
 
     env = os.environ
     reg, repo = _split(host)
@@ -100,7 +105,7 @@ def login(
 @click.argument("host")
 def logout(host: str) -> None:
     """Remove the login for HOST from Docker's config.json (and its credential helper)."""
-    from xplane.oci.credentials import docker_config_path, remove_login
+    from xplane.oci import docker_config_path, remove_login
 
     env = os.environ
     reg, repo = _split(host)

@@ -91,8 +91,8 @@ def build(
     --embed-runtime-image takes the image from xplane's cache, pulling it first if needed
     (--pull-policy, and the registry flags), where upstream reads a Docker daemon.
     """
-    from xplane.oci.cache import ImageCache
-    from xplane.xpkg.build import BuildOptions, build_package
+    from xplane.oci import ImageCache
+    from xplane.xpkg import BuildOptions, build_package
 
     if embed_runtime_image and embed_runtime_image_tarball:
         raise click.UsageError("use --embed-runtime-image or --embed-runtime-image-tarball, not both")
@@ -103,7 +103,7 @@ def build(
         runtime = None
         if embed_runtime_image is not None:
             assert cache is not None
-            from xplane.xpkg.package import open_image
+            from xplane.xpkg import open_image
 
             runtime = open_image(
                 embed_runtime_image,

@@ -56,8 +56,8 @@ def extract(
     **registry: Any,
 ) -> None:
     """Write a package's package.yaml, gzipped, in the format of Crossplane's package cache."""
-    from xplane.oci.cache import ImageCache
-    from xplane.xpkg.package import extract_to_gzip
+    from xplane.oci import ImageCache
+    from xplane.xpkg import extract_to_gzip
 
     if (source is None) == (from_xpkg is None):
         raise click.UsageError("give either a package reference or --from-xpkg FILE")

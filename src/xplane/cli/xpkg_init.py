@@ -26,7 +26,7 @@ import click
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(name: str, package_type: str, directory: Path | None, force: bool) -> None:
     """Write a package skeleton NAME that builds as it is."""
-    from xplane.xpkg.init import init_package
+    from xplane.xpkg import init_package
 
     target = directory or Path(name)
     files = init_package(name, package_type, target, force=force)

@@ -42,8 +42,8 @@ def inspect(
     **registry: Any,
 ) -> None:
     """Show a package's meta, dependencies, object counts and layers (SOURCE: a file or a reference)."""
-    from xplane.oci.cache import ImageCache
-    from xplane.xpkg.package import open_package
+    from xplane.oci import ImageCache
+    from xplane.xpkg import open_package
 
     pkg = open_package(
         source,

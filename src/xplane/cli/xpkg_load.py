@@ -8,7 +8,7 @@ import click
 
 from xplane.cli.options import cache_option, format_option, parse_size
 from xplane.cli.xpkg_pull import report
-from xplane.oci.cache import ImageCache
+from xplane.oci import ImageCache
 
 
 @click.command("load")
@@ -41,7 +41,7 @@ def load(
 
     Afterwards REF is served offline with any pull policy (the ``kind load`` case).
     """
-    from xplane.oci.archive import ArchiveLimits, load_archive
+    from xplane.oci import ArchiveLimits, load_archive
 
     limits = ArchiveLimits(
         max_member_bytes=parse_size(max_member_size), max_total_bytes=parse_size(max_total_size)

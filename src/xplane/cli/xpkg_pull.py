@@ -23,12 +23,10 @@ from xplane.cli.options import (
     registry_options,
 )
 from xplane.cli.output import print_json
-from xplane.oci.cache import ImageCache
-from xplane.oci.pull import Image, PullProgress
-from xplane.oci.reference import Reference
+from xplane.oci import Image, ImageCache, PullProgress, Reference
 
 if TYPE_CHECKING:
-    from xplane.oci.models import Descriptor
+    from xplane.oci import Descriptor
 
 
 def image_json(image: Image, *, from_cache: bool | None = None) -> dict[str, Any]:
@@ -143,7 +141,7 @@ def pull(
     **registry: Any,
 ) -> None:
     """Pull package REF into the local cache (offline-first; see docs/cache.md)."""
-    from xplane.oci.pull import pull as do_pull
+    from xplane.oci import pull as do_pull
 
     progress: PlainProgress = (
         RichProgress() if (sys.stderr.isatty() and output != "json") else PlainProgress()

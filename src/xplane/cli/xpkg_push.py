@@ -41,8 +41,8 @@ def push(
     **registry: Any,
 ) -> None:
     """Push one or more .xpkg files to REF (registry/repository:tag)."""
-    from xplane.oci.cache import ImageCache
-    from xplane.xpkg.publish import find_package_files, parse_annotations, push_packages
+    from xplane.oci import ImageCache
+    from xplane.xpkg import find_package_files, parse_annotations, push_packages
 
     files = [Path(p) for p in split_csv(package_files)] or find_package_files(Path("."))
     annotations = parse_annotations(oci_annotation)

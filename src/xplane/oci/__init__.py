@@ -1,15 +1,17 @@
 """xplane.oci: image references, the registry client, image models, archives and the offline-first cache.
 
-This is the curated public API: other packages import from ``xplane.oci`` only these names.
-They load lazily (PEP 562), so ``from xplane.oci import pull`` does not import ``httpx``: a warm
-``xp xpkg pull`` stays fast. Modules whose owners have not landed them yet simply do not
-resolve (``AttributeError``) until they do.
+This is the curated public API: other packages import from ``xplane.oci`` only these names (an
+import-linter contract in pyproject.toml checks it). They load lazily (PEP 562, through
+:func:`xplane._lazy.lazy_exports`), so ``from xplane.oci import pull`` does not import ``httpx``: a
+warm ``xp xpkg pull`` stays fast. No exported name is also the name of a submodule (``pull`` lives
+in :mod:`xplane.oci.imagepull`), so ``import xplane.oci.<module>`` can never shadow a function.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from xplane._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # errors
@@ -74,11 +76,11 @@ _EXPORTS: dict[str, str] = {
     "PruneResult": "cache",
     "DiskUsage": "cache",
     "default_cache_root": "cache",
-    "Image": "pull",
-    "PullPolicy": "pull",
-    "PullProgress": "pull",
-    "pull": "pull",
-    "cached_image": "pull",
+    "Image": "imagepull",
+    "PullPolicy": "imagepull",
+    "PullProgress": "imagepull",
+    "pull": "imagepull",
+    "cached_image": "imagepull",
     # archives and layouts
     "ArchiveLimits": "archive",
     "load_archive": "archive",
@@ -96,11 +98,19 @@ _EXPORTS: dict[str, str] = {
     "push_index": "push",
     "push_archive": "push",
     "index_bytes_for": "push",
+    # used by xpkg and the CLI: credentials files, bounded parsing, files, limits
+    "CacheProblem": "cache",
+    "ExplicitSource": "credentials",
+    "atomic_output": "atomicfile",
+    "docker_config_path": "credentials",
+    "image_from_cache": "imagepull",
+    "load_file": "localfiles",
+    "normalize_key": "credentials",
+    "parse_duration": "limits",
+    "parse_rate": "limits",
+    "remove_login": "credentials",
+    "store_login": "credentials",
 }
-
-# ``pull`` is both a submodule and a function: import it eagerly so the function wins (once a
-# submodule is imported, Python binds its name on the package). pull.py does not import httpx.
-from xplane.oci.pull import pull  # noqa: E402
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -121,6 +131,7 @@ __all__ = [
     "BlobReader",
     "BlockedRegistryError",
     "CacheMissError",
+    "CacheProblem",
     "ConfigError",
     "CredentialMatch",
     "Credentials",
@@ -130,6 +141,7 @@ __all__ = [
     "DigestMismatchError",
     "DiskUsage",
     "Endpoint",
+    "ExplicitSource",
     "Image",
     "ImageCache",
     "Index",
@@ -156,53 +168,68 @@ __all__ = [
     "RetryPolicy",
     "TLSError",
     "TagEntry",
+    "atomic_output",
     "cached_image",
     "default_cache_root",
     "default_keychain",
+    "docker_config_path",
     "docker_manifest_bytes",
     "friendly_id",
+    "image_from_cache",
     "index_bytes_for",
     "load_archive",
+    "load_file",
+    "normalize_key",
     "package_source",
+    "parse_duration",
     "parse_manifest",
+    "parse_rate",
     "pull",
     "pull_sources",
     "push_archive",
     "push_endpoint",
     "push_image",
     "push_index",
+    "remove_login",
     "select_platform",
     "sha256_digest",
     "ssl_context_for",
+    "store_login",
     "to_dns_label",
     "write_docker_archive",
     "write_oci_archive",
     "write_oci_layout",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xplane.oci' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"xplane.oci.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
-
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on first use)
     from xplane.oci.archive import (
         DOCKER_LAYER_UNCOMPRESSED,
         ArchiveLimits,
         docker_manifest_bytes,
         load_archive,
     )
-    from xplane.oci.cache import DiskUsage, ImageCache, PruneResult, TagEntry, default_cache_root
+    from xplane.oci.atomicfile import atomic_output
+    from xplane.oci.cache import (
+        CacheProblem,
+        DiskUsage,
+        ImageCache,
+        PruneResult,
+        TagEntry,
+        default_cache_root,
+    )
     from xplane.oci.client import RegistryClient
+    from xplane.oci.credentials import (
+        CredentialMatch,
+        Credentials,
+        ExplicitSource,
+        Keychain,
+        default_keychain,
+        docker_config_path,
+        normalize_key,
+        remove_login,
+        store_login,
+    )
     from xplane.oci.errors import (
         ArchiveError,
         AuthenticationError,
@@ -220,6 +247,7 @@ if TYPE_CHECKING:
         RegistryUnavailableError,
         TLSError,
     )
+    from xplane.oci.imagepull import Image, PullPolicy, PullProgress, cached_image, image_from_cache, pull
     from xplane.oci.layout import (
         BlobReader,
         LayoutEntry,
@@ -228,6 +256,8 @@ if TYPE_CHECKING:
         write_oci_archive,
         write_oci_layout,
     )
+    from xplane.oci.limits import parse_duration, parse_rate
+    from xplane.oci.localfiles import load_file
     from xplane.oci.mirrors import Endpoint, pull_sources, push_endpoint
     from xplane.oci.models import (
         DEFAULT_PLATFORM,
@@ -248,7 +278,7 @@ if TYPE_CHECKING:
         select_platform,
         sha256_digest,
     )
-    from xplane.oci.pull import Image, PullPolicy, PullProgress, cached_image
     from xplane.oci.push import PushProgress, index_bytes_for, push_archive, push_image, push_index
     from xplane.oci.reference import Digest, Reference, friendly_id, package_source, to_dns_label
+    from xplane.oci.settings import RegistryConfig, RegistryOverrides, RegistrySettings, ssl_context_for
     from xplane.oci.transport import RetryPolicy

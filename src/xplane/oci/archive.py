@@ -22,6 +22,7 @@ from xplane.oci.archivesource import ArchiveLimits, DirSource, SafeTar, Source
 from xplane.oci.cache import ImageCache
 from xplane.oci.dockersave import DOCKER_LAYER_UNCOMPRESSED, docker_manifest_bytes, import_docker, names_image
 from xplane.oci.errors import ArchiveError, DigestMismatchError, InvalidReferenceError, ManifestError
+from xplane.oci.imagepull import Image, image_from_cache
 from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.models import (
     INDEX_TYPES,
@@ -33,7 +34,6 @@ from xplane.oci.models import (
     parse_manifest,
     sha256_digest,
 )
-from xplane.oci.pull import Image, image_from_cache
 from xplane.oci.reference import Digest, Reference
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"

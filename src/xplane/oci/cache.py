@@ -143,7 +143,7 @@ class ImageCache:
     """A content-addressed blob store plus a tag -> digest index per repository.
 
     Safe for concurrent use by several processes. Library callers that write an image hold
-    :meth:`writer` around the whole operation; :func:`xplane.oci.pull.pull` and
+    :meth:`writer` around the whole operation; :func:`xplane.oci.imagepull.pull` and
     :func:`xplane.oci.archive.load_archive` do.
     """
 

@@ -37,11 +37,15 @@ from xplane.oci.cache import (
     PruneResult,
 )
 from xplane.oci.errors import OCIError
+from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.models import INDEX_TYPES, MANIFEST_TYPES
 from xplane.oci.reference import Digest
 
 if TYPE_CHECKING:
     from xplane.oci.cache import ImageCache
+
+
+NOTES_DIR = "files"  # under the cache root: notes of images read from files (xplane.oci.localfiles)
 
 
 def closure(cache: ImageCache, digest: str, problems: list[str] | None = None) -> set[str]:
@@ -131,10 +135,24 @@ def prune(
                     path.unlink(missing_ok=True)
         if not dry_run:
             shutil.rmtree(cache.locks_dir / "blobs", ignore_errors=True)
-            from xplane.oci.localfiles import forget_missing
-
             forget_missing(cache)  # notes of file images whose blobs were just swept
     return PruneResult(blobs=removed, bytes=freed, temp_files=temps, problems=tuple(problems))
+
+
+def forget_missing(cache: ImageCache) -> int:
+    """Remove the notes of file images (:mod:`xplane.oci.localfiles`) whose top blob is gone; return how many."""
+    removed = 0
+    notes = cache.root / NOTES_DIR
+    for note in notes.glob("*.json") if notes.is_dir() else ():
+        try:
+            digest = str(loads_bounded(note.read_bytes(), what=f"file note {note}")["digest"])
+            gone = not cache.has_blob(digest)
+        except (OSError, ValueError, KeyError, TypeError, OCIError):
+            gone = True
+        if gone:
+            note.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def disk_usage(cache: ImageCache) -> DiskUsage:

@@ -24,13 +24,12 @@ from typing import Any
 
 from xplane.oci.archive import ArchiveLimits, load_archive
 from xplane.oci.cache import ImageCache, atomic_write
+from xplane.oci.cachegc import NOTES_DIR
 from xplane.oci.errors import OCIError
+from xplane.oci.imagepull import Image, image_from_cache
 from xplane.oci.jsonbound import loads_bounded
 from xplane.oci.models import Platform
-from xplane.oci.pull import Image, image_from_cache
 from xplane.oci.reference import Reference
-
-NOTES_DIR = "files"
 
 
 def _stamp(path: Path) -> dict[str, int]:
@@ -86,20 +85,4 @@ def load_file(
     return image
 
 
-def forget_missing(cache: ImageCache) -> int:
-    """Remove the notes of images whose top blob is gone (after a prune); return how many."""
-    removed = 0
-    notes = cache.root / NOTES_DIR
-    for note in notes.glob("*.json") if notes.is_dir() else ():
-        try:
-            digest = str(loads_bounded(note.read_bytes(), what=f"file note {note}")["digest"])
-            gone = not cache.has_blob(digest)
-        except (OSError, ValueError, KeyError, TypeError, OCIError):
-            gone = True
-        if gone:
-            note.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-__all__ = ["NOTES_DIR", "forget_missing", "load_file"]
+__all__ = ["load_file"]

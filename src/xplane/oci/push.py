@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from xplane.oci._parallel import for_each
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import BlockedRegistryError, OCIError
+from xplane.oci.imagepull import Image, image_from_cache
 from xplane.oci.models import OCI_INDEX, Descriptor, Platform, parse_manifest
-from xplane.oci.pull import Image, image_from_cache
 from xplane.oci.reference import Reference
 
 if TYPE_CHECKING:

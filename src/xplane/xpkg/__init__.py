@@ -1,7 +1,8 @@
 """xplane.xpkg: Crossplane packages — YAML with Kubernetes' rules, semver, meta types, lint, build, push, read.
 
-The curated public API: other packages import from ``xplane.xpkg`` only these names. They load
-lazily, so importing ``xplane.xpkg`` costs nothing until a name is used.
+The curated public API: other packages import from ``xplane.xpkg`` only these names (an
+import-linter contract in pyproject.toml checks it). They load lazily, so importing
+``xplane.xpkg`` costs nothing until a name is used.
 
 Inside, the package operations (build, lint, meta, objects, layers, extract, publish, package,
 init, discover, parsedcache) sit above two rooms they use through the rooms' ``__init__``:
@@ -11,6 +12,8 @@ the bottom. ``pyproject.toml``'s import-linter contracts check this.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from xplane._lazy import lazy_exports
 
@@ -65,7 +68,104 @@ _EXPORTS: dict[str, str] = {
     "extract_to_gzip": "package",
     "read_package_yaml": "extract",
     "init_package": "init",
+    "find_package_files": "publish",
+    "parse_annotations": "publish",
+    "MAX_LAYER_ENTRIES": "extract",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "MAX_LAYER_ENTRIES",
+    "BuildError",
+    "BuildOptions",
+    "BuiltPackage",
+    "Configuration",
+    "Constraint",
+    "Dependency",
+    "Document",
+    "DocumentStream",
+    "Finding",
+    "Function",
+    "LintError",
+    "LintResult",
+    "Located",
+    "MetaError",
+    "Package",
+    "PackageError",
+    "PackageMeta",
+    "ParsedCache",
+    "Provider",
+    "PushResult",
+    "ResolvedDependency",
+    "SemverError",
+    "UnknownKindError",
+    "Version",
+    "YAMLError",
+    "YAMLWarning",
+    "build_package",
+    "dump_documents",
+    "extract_to_gzip",
+    "find_package_files",
+    "init_package",
+    "is_complete_tag",
+    "is_digest_constraint",
+    "is_meta_package",
+    "lint_package",
+    "load_all",
+    "loads",
+    "open_image",
+    "open_package",
+    "parse_annotations",
+    "parse_stream",
+    "push_packages",
+    "read_files",
+    "read_image_package",
+    "read_package_yaml",
+    "satisfies",
+    "v15_difference",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on first use)
+    from xplane.xpkg.build import BuildError, BuildOptions, BuiltPackage, build_package
+    from xplane.xpkg.errors import (
+        LintError,
+        MetaError,
+        PackageError,
+        SemverError,
+        UnknownKindError,
+        YAMLError,
+    )
+    from xplane.xpkg.extract import MAX_LAYER_ENTRIES, read_package_yaml
+    from xplane.xpkg.init import init_package
+    from xplane.xpkg.lint import Finding, LintResult, lint_package
+    from xplane.xpkg.meta import (
+        Configuration,
+        Dependency,
+        Function,
+        PackageMeta,
+        Provider,
+        ResolvedDependency,
+    )
+    from xplane.xpkg.objects import is_meta_package
+    from xplane.xpkg.package import Package, extract_to_gzip, open_image, open_package, read_image_package
+    from xplane.xpkg.parsedcache import ParsedCache
+    from xplane.xpkg.publish import PushResult, find_package_files, parse_annotations, push_packages
+    from xplane.xpkg.semver import (
+        Constraint,
+        Version,
+        is_complete_tag,
+        is_digest_constraint,
+        satisfies,
+        v15_difference,
+    )
+    from xplane.xpkg.yaml import (
+        Document,
+        DocumentStream,
+        Located,
+        YAMLWarning,
+        dump_documents,
+        load_all,
+        loads,
+        parse_stream,
+        read_files,
+    )

@@ -20,10 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from xplane.oci.cache import ImageCache
-from xplane.oci.layout import LayoutEntry, MemoryBlobs, atomic_output, write_docker_archive
-from xplane.oci.models import DOCKER_MANIFEST, Descriptor
-from xplane.oci.reference import friendly_id
+from xplane.oci import (
+    DOCKER_MANIFEST,
+    Descriptor,
+    ImageCache,
+    LayoutEntry,
+    MemoryBlobs,
+    atomic_output,
+    friendly_id,
+    write_docker_archive,
+)
 from xplane.xpkg.discover import FILE_SEPARATOR, find_yaml_files
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.layers import (
@@ -41,7 +47,7 @@ from xplane.xpkg.meta import PackageMeta
 from xplane.xpkg.yaml import Document, YAMLWarning, dump_documents, load_file_documents
 
 if TYPE_CHECKING:
-    from xplane.oci.pull import Image
+    from xplane.oci import Image
 
 
 class BuildError(PackageError):
@@ -215,7 +221,7 @@ def _runtime_base(tarball: Path, cache: ImageCache | None) -> tuple[Mapping[str,
     """Load a docker-save or OCI tarball (the runtime image) into the cache, untagged; its config and
     layers. :meth:`BuiltPackage.write` reads the layers from the cache: hold ``cache.writer()`` from
     the build until the write, or a concurrent prune may remove them."""
-    from xplane.oci.localfiles import load_file
+    from xplane.oci import load_file
 
     if not Path(tarball).exists():
         raise BuildError(f"runtime image tarball {tarball} does not exist")
@@ -224,7 +230,7 @@ def _runtime_base(tarball: Path, cache: ImageCache | None) -> tuple[Mapping[str,
 
 def _runtime_layers(image: Image) -> tuple[Mapping[str, Any], list[Descriptor], Any]:
     """A runtime image's config and its layers as the package's first layers (gzip layers only)."""
-    from xplane.oci.models import DOCKER_LAYER, OCI_LAYER_GZIP
+    from xplane.oci import DOCKER_LAYER, OCI_LAYER_GZIP
 
     layers = []
     for d in image.layers:

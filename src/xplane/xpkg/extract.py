@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from xplane.oci.models import Descriptor
+from xplane.oci import Descriptor
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from xplane.oci.layout import atomic_output
+from xplane.oci import atomic_output
 from xplane.xpkg.errors import PackageError
 
 PACKAGE_TYPES = ("configuration", "function", "provider")

@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xplane.oci.archive import docker_manifest_bytes
-from xplane.oci.models import DOCKER_CONFIG, DOCKER_LAYER, Descriptor
+from xplane.oci import DOCKER_CONFIG, DOCKER_LAYER, Descriptor, docker_manifest_bytes
 from xplane.xpkg.errors import PackageError
 
 ANNOTATION_KEY = "io.crossplane.xpkg"

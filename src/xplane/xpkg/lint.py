@@ -20,8 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from xplane.oci.errors import InvalidReferenceError
-from xplane.oci.reference import Reference
+from xplane.oci import InvalidReferenceError, Reference
 from xplane.xpkg.errors import LintError, MetaError, SemverError, UnknownKindError
 from xplane.xpkg.meta import Dependency, PackageMeta
 from xplane.xpkg.objects import META_GROUP, META_KINDS, classify, is_meta_package

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xplane.oci.cache import ImageCache
-from xplane.oci.layout import atomic_output
-from xplane.oci.pull import Image, PullPolicy
+from xplane.oci import Image, ImageCache, PullPolicy, atomic_output
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.extract import MAX_LAYER_ENTRIES, base_layer_index, read_package_yaml
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
@@ -29,7 +27,7 @@ from xplane.xpkg.parsedcache import ParsedCache
 from xplane.xpkg.yaml import Document, DocumentStream
 
 if TYPE_CHECKING:
-    from xplane.oci.client import RegistryClient
+    from xplane.oci import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -136,14 +134,14 @@ def open_image(
     cache = cache or ImageCache()
     path = Path(source)
     if path.exists():
-        from xplane.oci.localfiles import load_file
+        from xplane.oci import load_file
 
         return load_file(path, cache=cache, platform=platform, image_name=image_name)
     if image_name is not None:
         raise PackageError(
             f"{source} is a reference, not a file: --ref only picks an image inside an archive or layout"
         )
-    from xplane.oci.pull import pull
+    from xplane.oci import pull
 
     return pull(source, policy=policy, cache=cache, client_factory=client_factory, platform=platform)
 

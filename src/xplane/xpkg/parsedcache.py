@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from xplane.oci.cache import default_cache_root
+from xplane.oci import default_cache_root
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.yaml import Document, DocumentStream, YAMLWarning, no_gc, parse_stream
 

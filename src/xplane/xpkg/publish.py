@@ -19,16 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xplane.oci.cache import ImageCache
-from xplane.oci.models import DOCKER_MANIFEST, Descriptor
-from xplane.oci.pull import Image, image_from_cache
-from xplane.oci.push import push_image, push_index
-from xplane.oci.reference import Reference
+from xplane.oci import (
+    DOCKER_MANIFEST,
+    Descriptor,
+    Image,
+    ImageCache,
+    Reference,
+    image_from_cache,
+    push_image,
+    push_index,
+)
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.layers import annotate_layers
 
 if TYPE_CHECKING:
-    from xplane.oci.client import RegistryClient
+    from xplane.oci import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def stage_package_file(path: Path, cache: ImageCache, annotations: Mapping[str, 
     Nothing is tagged: hold ``cache.writer()`` until the image is pushed and tagged where it went
     (as :func:`push_packages` does), or a concurrent prune may remove its blobs.
     """
-    from xplane.oci.localfiles import load_file
+    from xplane.oci import load_file
 
     loaded = load_file(path, cache=cache)
     data = _manifest_json(loaded, annotations)

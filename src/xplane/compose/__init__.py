@@ -1,1 +1,0 @@
-"""xplane.compose."""
