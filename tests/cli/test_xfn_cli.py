@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, xr_request
+from tests.fn.runner_fixtures import RunnerThread, running, test_settings, xr_request
 from tests.support.certs import TLSCerts
 from tests.support.procs import free_port
 from xplane.cli.xfn import main, serve

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from tests.fn.conftest import arun, fatal_message, make_request, results
-from tests.fn.test_runner_fixtures import running, test_settings, xr_request
+from tests.fn.runner_fixtures import running, test_settings, xr_request
 from xplane.fn.kinds import exec as exec_kind
 from xplane.fn.kinds import wasm as wasm_kind
 from xplane.fn.loader import load_function

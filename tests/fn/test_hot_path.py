@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fn.test_runner_fixtures import scripted_discover, write_function, xr_request
+from tests.fn.runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn.metrics import Metrics
 from xplane.fn.registry import FunctionRegistry, LoadedFunction
 from xplane.fn.router import CallPlan, FunctionNotFoundError, Router

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
+from tests.fn.runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
 from tests.support.procs import free_port
 from xplane.fn.proto import grpcv1, request_to_json
 

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, write_function
+from tests.fn.runner_fixtures import RunnerThread, running, test_settings, write_function
 from tests.support.procs import free_port, kill, log_tail, spawn
 from xplane.cli.xfn import serve
 from xplane.fn.httpjson import within_values

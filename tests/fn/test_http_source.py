@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fn.conftest import arun
-from tests.fn.test_runner_fixtures import CLOSED, running, test_settings, xr_request
+from tests.fn.runner_fixtures import CLOSED, running, test_settings, xr_request
 from tests.support.procs import free_port
 from xplane.fn.client import FunctionClient
 from xplane.fn.sources import HttpSource

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from tests.fn.conftest import FIXTURES, arun, fatal_message, make_request, results
-from tests.fn.test_runner_fixtures import running, test_settings, xr_request
+from tests.fn.runner_fixtures import running, test_settings, xr_request
 from xplane.fn.base import DEADLINE_GRACE, FunctionSpec
 from xplane.fn.kinds.pyprocess import RESPAWN_INTERVAL, PythonProcessFunction
 from xplane.fn.kinds.python import PythonFunction

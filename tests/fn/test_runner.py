@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.fn.test_runner_fixtures import CLOSED, running, test_settings, write_function, xr_request
+from tests.fn.runner_fixtures import CLOSED, running, test_settings, write_function, xr_request
 from xplane.fn.proto import grpcv1
 from xplane.fn.sources import HttpSource, SecretSource
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.fn.test_runner_fixtures import scripted_discover, write_function, xr_request
+from tests.fn.runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn import logs
 from xplane.fn.metrics import Metrics
 from xplane.fn.registry import FunctionRegistry

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
+from tests.fn.runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
 from xplane.fn.proto import fnv1, fnv1beta1, grpcv1, grpcv1beta1
 
 

@@ -24,7 +24,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.fn.test_runner_fixtures import (
+from tests.fn.runner_fixtures import (
     CLOSED,
     RunnerThread,
     ScriptedFunction,

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
+from tests.fn.runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
 from tests.support.certs import TLSCerts
 from xplane.fn.proto import grpcv1
 from xplane.fn.runner import Runner

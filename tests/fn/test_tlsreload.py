@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from tests.fn.test_runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
+from tests.fn.runner_fixtures import RunnerThread, running, test_settings, write_function, xr_request
 from tests.support.certs import TLSCerts, make_test_certs
 from tests.support.procs import free_port
 from xplane.fn.proto import grpcv1

@@ -118,7 +118,7 @@ def test_settings(functions_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite the name
+test_settings.__test__ = False  # type: ignore[attr-defined]  # imported by test modules: not a test itself
 
 
 class RunnerThread:
