@@ -2,8 +2,8 @@
 
 - At most ``size`` workers (``--http-max-concurrent-runs``), each doing one job at a time. They start
   on first need and stop after :data:`IDLE_TIMEOUT` seconds without a job, so a runner that is never
-  sent a large body never starts one. Started with ``subprocess.Popen`` and no ``preexec_fn`` (vfork:
-  grpcio's fork handlers never run, see ``xplane.fn.kinds.exec.spawn_piped``).
+  sent a large body never starts one. Started as function processes are (no ``preexec_fn``, so
+  grpcio's fork handlers never run; see ``xplane.fn.kinds.process.spawn_piped``).
 - A job that takes longer than :data:`JOB_TIMEOUT` kills its worker. A worker that dies, answers
   out of turn or retires (it grew too large, see ``httpjson``) is replaced on the next job.
 - Pipes are read and written on the event loop; the loop never waits on a worker.
@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
 from xplane.fn.httpjson import ANSWER, DECODE, ENCODE, JOB, BodyLimits, BodyRefused
+from xplane.fn.kinds.process import signal_name, spawn_piped
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,11 @@ class _Worker:
         if code is None:
             how = "stopped answering"
         elif code < 0:
-            how = f"was killed by {_signal_name(-code)}"
+            how = f"was killed by {signal_name(-code)}"
         else:
             how = f"exited with code {code}"
         tail = self.stderr.data.decode("utf-8", "replace").strip().splitlines()[-3:]
         return f"the JSON worker (pid {self.proc.pid}) {how}" + (f": {' / '.join(tail)}" if tail else "")
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 class JsonWorkers:
@@ -183,14 +176,7 @@ class JsonWorkers:
         command += ["--max-body", str(limits.max_body), "--max-values", str(limits.max_values)]
         command += ["--max-message-size", str(limits.max_message_size)]
         try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                close_fds=True,
-            )
+            proc = spawn_piped(command)
         except OSError as e:
             raise WorkerFailed(f"cannot start a JSON worker ({sys.executable}): {e.strerror or e}") from None
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

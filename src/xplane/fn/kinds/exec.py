@@ -15,20 +15,19 @@ import os
 import resource
 import signal
 import subprocess
-from pathlib import Path
 
 from google.protobuf import json_format
 
 from xplane.fn.base import Function, FunctionSpec, ensure_tag, fatal_response, trim
 from xplane.fn.errors import FunctionLoadError
 from xplane.fn.kinds import functionio, sandbox
+from xplane.fn.kinds.process import base_environment, signal_name, spawn_piped
 from xplane.fn.proto import fnv1, request_to_json, response_from_json
 
 log = logging.getLogger(__name__)
 
 #: Default cap on stdout and on stderr, each (the old xfn used 100 MiB; responses are far smaller).
 DEFAULT_OUTPUT_BYTES = 64 * 1024 * 1024
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _STDERR_IN_MESSAGE = 2000
 
 
@@ -180,43 +179,6 @@ class _Child:
             self._done.cancel()
         elif not self._done.cancelled():
             self._done.exception()  # mark retrieved: no "exception was never retrieved" warning
-
-
-def signal_name(code: int) -> str:
-    """``SIGSEGV`` for 11; ``signal 99`` for a number with no name."""
-    try:
-        return signal.Signals(code).name
-    except ValueError:
-        return f"signal {code}"
-
-
-def base_environment(*, home: str | None = None) -> dict[str, str]:
-    """PATH, HOME and LANG from the runner's environment (with defaults): all a function process inherits."""
-    return {
-        "PATH": os.environ.get("PATH", DEFAULT_PATH),
-        "HOME": home or os.environ.get("HOME", "/tmp"),
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-    }
-
-
-def spawn_piped(command: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    """Start a function process: three pipes, a session (and process group) of its own, no stray fds.
-
-    No ``preexec_fn``, ever: without one CPython uses vfork, which is cheaper from a large process
-    and, above all, runs no ``pthread_atfork`` handlers. grpcio's (1.81 and later) restart its poller
-    in a forked child, and ``close_fds`` then makes that child abort before it can exec
-    (grpc/grpc#43055), in any process that serves gRPC, as the runner does.
-    """
-    return subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-        close_fds=True,
-    )
 
 
 def memory_limited(command: list[str], limit: int) -> tuple[list[str], bool]:

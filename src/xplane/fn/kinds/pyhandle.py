@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from xplane.fn.base import DEADLINE_GRACE, trim
 from xplane.fn.errors import FunctionLoadError
-from xplane.fn.kinds.exec import signal_name
+from xplane.fn.kinds.process import signal_name
 from xplane.fn.kinds.pyworker import (
     CANCEL,
     CANCELLED,

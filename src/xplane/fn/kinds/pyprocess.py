@@ -37,7 +37,7 @@ import xplane
 from xplane.fn.base import DEADLINE_GRACE, Function, FunctionSpec, fatal_response, trim
 from xplane.fn.errors import FunctionLoadError
 from xplane.fn.kinds import sandbox
-from xplane.fn.kinds.exec import base_environment, spawn_piped
+from xplane.fn.kinds.process import base_environment, spawn_piped
 from xplane.fn.kinds.pyhandle import (
     CLOSED_REASON,
     Unavailable,
