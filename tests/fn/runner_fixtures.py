@@ -3,7 +3,8 @@
 A *scripted* function is a directory ``<name>/function.json`` (or a top-level ``<name>.fn.json``
 file, for Secret volumes whose keys are flat files) holding its behaviour: ``message``, ``delay``
 seconds, ``raise`` (an xplane-side bug), ``fatal`` (a FATAL result), ``pad`` (response padding bytes),
-``broken`` (fails to load). Functions are real ``xplane.fn.base.Function`` subclasses, loaded through
+``broken`` (fails to load), ``timeout`` (its spec's timeout), ``show_timeout`` (the message ends with
+the timeout the call was given). Functions are real ``xplane.fn.base.Function`` subclasses, loaded through
 the registry's real discover seam, so reloads are driven by real file changes.
 """
 
@@ -56,7 +57,10 @@ class ScriptedFunction(Function):
         if cfg.get("fatal"):
             return fatal_response(req, str(cfg["fatal"]))
         rsp = response.to(req)
-        response.normal(rsp, f"{cfg.get('message', 'hello')} from {self.name}")
+        message = f"{cfg.get('message', 'hello')} from {self.name}"
+        if cfg.get("show_timeout"):
+            message += f" within {timeout:g}s"
+        response.normal(rsp, message)
         if cfg.get("pad"):
             rsp.context["pad"] = "x" * int(cfg["pad"])
         return rsp

@@ -12,7 +12,7 @@ import pytest
 from tests.fn.runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn.metrics import Metrics
 from xplane.fn.registry import FunctionRegistry, LoadedFunction
-from xplane.fn.router import CallPlan, FunctionNotFoundError, Router
+from xplane.fn.router import FunctionNotFoundError, Router
 from xplane.fn.sources import LocalSource
 
 
@@ -88,35 +88,37 @@ def test_release_closes_a_retired_function_after_its_last_call(tmp_path: Path) -
     asyncio.run(go())
 
 
-def test_call_plan_is_cached_per_entry_and_router(tmp_path: Path) -> None:
+def test_each_router_gives_its_own_timeout_and_a_reload_the_new_one(tmp_path: Path) -> None:
     async def go() -> None:
-        write_function(tmp_path, "f", message="one")
+        write_function(tmp_path, "f", message="one", show_timeout=True)
         registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
         await registry.refresh()
         metrics = Metrics()
         router = Router(registry, metrics, default_timeout=7.0)
         entry = router.resolve()
-        plan = router.plan(entry)
-        assert isinstance(plan, CallPlan) and router.plan(entry) is plan
-        assert plan.timeout == 7.0 and plan.name == "f" and plan.run_owned is None
         for tag in ("a", "b", "c"):
             rsp = await router.run(entry, xr_request(tag), transport="grpc-v1", deadline=30.0)
-            assert rsp.meta.tag == tag and rsp.results[0].message == "one from f"
-        await router.run(entry, xr_request("d"), transport="http")
-        assert entry.plan is plan and entry.inflight == 0 and metrics.inflight == 0
-        assert metrics.calls == {("f", "grpc-v1"): 3, ("f", "http"): 1}
-        assert metrics.durations["f"].count == 4
-        # A second router over the same registry works out its own plan (its own timeout).
+            assert rsp.meta.tag == tag and rsp.results[0].message == "one from f within 7s"
+        rsp = await router.run(entry, xr_request("d"), transport="grpc-v1", deadline=2.0)
+        assert rsp.results[0].message == "one from f within 2s"  # the caller's deadline came first
+        await router.run(entry, xr_request("e"), transport="http")
+        assert entry.inflight == 0 and metrics.inflight == 0
+        assert metrics.calls == {("f", "grpc-v1"): 4, ("f", "http"): 1}
+        assert metrics.durations["f"].count == 5
+        # A second router over the same registry gives the same function its own timeout.
         other = Router(registry, Metrics(), default_timeout=3.0)
-        assert other.plan(entry).timeout == 3.0 and router.plan(entry).timeout == 7.0
-        # A reload makes a new entry, and so a new plan; the metric series carry on by name.
-        rewrite(tmp_path, "f", message="two!")
+        rsp = await other.run(entry, xr_request(), transport="grpc-v1")
+        assert rsp.results[0].message == "one from f within 3s"
+        rsp = await router.run(entry, xr_request(), transport="grpc-v1")
+        assert rsp.results[0].message == "one from f within 7s"
+        # A reload brings the function's own timeout; the metric series carry on by name.
+        rewrite(tmp_path, "f", message="two!", show_timeout=True, timeout=4)
         assert await registry.refresh()
         fresh = router.resolve()
-        assert fresh is not entry and fresh.plan is None
-        rsp = await router.run(fresh, xr_request("e"), transport="grpc-v1")
-        assert rsp.results[0].message == "two! from f"
-        assert metrics.calls[("f", "grpc-v1")] == 4 and metrics.durations["f"].count == 5
+        assert fresh is not entry
+        rsp = await router.run(fresh, xr_request(), transport="grpc-v1")
+        assert rsp.results[0].message == "two! from f within 4s"
+        assert metrics.calls[("f", "grpc-v1")] == 6 and metrics.durations["f"].count == 7
         await registry.close()
 
     asyncio.run(go())

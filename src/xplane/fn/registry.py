@@ -23,6 +23,7 @@ from xplane.fn.sources import FunctionSource, FunctionSourceError, Snapshot, tre
 
 if TYPE_CHECKING:
     from xplane.fn.base import Function
+    from xplane.fn.router import CallPlan
 
 __all__ = ["CheckFn", "DiscoverFn", "FunctionRegistry", "LoadedFunction"]
 
@@ -47,7 +48,7 @@ class LoadedFunction:
     retired: bool = False
     closed: bool = False
     #: What the router works out once per function for its calls (timeout, entry point, metrics).
-    plan: Any = field(default=None, repr=False)
+    plan: CallPlan | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -309,9 +310,7 @@ class FunctionRegistry:
                         "inflight": entry.inflight,
                     }
                 )
-                details = getattr(fn, "status", None)  # a kind's own details (e.g. its worker process)
-                if callable(details):
-                    item.update(details())
+                item.update(fn.status())  # the kind's own details (e.g. its worker process)
             else:
                 item.update({"status": "error", "source": self.source.describe()})
             if name in self.errors:

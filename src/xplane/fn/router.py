@@ -19,13 +19,13 @@ of this: every call on it goes to that function, and :meth:`Router.not_loaded` w
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from xplane.fn.base import DEADLINE_GRACE
 from xplane.fn.errors import FunctionNotFoundError
 from xplane.fn.logs import request_summary, response_summary
 from xplane.fn.metrics import CallSeries, Metrics
@@ -168,7 +168,7 @@ class Router:
         plan = entry.plan
         if plan is None or plan.router is not self:
             plan = entry.plan = CallPlan(self, entry)
-        return plan  # type: ignore[no-any-return]
+        return plan
 
     async def run(
         self,
@@ -185,9 +185,9 @@ class Router:
         function may be handed it without a protective copy, as the SDK's own server does.
 
         Function failures come back as FATAL results (the function kinds see to that; a function
-        that overruns its deadline by more than a second is answered FATAL here, unless its kind
-        enforces the deadline itself). Exceptions mean a bug in xplane; they are counted and
-        re-raised for the transport to report.
+        whose kind does not enforce its timeout and that overruns it by more than
+        :data:`~xplane.fn.base.DEADLINE_GRACE` is answered FATAL by ``Function.call``). Exceptions
+        mean a bug in xplane; they are counted and re-raised for the transport to report.
         """
         plan = entry.plan
         if plan is None or plan.router is not self:
@@ -215,15 +215,10 @@ class Router:
         entry.inflight += 1  # held until the call ends: a retired function closes after its last call
         start = perf_counter()
         try:
-            run_owned = plan.run_owned
-            if owned and run_owned is not None:
-                # The kind enforces the timeout itself, with no copy of the request. When the
-                # caller's gRPC deadline comes first, gRPC cancels the call then; no timer needed.
-                rsp: fnv1.RunFunctionResponse = await run_owned(req, timeout=timeout, timer=not caller_first)
-            elif plan.enforces_timeout:
-                rsp = await plan.run(req, timeout=timeout)
-            else:
-                rsp = await self._run_with_grace(plan, req, timeout)
+            # When the caller's gRPC deadline comes first, gRPC cancels the call then: no timer needed.
+            rsp = await plan.call(
+                req, timeout=timeout, owned=owned, timer=not caller_first, on_overrun=plan.overrun
+            )
         except asyncio.CancelledError:
             metrics.count_error(plan.name, "cancelled")  # the caller went away or its deadline passed
             raise
@@ -247,33 +242,19 @@ class Router:
             )
         return rsp
 
-    async def _run_with_grace(
-        self, plan: CallPlan, req: fnv1.RunFunctionRequest, timeout: float
-    ) -> fnv1.RunFunctionResponse:
-        try:
-            async with asyncio.timeout(timeout + DEADLINE_GRACE):
-                return await plan.run(req, timeout=timeout)
-        except TimeoutError:
-            self.metrics.count_error(plan.name, "timeout")
-            from xplane.fn.base import fatal_response
-
-            return fatal_response(req, f"function {plan.name!r} did not answer within {timeout:g}s")
-
-
 class CallPlan:
-    """Per-function call data the router works out once: name, timeout, entry points, metric series."""
+    """Per-function call data the router works out once: name, timeout, entry point, metric series."""
 
-    __slots__ = ("enforces_timeout", "name", "router", "run", "run_owned", "series", "timeout")
+    __slots__ = ("call", "name", "overrun", "router", "series", "timeout")
 
     def __init__(self, router: Router, entry: LoadedFunction) -> None:
         function = entry.function
-        spec_timeout = getattr(getattr(function, "spec", None), "timeout", None)
+        spec_timeout = function.spec.timeout
         self.router = router
         self.name = entry.name
         self.timeout = float(spec_timeout) if spec_timeout else router.default_timeout
-        self.run: Callable[..., Awaitable[fnv1.RunFunctionResponse]] = function.run
-        self.run_owned: Callable[..., Awaitable[fnv1.RunFunctionResponse]] | None = getattr(
-            function, "run_owned", None
-        )
-        self.enforces_timeout = bool(getattr(function, "enforces_timeout", False))
+        #: The function's one entry point (``Function.call`` picks run, run_owned and the deadline).
+        self.call = function.call
+        #: Counts a call that ``Function.call`` cut off at its deadline.
+        self.overrun: Callable[[], None] = functools.partial(router.metrics.count_error, self.name, "timeout")
         self.series: dict[str, CallSeries] = {}

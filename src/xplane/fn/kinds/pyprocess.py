@@ -69,7 +69,7 @@ _SRC_ROOT = str(Path(xplane.__file__).resolve().parents[1])
 class PythonProcessFunction(Function):
     """A Python function served by its own worker process (see the module docstring)."""
 
-    #: The worker answers FATAL at the call's timeout; the runner adds no deadline scope of its own.
+    #: The worker answers FATAL at the call's timeout (``Function.call`` adds no deadline).
     enforces_timeout = True
     #: Cap on a frame's payload (request or response); see :data:`MAX_FRAME_PAYLOAD`.
     max_payload: int = MAX_FRAME_PAYLOAD

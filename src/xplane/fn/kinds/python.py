@@ -248,7 +248,7 @@ def _fatal(req: fnv1.RunFunctionRequest, tag: str, message: str) -> fnv1.RunFunc
 class PythonFunction(Function):
     """An in-process Python function."""
 
-    #: The kind answers FATAL at the call's timeout itself, so the router adds no deadline scope.
+    #: The kind answers FATAL at the call's timeout itself (``Function.call`` adds no deadline).
     enforces_timeout = True
 
     def __init__(self, spec: FunctionSpec) -> None:

@@ -163,7 +163,7 @@ class WorkerServer(asyncio.Protocol):
         overran = False
         try:
             req.ParseFromString(payload[TIMEOUT.size :])
-            rsp = await self.fn.run_owned(req, timeout=timeout)
+            rsp = await self.fn.call(req, timeout=timeout, owned=True)
         except asyncio.CancelledError:
             overran = True
             self._send(CANCELLED, call_id)
