@@ -5,7 +5,7 @@ file, for Secret volumes whose keys are flat files) holding its behaviour: ``mes
 seconds, ``raise`` (an xplane-side bug), ``fatal`` (a FATAL result), ``pad`` (response padding bytes),
 ``broken`` (fails to load), ``timeout`` (its spec's timeout), ``show_timeout`` (the message ends with
 the timeout the call was given). Functions are real ``xplane.fn.base.Function`` subclasses, loaded through
-the registry's real discover seam, so reloads are driven by real file changes.
+the function table's real discover seam, so reloads are driven by real file changes.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class ScriptedFunction(Function):
 
 
 def scripted_discover(root: Path) -> dict[str, Function | FunctionLoadError]:
-    """The registry's discover seam for scripted functions."""
+    """The function table's discover seam for scripted functions."""
     found: dict[str, Function | FunctionLoadError] = {}
     for path in sorted(root.iterdir()):
         if path.name.startswith("."):
@@ -151,7 +151,7 @@ class RunnerThread:
         return f"http://127.0.0.1:{self.runner.http_port}"
 
     def refresh(self) -> bool:
-        return self.call(self.runner.registry.refresh())
+        return self.call(self.runner.table.refresh())
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

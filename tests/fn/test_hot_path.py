@@ -1,5 +1,5 @@
-"""The per-call bookkeeping of the router, registry and metrics: cached call plans, plain counters,
-the one-function shortcut, and acquire/release holding a function across a reload."""
+"""The per-call bookkeeping of the router, the function table and metrics: per-router timeouts, plain
+counters, the one-function shortcut, and acquire/release holding a function across a reload."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from tests.fn.runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn.metrics import Metrics
-from xplane.fn.registry import FunctionRegistry, LoadedFunction
 from xplane.fn.router import FunctionNotFoundError, Router
 from xplane.fn.sources import LocalSource
+from xplane.fn.table import FunctionTable, LoadedFunction
 
 
 def rewrite(root: Path, name: str, **config: object) -> None:
@@ -43,23 +43,23 @@ def test_metric_series_are_shared_plain_counters() -> None:
 def test_single_follows_what_is_loaded(tmp_path: Path) -> None:
     async def go() -> None:
         write_function(tmp_path, "a")
-        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
-        assert registry.single is None
-        await registry.refresh()
-        assert registry.single is registry.functions["a"]
+        table = FunctionTable(LocalSource(tmp_path), discover=scripted_discover)
+        assert table.single is None
+        await table.refresh()
+        assert table.single is table.functions["a"]
         write_function(tmp_path, "b")
-        await registry.refresh()
-        assert registry.single is None  # two loaded: calls must say which
-        router = Router(registry, Metrics())
+        await table.refresh()
+        assert table.single is None  # two loaded: calls must say which
+        router = Router(table, Metrics())
         with pytest.raises(FunctionNotFoundError, match="2 functions are loaded"):
             router.resolve()
-        assert router.resolve(name="b") is registry.functions["b"]
+        assert router.resolve(name="b") is table.functions["b"]
         (tmp_path / "a" / "function.json").unlink()
         (tmp_path / "a").rmdir()
-        await registry.refresh()
-        assert registry.single is registry.functions["b"]
-        await registry.close()
-        assert registry.single is None
+        await table.refresh()
+        assert table.single is table.functions["b"]
+        await table.close()
+        assert table.single is None
 
     asyncio.run(go())
 
@@ -67,23 +67,23 @@ def test_single_follows_what_is_loaded(tmp_path: Path) -> None:
 def test_release_closes_a_retired_function_after_its_last_call(tmp_path: Path) -> None:
     async def go() -> None:
         write_function(tmp_path, "f", message="one")
-        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
-        await registry.refresh()
-        old = registry.functions["f"]
-        registry.acquire(old)
-        registry.acquire(old)
+        table = FunctionTable(LocalSource(tmp_path), discover=scripted_discover)
+        await table.refresh()
+        old = table.functions["f"]
+        table.acquire(old)
+        table.acquire(old)
         rewrite(tmp_path, "f", message="two!")
-        assert await registry.refresh()
-        assert registry.functions["f"] is not old and old.retired
-        registry.release(old)
+        assert await table.refresh()
+        assert table.functions["f"] is not old and old.retired
+        table.release(old)
         await asyncio.sleep(0)
         assert not old.closed and not old.function.closed  # type: ignore[attr-defined]
-        registry.release(old)
+        table.release(old)
         for _ in range(5):
             await asyncio.sleep(0)
         assert old.closed and old.function.closed
         assert old.inflight == 0
-        await registry.close()
+        await table.close()
 
     asyncio.run(go())
 
@@ -91,10 +91,10 @@ def test_release_closes_a_retired_function_after_its_last_call(tmp_path: Path) -
 def test_each_router_gives_its_own_timeout_and_a_reload_the_new_one(tmp_path: Path) -> None:
     async def go() -> None:
         write_function(tmp_path, "f", message="one", show_timeout=True)
-        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
-        await registry.refresh()
+        table = FunctionTable(LocalSource(tmp_path), discover=scripted_discover)
+        await table.refresh()
         metrics = Metrics()
-        router = Router(registry, metrics, default_timeout=7.0)
+        router = Router(table, metrics, default_timeout=7.0)
         entry = router.resolve()
         for tag in ("a", "b", "c"):
             rsp = await router.run(entry, xr_request(tag), transport="grpc-v1", deadline=30.0)
@@ -105,21 +105,21 @@ def test_each_router_gives_its_own_timeout_and_a_reload_the_new_one(tmp_path: Pa
         assert entry.inflight == 0 and metrics.inflight == 0
         assert metrics.calls == {("f", "grpc-v1"): 4, ("f", "http"): 1}
         assert metrics.durations["f"].count == 5
-        # A second router over the same registry gives the same function its own timeout.
-        other = Router(registry, Metrics(), default_timeout=3.0)
+        # A second router over the same table gives the same function its own timeout.
+        other = Router(table, Metrics(), default_timeout=3.0)
         rsp = await other.run(entry, xr_request(), transport="grpc-v1")
         assert rsp.results[0].message == "one from f within 3s"
         rsp = await router.run(entry, xr_request(), transport="grpc-v1")
         assert rsp.results[0].message == "one from f within 7s"
         # A reload brings the function's own timeout; the metric series carry on by name.
         rewrite(tmp_path, "f", message="two!", show_timeout=True, timeout=4)
-        assert await registry.refresh()
+        assert await table.refresh()
         fresh = router.resolve()
         assert fresh is not entry
         rsp = await router.run(fresh, xr_request(), transport="grpc-v1")
         assert rsp.results[0].message == "two! from f within 4s"
         assert metrics.calls[("f", "grpc-v1")] == 6 and metrics.durations["f"].count == 7
-        await registry.close()
+        await table.close()
 
     asyncio.run(go())
 
@@ -128,10 +128,10 @@ def test_fatal_answers_and_internal_failures_are_counted(tmp_path: Path) -> None
     async def go() -> None:
         write_function(tmp_path, "bad", fatal="no region")
         write_function(tmp_path, "bug", **{"raise": True})
-        registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
-        await registry.refresh()
+        table = FunctionTable(LocalSource(tmp_path), discover=scripted_discover)
+        await table.refresh()
         metrics = Metrics()
-        router = Router(registry, metrics)
+        router = Router(table, metrics)
         rsp = await router.run(router.resolve(name="bad"), xr_request(), transport="grpc-v1")
         assert rsp.results[0].message == "no region"
         bug: LoadedFunction = router.resolve(name="bug")
@@ -140,6 +140,6 @@ def test_fatal_answers_and_internal_failures_are_counted(tmp_path: Path) -> None
         assert metrics.errors == {("bad", "fatal"): 1, ("bug", "internal"): 1}
         assert bug.inflight == 0 and metrics.inflight == 0
         assert metrics.calls == {("bad", "grpc-v1"): 1, ("bug", "grpc-v1"): 1}
-        await registry.close()
+        await table.close()
 
     asyncio.run(go())

@@ -105,7 +105,7 @@ def test_a_bundle_sent_again_unchanged_is_not_reloaded(
         publish(path, bundle("same"), time.time() - 30)  # touched: a newer date, the same bytes
         assert rt.refresh() is False
         assert server.take() == [200, 200]  # downloaded again...
-        assert rt.runner.registry.reloads == 0  # ...but not reloaded: the function kept serving
+        assert rt.runner.table.reloads == 0  # ...but not reloaded: the function kept serving
         assert len(CLOSED) == closed
         assert len(list((tmp_path / "work").iterdir())) == 1  # and not unpacked again
         assert answer(rt.grpc_target) == "same from f"

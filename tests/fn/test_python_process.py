@@ -21,8 +21,8 @@ from xplane.fn.kinds.pyprocess import RESPAWN_INTERVAL, PythonProcessFunction
 from xplane.fn.kinds.python import PythonFunction
 from xplane.fn.loader import create_function, load_function
 from xplane.fn.proto import fnv1, grpcv1
-from xplane.fn.registry import FunctionRegistry
 from xplane.fn.sources import LocalSource
+from xplane.fn.table import FunctionTable
 
 MODES = """\
 import asyncio, ctypes, os, sys, time
@@ -313,17 +313,17 @@ def test_import_error_is_a_load_error_and_the_others_keep_serving(tmp_path: Path
     shutil.copytree(FIXTURES / "python" / "pkg_fn", tmp_path / "inproc")
 
     async def scenario() -> None:
-        registry = FunctionRegistry(LocalSource(tmp_path))
-        await registry.refresh()
+        table = FunctionTable(LocalSource(tmp_path))
+        await table.refresh()
         try:
-            assert "ModuleNotFoundError" in registry.errors["broken"]
-            assert "fn.py" in registry.errors["broken"]
-            assert sorted(registry.functions) == ["good", "inproc"]
-            good = registry.functions["good"].function
+            assert "ModuleNotFoundError" in table.errors["broken"]
+            assert "fn.py" in table.errors["broken"]
+            assert sorted(table.functions) == ["good", "inproc"]
+            good = table.functions["good"].function
             pid_of(await good.run(req(), timeout=5))
-            assert results(await registry.functions["inproc"].function.run(make_request(), timeout=5))
+            assert results(await table.functions["inproc"].function.run(make_request(), timeout=5))
         finally:
-            await registry.close()
+            await table.close()
 
     arun(scenario())
     assert worker_pids(tmp_path) == []
@@ -333,17 +333,17 @@ def test_reload_replaces_the_worker_and_stop_leaves_none(tmp_path: Path) -> None
     d = write_function(tmp_path, "changing")
 
     async def scenario() -> None:
-        registry = FunctionRegistry(LocalSource(tmp_path))
-        await registry.refresh()
+        table = FunctionTable(LocalSource(tmp_path))
+        await table.refresh()
         try:
-            old = pid_of(await registry.functions["changing"].function.run(req(), timeout=5))
+            old = pid_of(await table.functions["changing"].function.run(req(), timeout=5))
             (d / "fn.py").write_text(MODES.replace('f"pid {os.getpid()}"', 'f"pid {os.getpid()}" + ""'))
-            assert await registry.refresh()
-            new = pid_of(await registry.functions["changing"].function.run(req(), timeout=5))
+            assert await table.refresh()
+            new = pid_of(await table.functions["changing"].function.run(req(), timeout=5))
             assert new != old
             await await_until(lambda: not alive(old), 5, "the old worker to go")
         finally:
-            await registry.close()
+            await table.close()
         assert not alive(new)
 
     arun(scenario())

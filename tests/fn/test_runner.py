@@ -49,10 +49,10 @@ def test_unchanged_functions_are_not_reloaded(tmp_path: Path) -> None:
     write_function(tmp_path, "a", message="a1")
     write_function(tmp_path, "b", message="b1")
     with running(test_settings(tmp_path)) as rt:
-        before = rt.runner.registry.functions["a"]
+        before = rt.runner.table.functions["a"]
         write_function(tmp_path, "b", message="b2")
         assert rt.refresh() is True
-        assert rt.runner.registry.functions["a"] is before
+        assert rt.runner.table.functions["a"] is before
         assert _call(rt.grpc_target, "b") == "b2 from b"
         assert rt.refresh() is False  # nothing changed since
 
@@ -62,14 +62,14 @@ def test_bytecode_caches_are_no_change(tmp_path: Path) -> None:
     # must not make the next poll reload every function
     write_function(tmp_path, "a", message="a1")
     with running(test_settings(tmp_path)) as rt:
-        before = rt.runner.registry.functions["a"]
+        before = rt.runner.table.functions["a"]
         cache = tmp_path / "a" / "__pycache__"
         cache.mkdir(exist_ok=True)
         (cache / "fn.cpython-311.pyc").write_bytes(b"bytecode")
         (tmp_path / ".git").mkdir()
         (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
         assert rt.refresh() is False
-        assert rt.runner.registry.functions["a"] is before
+        assert rt.runner.table.functions["a"] is before
 
 
 def test_a_function_broken_on_reload_keeps_serving_its_last_version(tmp_path: Path) -> None:
@@ -79,12 +79,12 @@ def test_a_function_broken_on_reload_keeps_serving_its_last_version(tmp_path: Pa
         write_function(tmp_path, "f", broken="ImportError: no module named nope")
         rt.refresh()
         assert _call(rt.grpc_target, "f") == "good from f"
-        status = {s["name"]: s for s in rt.runner.registry.status()}
+        status = {s["name"]: s for s in rt.runner.table.status()}
         assert status["f"]["status"] == "stale" and "ImportError" in status["f"]["error"]
         write_function(tmp_path, "f", message="fixed")
         rt.refresh()
         assert _call(rt.grpc_target, "f") == "fixed from f"
-        assert "f" not in rt.runner.registry.errors
+        assert "f" not in rt.runner.table.errors
 
 
 def test_removed_function_stops_serving_and_single_one_takes_all(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_removed_function_stops_serving_and_single_one_takes_all(tmp_path: Path)
         (tmp_path / "b" / "function.json").unlink()
         (tmp_path / "b").rmdir()
         rt.refresh()
-        assert rt.runner.registry.names() == ["a"]
+        assert rt.runner.table.names() == ["a"]
         assert _call(rt.grpc_target) == "A from a"
 
 
@@ -103,7 +103,7 @@ def test_background_watch_picks_up_a_new_function(tmp_path: Path) -> None:
     with running(test_settings(tmp_path, reload_interval=0.05)) as rt:
         write_function(tmp_path, "b", message="late")
         deadline = time.time() + 5
-        while "b" not in rt.runner.registry.functions and time.time() < deadline:
+        while "b" not in rt.runner.table.functions and time.time() < deadline:
             time.sleep(0.05)
         assert _call(rt.grpc_target, "b") == "late from b"
 
@@ -152,7 +152,7 @@ def test_secret_mode_follows_data_symlink_updates(tmp_path: Path) -> None:
     )
     source = SecretSource(mount, tmp_path / "work")
     with running(test_settings(mount, load_mode="secret"), source=source) as rt:
-        assert rt.runner.registry.names() == ["hello", "packed"]
+        assert rt.runner.table.names() == ["hello", "packed"]
         assert _call(rt.grpc_target, "packed") == "from tar from packed"
         assert rt.refresh() is False
         _secret_version(
@@ -170,7 +170,7 @@ def test_secret_mode_follows_data_symlink_updates(tmp_path: Path) -> None:
         assert _call(rt.grpc_target, "packed") == "tar v2 from packed"
         _secret_version(mount, "2026_01_03", {"hello.fn.json": b"{}", "bundle.tar.gz": b"not a tarball"})
         assert rt.refresh() is False  # a broken key: the previous functions keep serving
-        assert "cannot unpack Secret key bundle.tar.gz" in str(rt.runner.registry.source_error)
+        assert "cannot unpack Secret key bundle.tar.gz" in str(rt.runner.table.source_error)
         assert _call(rt.grpc_target, "hello") == "v2 from hello"
 
 
@@ -236,7 +236,7 @@ def test_http_mode_keeps_serving_when_the_server_goes_away(
         bundle_server.httpd.server_close()
         rt.refresh()
         assert _call(rt.grpc_target) == "kept from f"
-        assert "cannot fetch the function bundle" in str(rt.runner.registry.source_error)
+        assert "cannot fetch the function bundle" in str(rt.runner.table.source_error)
 
 
 def test_http_mode_rejects_a_bundle_escaping_its_directory(
@@ -244,6 +244,6 @@ def test_http_mode_rejects_a_bundle_escaping_its_directory(
 ) -> None:
     bundle_server.body = _bundle({"../evil/function.json": b"{}"})
     with running(test_settings(tmp_path), source=HttpSource(bundle_server.url, tmp_path / "w")) as rt:
-        assert rt.runner.registry.names() == []
-        assert "cannot unpack" in str(rt.runner.registry.source_error)
+        assert rt.runner.table.names() == []
+        assert "cannot unpack" in str(rt.runner.table.source_error)
     assert not (tmp_path / "evil").exists()

@@ -14,10 +14,10 @@ import pytest
 from tests.fn.runner_fixtures import scripted_discover, write_function, xr_request
 from xplane.fn import logs
 from xplane.fn.metrics import Metrics
-from xplane.fn.registry import FunctionRegistry
 from xplane.fn.router import Router, authority_label
 from xplane.fn.settings import Address, RunnerConfigError, Settings
 from xplane.fn.sources import LocalSource
+from xplane.fn.table import FunctionTable
 
 DEFAULTS = Settings()
 
@@ -157,11 +157,11 @@ def test_json_logs_and_debug_summaries_redact_credentials(tmp_path: Path) -> Non
         req.observed.composite.connection_details["pw"] = b"ALSOSECRET"
 
         async def go() -> None:
-            registry = FunctionRegistry(LocalSource(tmp_path), discover=scripted_discover)
-            await registry.refresh()
-            router = Router(registry, Metrics(), debug=True)
-            await router.run(registry.functions["f"], req, transport="test")
-            await registry.close()
+            table = FunctionTable(LocalSource(tmp_path), discover=scripted_discover)
+            await table.refresh()
+            router = Router(table, Metrics(), debug=True)
+            await router.run(table.functions["f"], req, transport="test")
+            await table.close()
 
         asyncio.run(go())
         text = stream.getvalue()

@@ -169,8 +169,8 @@ def test_each_port_serves_its_function_whatever_the_metadata(tmp_path: Path, por
 
 
 async def metrics_text(rt: RunnerThread) -> str:
-    registry = rt.runner.registry
-    return rt.runner.metrics.render(loaded=registry.names(), load_errors=len(registry.errors))
+    table = rt.runner.table
+    return rt.runner.metrics.render(loaded=table.names(), load_errors=len(table.errors))
 
 
 def test_function_port_has_health_and_reflection(tmp_path: Path, ports: tuple[int, int]) -> None:
@@ -342,19 +342,19 @@ def test_duplicate_grpc_ports_are_load_errors(tmp_path: Path, ports: tuple[int, 
     write_function(tmp_path, "b", message="B", grpcPort=pa)
     write_function(tmp_path, "c", message="C", grpcPort=pb)
     with runner(tmp_path) as rt:
-        errors = rt.runner.registry.errors
+        errors = rt.runner.table.errors
         assert "grpcPort" in errors["a"] and "'b'" in errors["a"]
         assert "grpcPort" in errors["b"] and "'a'" in errors["b"]
-        assert rt.runner.registry.names() == ["c"]
+        assert rt.runner.table.names() == ["c"]
         assert call_error(pa, timeout=2).code() == grpc.StatusCode.UNAVAILABLE
         # fix b: both load; then a newcomer claiming a held port is refused, the holder keeps it
         write_function(tmp_path, "b", message="B", grpcPort=free_port())
         rt.refresh()
-        assert rt.runner.registry.errors == {} and call(pa) == "A from a"
+        assert rt.runner.table.errors == {} and call(pa) == "A from a"
         write_function(tmp_path, "d", message="D", grpcPort=pa)
         rt.refresh()
-        assert "grpcPort" in rt.runner.registry.errors["d"] and "'a'" in rt.runner.registry.errors["d"]
-        assert set(rt.runner.registry.errors) == {"d"}  # the holder keeps its port, unblamed
+        assert "grpcPort" in rt.runner.table.errors["d"] and "'a'" in rt.runner.table.errors["d"]
+        assert set(rt.runner.table.errors) == {"d"}  # the holder keeps its port, unblamed
         assert call(pa) == "A from a"
         assert functions(rt)["d"]["status"] == "error"
 
@@ -371,7 +371,7 @@ def test_grpc_port_on_a_taken_runner_port_is_a_load_error(tmp_path: Path, ports:
         function_ports=(("d", ports[0]),),
     )
     with runner(tmp_path, **settings) as rt:
-        errors = rt.runner.registry.errors
+        errors = rt.runner.table.errors
         assert "main gRPC port (--grpc-addr)" in errors["a"]
         assert "HTTP port (--listen-addr)" in errors["b"]
         assert "port of function 'd' (FUNCTION_PORTS)" in errors["c"]

@@ -38,9 +38,9 @@ from typing import Any
 from xplane.fn.httpjson import BodyLimits, BodyRefused, decode_request, parse_request
 from xplane.fn.jsonworkers import JsonWorkers, WorkerFailed, read_exactly, write_all
 from xplane.fn.protojson import message_to_json
-from xplane.fn.registry import LoadedFunction
 from xplane.fn.router import FunctionNotFoundError, Router
 from xplane.fn.settings import RunnerConfigError, Settings
+from xplane.fn.table import LoadedFunction
 
 log = logging.getLogger(__name__)
 
@@ -184,19 +184,19 @@ class HttpApp:
         if path == "/metrics":
             if (bad := self._get_only(req)) is not None:
                 return bad
-            registry = self.router.registry
-            text = self.router.metrics.render(loaded=registry.names(), load_errors=len(registry.errors))
+            table = self.router.table
+            text = self.router.metrics.render(loaded=table.names(), load_errors=len(table.errors))
             return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         if path == "/functions":
             if (bad := self._get_only(req)) is not None:
                 return bad
-            registry = self.router.registry
+            table = self.router.table
             return Response.json(
                 200,
                 {
-                    "source": registry.source.describe(),
-                    "sourceError": registry.source_error,
-                    "functions": registry.status(),
+                    "source": table.source.describe(),
+                    "sourceError": table.source_error,
+                    "functions": table.status(),
                 },
             )
         return Response.error(

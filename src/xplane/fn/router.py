@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 from xplane.fn.errors import FunctionNotFoundError
 from xplane.fn.logs import request_summary, response_summary
 from xplane.fn.metrics import CallSeries, Metrics
-from xplane.fn.registry import FunctionRegistry, LoadedFunction
 from xplane.fn.settings import FLAG_ENV
 from xplane.fn.spec import GRPC_PORT_FIELD, SPEC_FILE
+from xplane.fn.table import FunctionTable, LoadedFunction
 
 if TYPE_CHECKING:
     from xplane.fn.proto import fnv1
@@ -94,13 +94,13 @@ class Router:
 
     def __init__(
         self,
-        registry: FunctionRegistry,
+        table: FunctionTable,
         metrics: Metrics,
         *,
         default_timeout: float = 30.0,
         debug: bool = False,
     ) -> None:
-        self.registry = registry
+        self.table = table
         self.metrics = metrics
         self.default_timeout = default_timeout
         self.debug = debug
@@ -108,10 +108,10 @@ class Router:
     def resolve(self, *, name: str | None = None, authority: str | None = None) -> LoadedFunction:
         """The function a call goes to (see the module docstring); raises FunctionNotFoundError."""
         if name is None:
-            single = self.registry.single
+            single = self.table.single
             if single is not None:
                 return single
-        functions = self.registry.functions
+        functions = self.table.functions
         if name is not None:
             entry = functions.get(name)
             if entry is not None:
@@ -134,10 +134,10 @@ class Router:
     def _not_found(
         self, requested: str | None, message: str, *, by_name: bool = False
     ) -> FunctionNotFoundError:
-        loaded = self.registry.names()
+        loaded = self.table.names()
         self.metrics.count_error(requested or "", "not_found")
         listing = ", ".join(loaded) if loaded else "none"
-        errors = self.registry.errors
+        errors = self.table.errors
         if requested and requested in errors:
             message += f" (it failed to load: {errors[requested]})"
         if not loaded:
@@ -156,9 +156,9 @@ class Router:
     def not_loaded(self, name: str, port: int | None) -> str:
         """The ``NOT_FOUND`` message of a function's own port while that function is not loaded."""
         self.metrics.count_error(name, "not_found")
-        loaded = self.registry.names()
+        loaded = self.table.names()
         message = f"port {port} serves function {name!r}, which is not loaded"
-        error = self.registry.errors.get(name)
+        error = self.table.errors.get(name)
         if error:
             message += f" (it failed to load: {error})"
         return f"{message}; loaded functions: {', '.join(loaded) if loaded else 'none'}"
@@ -229,7 +229,7 @@ class Router:
         finally:
             elapsed = perf_counter() - start
             metrics.inflight -= 1
-            self.registry.release(entry)
+            self.table.release(entry)
             series.calls += 1
             series.histogram.observe(elapsed)
         for result in rsp.results:
@@ -241,6 +241,7 @@ class Router:
                 "response", extra={"fields": {"function": plan.name, "response": response_summary(rsp)}}
             )
         return rsp
+
 
 class CallPlan:
     """Per-function call data the router works out once: name, timeout, entry point, metric series."""

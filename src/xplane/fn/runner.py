@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from xplane.fn.http import HttpApp, HttpServer, RunLimits
 from xplane.fn.metrics import Metrics
-from xplane.fn.registry import DiscoverFn, FunctionRegistry
 from xplane.fn.router import Router
 from xplane.fn.server import FunctionPorts, FunctionServer, load_server_credentials
 from xplane.fn.settings import RunnerConfigError, Settings, check_function_ports
 from xplane.fn.sources import FunctionSource, LocalSource, Snapshot, make_source
+from xplane.fn.table import DiscoverFn, FunctionTable
 
 if TYPE_CHECKING:
     from xplane.fn.proto import fnv1
@@ -54,10 +54,8 @@ class Runner:
             timeout=settings.timeout,
         )
         self.metrics = Metrics()
-        self.registry = FunctionRegistry(self.source, discover=discover)
-        self.router = Router(
-            self.registry, self.metrics, default_timeout=settings.timeout, debug=settings.debug
-        )
+        self.table = FunctionTable(self.source, discover=discover)
+        self.router = Router(self.table, self.metrics, default_timeout=settings.timeout, debug=settings.debug)
         self.grpc = FunctionServer(self.router, max_message_size=settings.max_message_size)
         self.ports = FunctionPorts(
             self.router,
@@ -67,9 +65,9 @@ class Runner:
             reserved=settings.reserved_ports(),
             grace=SHUTDOWN_GRACE,
         )
-        self.registry.check = self.ports.conflicts
-        self.registry.after_refresh = self.ports.after_refresh
-        self.registry.status_extra = self.ports.status
+        self.table.check = self.ports.conflicts
+        self.table.after_refresh = self.ports.after_refresh
+        self.table.status_extra = self.ports.status
         self.http = HttpServer(
             HttpApp(self.router, ready=self.readiness, limits=RunLimits.from_settings(settings))
         )
@@ -125,7 +123,7 @@ class Runner:
         try:
             reserved[http_port] = "the HTTP port (--listen-addr)"
             check_function_ports(s.function_ports, reserved, origin="FUNCTION_PORTS / --function-ports")
-            await self.registry.refresh()
+            await self.table.refresh()
             grpc_port = await self.grpc.start(str(s.grpc_addr), creds.for_server() if creds else None)
             reserved[grpc_port] = "the main gRPC port (--grpc-addr)"
             await self.ports.start(creds.for_server if creds else None)
@@ -139,7 +137,7 @@ class Runner:
         self.serving = True
         self.ready_after = time.monotonic() - self.started_at
         if s.reload_interval > 0:
-            self._watch = asyncio.get_running_loop().create_task(self.registry.watch(s.reload_interval))
+            self._watch = asyncio.get_running_loop().create_task(self.table.watch(s.reload_interval))
         log.info(
             "xfn serving",
             extra={
@@ -148,8 +146,8 @@ class Runner:
                     "http": f"{s.listen_addr.host}:{http_port}",
                     "tls": creds is not None,
                     "source": self.source.describe(),
-                    "functions": self.registry.names(),
-                    "loadErrors": self.registry.errors,
+                    "functions": self.table.names(),
+                    "loadErrors": self.table.errors,
                     "maxMessageSize": s.max_message_size,
                     "functionPorts": self.function_ports,
                     "eventLoop": type(asyncio.get_running_loop()).__module__.split(".")[0],
@@ -159,11 +157,11 @@ class Runner:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Whether the runner is ready for calls, and why (what ``/ready`` shows)."""
-        registry = self.registry
-        details: dict[str, Any] = {"functions": registry.names(), "loadErrors": registry.errors}
-        if registry.source_error:
-            details["sourceError"] = registry.source_error
-        ok = self.serving and not self.stopping and registry.loaded_once and bool(registry.functions)
+        table = self.table
+        details: dict[str, Any] = {"functions": table.names(), "loadErrors": table.errors}
+        if table.source_error:
+            details["sourceError"] = table.source_error
+        ok = self.serving and not self.stopping and table.loaded_once and bool(table.functions)
         if not ok:
             details["reason"] = (
                 "shutting down" if self.stopping else "starting" if not self.serving else "no function loaded"
@@ -195,7 +193,7 @@ class Runner:
                 await self._watch
         await asyncio.gather(self.grpc.stop(grace), self.ports.stop(grace))
         await self.http.stop()
-        await self.registry.close()
+        await self.table.close()
         self.serving = False
 
 
@@ -289,15 +287,15 @@ async def run_request(
         def discover(_root: Path) -> dict[str, Any]:
             return {name: function}
 
-    registry = FunctionRegistry(_OnceSource(functions_dir), discover=discover)
-    router = Router(registry, Metrics(), default_timeout=timeout)
+    table = FunctionTable(_OnceSource(functions_dir), discover=discover)
+    router = Router(table, Metrics(), default_timeout=timeout)
     try:
-        await registry.refresh()
-        if registry.source_error:
-            raise RunnerConfigError(registry.source_error)
-        if name not in registry.functions and name in registry.errors:
-            raise RunnerConfigError(f"function {name!r} failed to load: {registry.errors[name]}")
+        await table.refresh()
+        if table.source_error:
+            raise RunnerConfigError(table.source_error)
+        if name not in table.functions and name in table.errors:
+            raise RunnerConfigError(f"function {name!r} failed to load: {table.errors[name]}")
         entry = router.resolve(name=name)
         return await router.run(entry, request, transport="local")
     finally:
-        await registry.close()
+        await table.close()

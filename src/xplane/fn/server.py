@@ -56,7 +56,7 @@ def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], keys: tuple[str
 
 
 class FunctionServer:
-    """A ``grpc.aio`` server routing ``RunFunction`` calls to the registry's functions."""
+    """A ``grpc.aio`` server routing ``RunFunction`` calls to the loaded functions."""
 
     def __init__(self, router: Router, *, max_message_size: int, pinned: str | None = None) -> None:
         self.router = router
@@ -131,10 +131,10 @@ class FunctionServer:
     def _pick_routed(self) -> Callable[[Any], tuple[Any, str]]:
         """Entry picker of the main port: the single loaded function, else routing by metadata/host."""
         router = self.router
-        registry = router.registry
+        table = router.table
 
         def pick(context: Any) -> tuple[Any, str]:
-            single = registry.single  # one function loaded: no routing work at all
+            single = table.single  # one function loaded: no routing work at all
             if single is not None:
                 return single, ""
             try:
@@ -151,7 +151,7 @@ class FunctionServer:
     def _pick_pinned(self) -> Callable[[Any], tuple[Any, str]]:
         """Entry picker of a function's own port: every call goes to :attr:`pinned`."""
         router = self.router
-        functions = router.registry.functions
+        functions = router.table.functions
 
         def pick(context: Any) -> tuple[Any, str]:
             name = self.pinned or ""
@@ -250,7 +250,7 @@ class FunctionPorts:
     def wanted(self) -> dict[int, str]:
         """Port -> function name for every port that should be open now."""
         ports = {port: name for name, port in self.static.items()}
-        for name, entry in self.router.registry.functions.items():
+        for name, entry in self.router.table.functions.items():
             if name not in self.static:
                 port = declared_port(entry.function)
                 if port is not None and port not in ports:
@@ -258,7 +258,7 @@ class FunctionPorts:
         return ports
 
     def conflicts(self, candidates: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, str]:
-        """The registry's check: functions whose ``grpcPort`` is taken (a load error each).
+        """The function table's check: functions whose ``grpcPort`` is taken (a load error each).
 
         A port already held by a serving function stays with it; the newcomers are refused.
         """
@@ -315,7 +315,7 @@ class FunctionPorts:
             raise RunnerConfigError(message, hint="FUNCTION_PORTS names a port that is in use")
 
     async def after_refresh(self, changed: bool) -> None:
-        """The registry's hook: follow a changed set of functions, and retry ports that failed."""
+        """The function table's hook: follow a changed set of functions, and retry ports that failed."""
         if self.active and (changed or self.bind_errors):
             await self.reconcile()
 

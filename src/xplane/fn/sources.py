@@ -10,7 +10,8 @@ A source turns a load mode into a directory of function directories (a *snapshot
   costs one 304; a bundle downloaded again with the same content (a server that sends neither
   header) is recognised by its hash and not unpacked or reloaded.
 
-Sources are polled in a worker thread and never load functions; :mod:`xplane.fn.registry` does.
+Sources are polled in a worker thread and never load functions; :mod:`xplane.fn.table` does, and
+tells the source which snapshots its functions still use (:meth:`FunctionSource.prune`).
 
 The modules only the staging sources use (``tarfile``, ``tempfile``, ``shutil``, ``urllib.request``,
 ``email``) are imported when such a source is made or used: a runner in local mode never imports
@@ -23,6 +24,7 @@ import abc
 import hashlib
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +56,7 @@ class Snapshot:
 
     root: Path
     fingerprint: str
-    owned: bool = False  # the registry made this directory and deletes it when no function uses it
+    owned: bool = False  # the source made this directory and deletes it when no function uses it
 
 
 def tree_fingerprint(root: Path, *, content: bool = False, limit: int = 20000) -> str:
@@ -105,6 +107,13 @@ class FunctionSource(abc.ABC):
         Raises :class:`FunctionSourceError` when the source cannot be read.
         """
 
+    def prune(self, keep: Collection[Snapshot]) -> None:  # noqa: B027 - optional hook
+        """Delete the snapshots this source made that are not in ``keep`` (no function uses them).
+
+        Called on the event loop after every load and every close of a retired function, so it must
+        be quick. The default (a source that makes no snapshots) does nothing.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the source holds (temporary directories)."""
 
@@ -147,6 +156,16 @@ class _StagingSource(FunctionSource):
         path = self.work_dir / f"snapshot-{os.getpid()}-{self._n}"
         path.mkdir(parents=True)
         return path
+
+    def prune(self, keep: Collection[Snapshot]) -> None:
+        if not self.work_dir.is_dir():
+            return
+        import shutil  # here: shutil loads zlib, bz2 and lzma, which a local-mode runner never needs
+
+        roots = {s.root for s in keep}
+        for child in self.work_dir.iterdir():
+            if child.name.startswith("snapshot-") and child not in roots:
+                shutil.rmtree(child, ignore_errors=True)
 
     def close(self) -> None:
         import shutil

@@ -7,7 +7,7 @@ runs out of memory or hangs a thread costs a FATAL result and a worker restart, 
 - The worker starts at load time (an import error is a load error, as in process) in its own
   process group, with a clean environment (PATH, HOME, LANG and the function's ``env``); it sets
   ``limits.memory`` (RLIMIT_AS) on itself before importing the function.
-- The load runs in the registry's loader thread, so the worker is started with ``subprocess.Popen``
+- The load runs in the loader's worker thread, so the worker is started with ``subprocess.Popen``
   and its pipes are put on the event loop (``connect_read_pipe``/``connect_write_pipe``) by the first
   call; restarts happen on the loop. A function is served from one event loop at a time: moved to
   another (``asyncio.run`` per call), it starts a fresh worker there.

@@ -1,11 +1,14 @@
-"""The loaded-function table of a runner: which functions serve calls, and how they reload.
+"""The table of loaded functions of a runner: which functions serve calls, and how they reload.
 
-:class:`FunctionRegistry` takes snapshots from a :class:`~xplane.fn.sources.FunctionSource` (the
-load modes live in :mod:`xplane.fn.sources`), loads them with ``xplane.fn.loader.discover`` and
-swaps functions in without dropping calls: a replaced function is *retired* and closed only when
-its last in-flight call has finished. A function that fails to load is reported; the rest keep
-serving, and a function that breaks on reload keeps serving its previous version (marked stale)
-until it loads again.
+:class:`FunctionTable` takes snapshots from a :class:`~xplane.fn.sources.FunctionSource` (where
+function bundles come from: a directory, a Secret volume or an HTTP bundle; see
+:mod:`xplane.fn.sources`), loads them with ``xplane.fn.loader.discover`` and swaps functions in
+without dropping calls: a replaced function is *retired* and closed only when its last in-flight
+call has finished, and the source then removes the snapshots no function uses any more. A function
+that fails to load is reported; the rest keep serving, and a function that breaks on reload keeps
+serving its previous version (marked stale) until it loads again.
+
+(Not a "registry": in xplane that word means an OCI registry, :mod:`xplane.oci`.)
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ if TYPE_CHECKING:
     from xplane.fn.base import Function
     from xplane.fn.router import CallPlan
 
-__all__ = ["CheckFn", "DiscoverFn", "FunctionRegistry", "LoadedFunction"]
+__all__ = ["CheckFn", "DiscoverFn", "FunctionTable", "LoadedFunction"]
 
 log = logging.getLogger(__name__)
 
-DiscoverFn = Callable[[Path], Mapping[str, Any]]
+#: ``discover(root)``: every function under a snapshot's root, by name: the function, or why it did not load.
+DiscoverFn = Callable[[Path], Mapping[str, "Function | BaseException"]]
 #: ``check(candidates, current)``: the functions a reload would serve and those serving now (name ->
 #: function); returns an error per function that must not load (e.g. a port conflict).
-CheckFn = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, str]]
+CheckFn = Callable[[Mapping[str, "Function"], Mapping[str, "Function"]], Mapping[str, str]]
 
 
 @dataclass(eq=False)
@@ -53,10 +57,10 @@ class LoadedFunction:
     @property
     def name(self) -> str:
         """The function's name (what routing matches)."""
-        return str(self.function.name)
+        return self.function.name
 
 
-class FunctionRegistry:
+class FunctionTable:
     """The loaded functions of one runner; loads, reloads and retires them."""
 
     def __init__(
@@ -180,7 +184,7 @@ class FunctionRegistry:
                 errors[name] = str(item)
                 log.error("function failed to load", extra={"fields": {"function": name, "error": str(item)}})
                 continue
-            fingerprint = await asyncio.to_thread(_function_fingerprint, item)
+            fingerprint = await asyncio.to_thread(_fingerprint, item)
             old = self.functions.get(name)
             if old is not None and old.fingerprint == fingerprint and old.snapshot.root == snapshot.root:
                 await _close_quietly(item)  # unchanged: keep the instance that is already serving
@@ -197,7 +201,7 @@ class FunctionRegistry:
             changed = True
             log.info(
                 "function loaded" if old is None else "function reloaded",
-                extra={"fields": {"function": name, "kind": _kind(item), "version": _version(item)}},
+                extra={"fields": {"function": name, "kind": item.spec.kind, "version": item.version}},
             )
             if old is not None:
                 self._retire(old)
@@ -212,7 +216,7 @@ class FunctionRegistry:
         self.errors = errors
         if not first:
             self.reloads += 1
-        self._cleanup_snapshots()
+        self._prune_snapshots()
         return changed
 
     def _rejected(self, seen: set[str], fresh: Mapping[str, tuple[Function, str]]) -> dict[str, str]:
@@ -223,7 +227,7 @@ class FunctionRegistry:
         current = {name: entry.function for name, entry in self.functions.items()}
         rejected: dict[str, str] = {}
         while True:
-            candidates: dict[str, Any] = {}
+            candidates: dict[str, Function] = {}
             for name in seen:
                 if name in fresh and name not in rejected:
                     candidates[name] = fresh[name][0]
@@ -251,21 +255,13 @@ class FunctionRegistry:
     async def _close_entry(self, entry: LoadedFunction) -> None:
         await _close_quietly(entry.function)
         self._retired.discard(entry)
-        self._cleanup_snapshots()
+        self._prune_snapshots()
 
-    def _cleanup_snapshots(self) -> None:
+    def _prune_snapshots(self) -> None:
         live = {e.snapshot for e in self.functions.values()} | {e.snapshot for e in self._retired}
         if self.snapshot is not None:
             live.add(self.snapshot)
-        root = getattr(self.source, "work_dir", None)
-        if root is None or not Path(root).is_dir():
-            return
-        import shutil  # here: shutil loads zlib, bz2 and lzma, which a local-mode runner never needs
-
-        keep = {s.root for s in live}
-        for child in Path(root).iterdir():
-            if child.name.startswith("snapshot-") and child not in keep:
-                shutil.rmtree(child, ignore_errors=True)
+        self.source.prune(live)
 
     async def watch(self, interval: float) -> None:
         """Refresh every ``interval`` seconds until cancelled."""
@@ -298,14 +294,13 @@ class FunctionRegistry:
             item: dict[str, Any] = {"name": name}
             if entry is not None:
                 fn = entry.function
-                spec = getattr(fn, "spec", None)
                 item.update(
                     {
                         "status": "stale" if name in self.errors else "ready",
-                        "kind": _kind(fn),
+                        "kind": fn.spec.kind,
                         "source": entry.source,
-                        "path": str(getattr(spec, "path", "")) or None,
-                        "version": _version(fn),
+                        "path": str(fn.spec.path),
+                        "version": fn.version,
                         "loadedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.loaded_at)),
                         "inflight": entry.inflight,
                     }
@@ -321,36 +316,20 @@ class FunctionRegistry:
         return out
 
 
-def _kind(fn: Any) -> str | None:
-    spec = getattr(fn, "spec", None)
-    return getattr(spec, "kind", None)
-
-
-def _version(fn: Any) -> str | None:
+def _fingerprint(fn: Function) -> str:
+    """What changes when the function's files do: its version and its files' sizes and mtimes."""
+    version = fn.version or ""
+    path = fn.spec.path
+    if path.is_dir():
+        return f"{version}:{tree_fingerprint(path)}"
     try:
-        version = fn.version
-    except Exception:
-        return None
-    return None if version is None else str(version)
-
-
-def _function_fingerprint(fn: Any) -> str:
-    spec = getattr(fn, "spec", None)
-    path = getattr(spec, "path", None)
-    version = _version(fn) or ""
-    if path is None:
-        return f"version:{version}"
-    p = Path(path)
-    if p.is_dir():
-        return f"{version}:{tree_fingerprint(p)}"
-    try:
-        st = p.stat()
+        st = path.stat()
     except OSError:
         return f"version:{version}"
     return f"{version}:{st.st_size}:{st.st_mtime_ns}"
 
 
-async def _close_quietly(fn: Any) -> None:
+async def _close_quietly(fn: Function) -> None:
     try:
         await fn.close()
     except Exception:
