@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -167,6 +168,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(2)
             out, status = b"{}", 200
+        elif self.path.startswith("/whoami"):
+            said = self.headers.get("Authorization", "nobody")
+            out, status = (
+                json.dumps({"results": [{"severity": "SEVERITY_NORMAL", "message": said}]}).encode(),
+                200,
+            )
         else:
             req = json.loads(body)
             out = json.dumps(
@@ -221,6 +228,19 @@ def test_remote_http(
         assert results(rsp) == [(fnv1.SEVERITY_NORMAL, "http platform")]
     else:
         assert expect in fatal_message(rsp)
+
+
+def test_remote_http_credentials_are_sent_as_basic_auth_and_never_shown(
+    tmp_path: Path, http_endpoint: str
+) -> None:
+    with_credentials = http_endpoint.replace("http://", "http://me:s3cr%40t@")
+    whoami = remote(tmp_path, f"kind: remote\nremote:\n  address: {with_credentials}/whoami?k=v\n", "who")
+    rsp = arun(load_function(whoami).run(make_request(), timeout=5))
+    assert results(rsp) == [(fnv1.SEVERITY_NORMAL, "Basic " + base64.b64encode(b"me:s3cr@t").decode())]
+    failing = remote(tmp_path, f"kind: remote\nremote:\n  address: {with_credentials}/error\n", "bad")
+    message = fatal_message(arun(load_function(failing).run(make_request(), timeout=5)))
+    shown = http_endpoint.replace("http://", "http://<redacted>@")
+    assert f"at {shown}/error answered HTTP 500" in message and "s3cr" not in message
 
 
 def test_remote_spec_errors(tmp_path: Path) -> None:

@@ -146,8 +146,9 @@ def configure(level: str = "INFO", *, debug: bool = False, stream: IO[str] | Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else getattr(logging, level.upper(), logging.INFO))
-    # grpc and asyncio are chatty at DEBUG; keep them at WARNING unless asked for explicitly.
-    for noisy in ("grpc", "asyncio"):
+    # grpc and asyncio are chatty at DEBUG, and httpx logs every request at INFO (the bundle poll, each
+    # call of a remote function, with the URL's query); keep them at WARNING unless asked for explicitly.
+    for noisy in ("grpc", "asyncio", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     global _configured
     _configured = True

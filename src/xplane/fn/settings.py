@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from xplane.errors import XplaneError
+from xplane.fn.urls import redact_url
 
 DEFAULT_LISTEN_ADDR = "0.0.0.0:8080"
 DEFAULT_GRPC_ADDR = "0.0.0.0:9443"
@@ -356,7 +357,7 @@ def _count(low: int, high: int) -> Any:
 def _url(value: Any, origin: str) -> str:
     text = str(value).strip()
     if not re.match(r"^https?://[^/\s]+", text):
-        raise RunnerConfigError(f"{origin}: {value!r} is not an http(s) URL")
+        raise RunnerConfigError(f"{origin}: {redact_url(text)!r} is not an http(s) URL")
     return text
 
 

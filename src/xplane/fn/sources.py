@@ -13,9 +13,11 @@ A source turns a load mode into a directory of function directories (a *snapshot
 Sources are polled in a worker thread and never load functions; :mod:`xplane.fn.table` does, and
 tells the source which snapshots its functions still use (:meth:`FunctionSource.prune`).
 
-The modules only the staging sources use (``tarfile``, ``tempfile``, ``shutil``, ``urllib.request``,
-``email``) are imported when such a source is made or used: a runner in local mode never imports
-them (with ``runner.probe_url``'s, about 2.9 MiB of its idle memory; see Memory in docs/runner.md).
+The modules only the staging sources use (``tarfile``, ``tempfile``, ``shutil``, ``httpx``, ``email``)
+are imported when such a source is made or used: a runner in local mode never imports them (httpx
+alone is 5-11 MiB; see Memory in docs/runner.md). A bundle URL is shown (``/functions``, logs,
+errors) only as :func:`~xplane.fn.urls.redact_url` gives it; ``user:password@`` in it is sent as
+HTTP basic auth.
 """
 
 from __future__ import annotations
@@ -27,8 +29,13 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xplane.errors import XplaneError
+from xplane.fn.urls import redact_url, split_credentials
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "MAX_BUNDLE_BYTES",
@@ -243,14 +250,20 @@ class HttpSource(_StagingSource):
     mode = "http"
 
     def __init__(self, url: str, work_dir: Path | None = None, *, timeout: float = 30.0) -> None:
+        #: How the URL is shown: no credentials, query or fragment.
+        self.url = redact_url(url)
+        try:
+            self._target, self._auth = split_credentials(url)
+        except ValueError as e:
+            raise FunctionSourceError(f"the bundle URL {self.url} is not valid: {e}") from None
         super().__init__(work_dir)
-        self.url = url
         self.timeout = timeout
         self._etag: str | None = None
         self._last_modified: str | None = None
+        self._http: httpx.Client | None = None
 
     def describe(self) -> str:
-        return f"http:{self.url.split('?', 1)[0]}"
+        return f"http:{self.url}"
 
     def _conditions(self, current: Snapshot | None) -> dict[str, str]:
         headers = {"Accept": "application/gzip, application/octet-stream, */*"}
@@ -261,35 +274,54 @@ class HttpSource(_StagingSource):
                 headers["If-Modified-Since"] = self._last_modified
         return headers
 
-    def poll(self, current: Snapshot | None) -> Snapshot | None:
-        import urllib.error
-        import urllib.request
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            import httpx  # here, not at the top: a runner in another load mode never needs it
 
-        request = urllib.request.Request(self.url, headers=self._conditions(current))
+            self._http = httpx.Client(timeout=self.timeout, auth=self._auth, follow_redirects=True)
+        return self._http
+
+    def poll(self, current: Snapshot | None) -> Snapshot | None:
+        import httpx
+
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
-                data = resp.read(MAX_BUNDLE_BYTES + 1)
+            with self._client().stream("GET", self._target, headers=self._conditions(current)) as resp:
+                if resp.status_code == 304:
+                    return None
+                if not resp.is_success:
+                    raise FunctionSourceError(
+                        f"GET {self.url} answered {resp.status_code} {resp.reason_phrase}"
+                    )
+                chunks, size = [], 0
+                for chunk in resp.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_BUNDLE_BYTES:
+                        raise FunctionSourceError(
+                            f"the function bundle is larger than {MAX_BUNDLE_BYTES} bytes"
+                        )
                 headers = resp.headers
-        except urllib.error.HTTPError as e:
-            if e.code == 304:
-                return None
-            raise FunctionSourceError(f"GET {self.describe()[5:]} answered {e.code} {e.reason}") from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as e:
             raise FunctionSourceError(
-                f"cannot fetch the function bundle from {self.describe()[5:]}: {reason}",
+                f"cannot fetch the function bundle from {self.url}: {str(e) or type(e).__name__}",
                 hint="check FUNCTION_HTTP_URL and that the server answers",
             ) from None
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise FunctionSourceError(f"the function bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+        data = b"".join(chunks)
+        del chunks
         self._etag = headers.get("ETag")
         self._last_modified = _stable_last_modified(headers.get("Last-Modified"), headers.get("Date"))
         fp = "sha256:" + hashlib.sha256(data).hexdigest()
         if current is not None and current.fingerprint == fp:
             return None
         dest = self._new_dir()
-        unpack_bundle(data, dest, what=f"the bundle from {self.describe()[5:]}")
+        unpack_bundle(data, dest, what=f"the bundle from {self.url}")
         return Snapshot(dest, fp, owned=True)
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        super().close()
 
 
 def _http_time(value: str | None) -> float | None:

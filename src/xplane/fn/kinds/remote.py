@@ -1,7 +1,9 @@
 """Remote functions: another gRPC function server, or an HTTP endpoint taking the request JSON in a POST.
 
 Transport failures (refused, TLS, deadline, HTTP errors, garbage) become FATAL results naming the
-address, so a pipeline stops with a clear message instead of the runner failing.
+address, so a pipeline stops with a clear message instead of the runner failing. An HTTP address is
+named without its credentials (:func:`~xplane.fn.urls.redact_url`); ``user:password@`` in it is sent
+as HTTP basic auth.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from xplane.fn.base import Function, FunctionSpec, ensure_tag, fatal_response, t
 from xplane.fn.client import FunctionClient, TLSOptions
 from xplane.fn.errors import FunctionCallError, FunctionLoadError
 from xplane.fn.proto import fnv1, request_to_json, response_from_json
+from xplane.fn.urls import redact_url, split_credentials
 
 
 def _tls(opts: dict[str, Any]) -> TLSOptions:
@@ -56,11 +59,13 @@ class RemoteFunction(Function):
                 "kind remote needs remote.address", path=spec.path, field="remote.address"
             )
         self.address: str = opts["address"]
+        #: The address as messages show it (no credentials, query or fragment).
+        self.shown_address = redact_url(self.address)
         self.tls = _tls(opts)
         self.transport = "http" if self.address.startswith(("http://", "https://")) else "grpc"
         if spec.protocol and spec.protocol != self.transport:
             raise FunctionLoadError(
-                f"protocol {spec.protocol} does not match address {self.address}",
+                f"protocol {spec.protocol} does not match address {self.shown_address}",
                 path=spec.path,
                 field="protocol",
             )
@@ -83,6 +88,14 @@ class RemoteFunction(Function):
                 raise FunctionLoadError(e.message, path=spec.path, field="remote.tls", hint=e.hint) from e
         else:
             try:
+                self._url, self._auth = split_credentials(self.address)
+            except ValueError as e:
+                raise FunctionLoadError(
+                    f"remote.address {self.shown_address} is not a valid URL: {e}",
+                    path=spec.path,
+                    field="remote.address",
+                ) from e
+            try:
                 self._verify = http_ssl_context(self.tls) if self.address.startswith("https://") else True
             except (OSError, ssl.SSLError) as e:
                 raise FunctionLoadError(
@@ -101,7 +114,7 @@ class RemoteFunction(Function):
     def _http_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._http is None or self._http_loop is not loop:
-            self._http = httpx.AsyncClient(verify=self._verify, headers=self.headers)
+            self._http = httpx.AsyncClient(verify=self._verify, headers=self.headers, auth=self._auth)
             self._http_loop = loop
         return self._http
 
@@ -109,29 +122,30 @@ class RemoteFunction(Function):
         client = self._http_client()
         try:
             r = await client.post(
-                self.address,
+                self._url,
                 content=request_to_json(req),
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
                 timeout=timeout,
             )
         except httpx.TimeoutException:
             return fatal_response(
-                req, f"remote function {self.name!r} at {self.address} did not answer within {timeout:g}s"
+                req,
+                f"remote function {self.name!r} at {self.shown_address} did not answer within {timeout:g}s",
             )
         except httpx.HTTPError as e:
             return fatal_response(
-                req, f"remote function {self.name!r} at {self.address}: {type(e).__name__}: {e}"
+                req, f"remote function {self.name!r} at {self.shown_address}: {type(e).__name__}: {e}"
             )
         if r.status_code != 200:
             return fatal_response(
                 req,
-                f"remote function {self.name!r} at {self.address} answered HTTP {r.status_code}: {trim(r.text, 500)}",
+                f"remote function {self.name!r} at {self.shown_address} answered HTTP {r.status_code}: {trim(r.text, 500)}",
             )
         try:
             rsp = response_from_json(r.content)
         except (ValueError, json_format.ParseError) as e:
             return fatal_response(
-                req, f"remote function {self.name!r} at {self.address} answered invalid JSON: {e}"
+                req, f"remote function {self.name!r} at {self.shown_address} answered invalid JSON: {e}"
             )
         return ensure_tag(req, rsp)
 
