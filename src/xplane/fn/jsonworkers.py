@@ -51,11 +51,22 @@ async def read_exactly(reader: asyncio.StreamReader, n: int) -> bytearray:
     return out
 
 
+def write_now(writer: asyncio.StreamWriter, data: bytes | bytearray | memoryview) -> None:
+    """``writer.write(data)``, or :class:`ConnectionResetError` once the other end has gone.
+
+    asyncio's own loop drops data written to a closed pipe or socket; uvloop raises RuntimeError.
+    Either way the peer is gone, which callers handle as a connection error.
+    """
+    if writer.is_closing():
+        raise ConnectionResetError("the other end closed the connection")
+    writer.write(data)
+
+
 async def write_all(writer: asyncio.StreamWriter, data: bytes | bytearray) -> None:
     """Write ``data`` piece by piece, waiting for the pipe between pieces."""
     view = memoryview(data)
     for start in range(0, len(data), CHUNK):
-        writer.write(view[start : start + CHUNK])
+        write_now(writer, view[start : start + CHUNK])
         await writer.drain()
     view.release()
 
@@ -163,7 +174,7 @@ class JsonWorkers:
     async def _exchange(
         self, worker: _Worker, op: int, payload: bytes | bytearray
     ) -> tuple[int, bool, bytearray]:
-        worker.writer.write(JOB.pack(op, len(payload)))
+        write_now(worker.writer, JOB.pack(op, len(payload)))
         await write_all(worker.writer, payload)
         status, retire, size = ANSWER.unpack(await worker.reader.readexactly(ANSWER.size))
         if size > 4 * max(self.limits.max_body, self.limits.max_message_size):
