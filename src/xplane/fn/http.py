@@ -8,8 +8,14 @@
 | ``GET /functions`` | JSON: every function (or load error), kind, source, path, version |
 | ``POST /functions/{name}:run`` | body: a ``RunFunctionRequest`` as protobuf JSON; answer: the response |
 
-A deliberately small HTTP/1.1 server on ``asyncio`` streams (one request per connection, bodies
-by ``Content-Length`` only) so the runner needs no web framework.
+A small HTTP/1.1 server on ``asyncio`` streams, so the runner needs no web framework: ``h11`` parses
+each request (request line, headers, body framing) and frames the answer. One request per
+connection, bodies by ``Content-Length`` only (a chunked body is answered 411). What ``h11`` finds
+malformed is answered with the status it suggests (400; 431 for a head over
+:data:`MAX_HEADER_BYTES`; 501 for an unknown transfer coding), and so is what it lets through but
+this server refuses: a second ``Content-Length`` even with the same value (400; ``h11`` refuses a
+second ``Host`` and a missing one itself) and an HTTP version other than 1.x (505). The head must arrive within ``read_timeout`` of the
+connection's start and the body by the same deadline, however slowly it drips in.
 
 ``:run`` is the one route that takes a large body, and the listener has no authentication, so it
 is guarded (:class:`RunLimits`): by default only connections made *to* a loopback address may
@@ -33,10 +39,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+import h11
 
 from xplane.fn.httpjson import BodyLimits, BodyRefused, decode_request, parse_request
-from xplane.fn.jsonworkers import JsonWorkers, WorkerFailed, read_exactly, write_all
+from xplane.fn.jsonworkers import CHUNK, JsonWorkers, WorkerFailed, write_now
 from xplane.fn.protojson import message_to_json
 from xplane.fn.router import FunctionNotFoundError, Router
 from xplane.fn.settings import RunnerConfigError, Settings
@@ -55,6 +63,10 @@ SLOT_WAIT = 10.0
 #: Seconds the server keeps reading (and dropping) a body it refused, so the client gets the answer.
 LINGER = 2.0
 _RUN_PATH = re.compile(r"^/functions/([A-Za-z0-9][A-Za-z0-9._-]*):run$")
+#: ``Content-Length`` field lines of a request head (``h11`` merges repeated equal ones into one).
+_CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+#: Bytes read from a connection at a time.
+_READ_SIZE = 64 * 1024
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -65,8 +77,11 @@ _REASONS = {
     411: "Length Required",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 
 
@@ -336,17 +351,18 @@ class HttpServer:
         await self.app.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         req: Request | None = None
         resp: Response | None = None
         unread = [0]  # body bytes the client sent or announced that nobody read
         try:
             try:
                 deadline = asyncio.get_running_loop().time() + self.read_timeout
-                req = await asyncio.wait_for(self._read(reader), self.read_timeout)
+                req = await asyncio.wait_for(_read_head(conn, reader), self.read_timeout)
                 sockname = writer.get_extra_info("sockname")
                 req.local_host = str(sockname[0]) if isinstance(sockname, tuple) else ""
                 unread[0] = req.content_length
-                req.read_body = functools.partial(self._read_body, req, reader, writer, deadline, unread)
+                req.read_body = functools.partial(_read_body, conn, req, reader, writer, deadline, unread)
                 if req.content_length <= SMALL_BODY:
                     req.body = await req.read_body()
                 resp = await self.app.handle(req)
@@ -357,22 +373,14 @@ class HttpServer:
             except Exception:
                 log.exception("HTTP request failed")
                 resp = Response.error(500, "internal error")
-            extra = "".join(f"{k}: {v}\r\n" for k, v in resp.headers)
-            head = (
-                f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Status')}\r\n"
-                f"Content-Type: {resp.content_type}\r\nContent-Length: {len(resp.body)}\r\n{extra}"
-                "Connection: close\r\n\r\n"
-            ).encode()
-            writer.write(head)
-            body = b"" if req is not None and req.method == "HEAD" else resp.body
-            await asyncio.wait_for(write_all(writer, body), self.read_timeout)
-            if unread[0] and writer.can_write_eof():
-                # A body refused unread: take in what the client still sends (up to LINGER seconds)
-                # so that it reads the answer instead of a connection reset.
+            await asyncio.wait_for(_write_response(conn, writer, req, resp), self.read_timeout)
+            if (unread[0] or req is None) and writer.can_write_eof():
+                # A body refused unread, or a request refused before its end: take in what the client
+                # still sends (up to LINGER seconds) so that it reads the answer, not a connection reset.
                 writer.write_eof()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_discard(reader), LINGER)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+        except (ConnectionError, TimeoutError):
             pass
         finally:
             if resp is not None and resp.sent is not None:
@@ -381,52 +389,110 @@ class HttpServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    @staticmethod
-    async def _read_body(
-        req: Request,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        deadline: float,
-        unread: list[int],
-    ) -> bytes | bytearray:
-        """The body, by ``deadline`` (the read timeout, counted from the connection's start)."""
-        length = req.content_length
-        if not length:
-            return b""
-        if req.headers.get("expect", "").lower() == "100-continue":
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        unread[0] = 0
-        remaining = deadline - asyncio.get_running_loop().time()
-        try:
-            return await asyncio.wait_for(read_exactly(reader, length), max(remaining, 0.001))
-        except asyncio.IncompleteReadError:
-            raise HttpError(400, "the body is shorter than Content-Length") from None
-        except TimeoutError:
-            raise HttpError(408, "the request body was not received in time") from None
 
-    async def _read(self, reader: asyncio.StreamReader) -> Request:
+def _refused(error: h11.RemoteProtocolError) -> HttpError:
+    """The answer to a request ``h11`` found malformed, with the status it suggests."""
+    if error.error_status_hint == 431:
+        return HttpError(431, f"request headers are larger than {MAX_HEADER_BYTES} bytes")
+    return HttpError(error.error_status_hint, f"malformed request: {error}")
+
+
+async def _read_head(conn: h11.Connection, reader: asyncio.StreamReader) -> Request:
+    """Read until ``h11`` has a whole request head; check what it leaves to the server."""
+    received = bytearray()  # everything fed to h11 so far: at most MAX_HEADER_BYTES + one read
+    while True:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise HttpError(413, f"request headers are larger than {MAX_HEADER_BYTES} bytes") from None
-        except asyncio.IncompleteReadError:
-            raise HttpError(400, "incomplete request") from None
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise HttpError(400, "malformed request line")
-        req = Request(parts[0].upper(), parts[1])
-        for line in lines[1:]:
-            if not line:
-                continue
-            key, sep, value = line.partition(":")
-            if not sep:
-                raise HttpError(400, f"malformed header line {line[:80]!r}")
-            req.headers[key.strip().lower()] = value.strip()
-        if "chunked" in req.headers.get("transfer-encoding", "").lower():
-            raise HttpError(411, "chunked bodies are not supported; send Content-Length")
-        length_text = req.headers.get("content-length", "0") or "0"
-        if not length_text.isdigit() or len(length_text) > 18:
-            raise HttpError(400, "Content-Length is not a number")
-        req.content_length = int(length_text)
-        return req
+            event = conn.next_event()
+        except h11.RemoteProtocolError as e:
+            raise _refused(e) from None
+        if event is h11.NEED_DATA:
+            data = await reader.read(_READ_SIZE)
+            received += data
+            conn.receive_data(data)  # b"": the client closed its side
+        elif isinstance(event, h11.Request):
+            break
+        else:  # ConnectionClosed: the client left without sending a request
+            raise ConnectionResetError("the client closed the connection before its request")
+    head = bytes(received[: len(received) - len(conn.trailing_data[0])])
+    if len(head) > MAX_HEADER_BYTES:  # h11 checks only what is still incomplete after each read
+        raise HttpError(431, f"request headers are larger than {MAX_HEADER_BYTES} bytes")
+    if not event.http_version.startswith(b"1."):
+        raise HttpError(505, f"HTTP/{event.http_version.decode()} is not served here; use HTTP/1.1")
+    lengths = _CONTENT_LENGTH.findall(head)
+    if len(lengths) > 1 or b"," in b"".join(lengths):
+        raise HttpError(400, "more than one Content-Length")
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in event.headers:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value  # RFC 9110 5.3
+    if "transfer-encoding" in headers:
+        raise HttpError(411, "chunked bodies are not supported; send Content-Length")
+    return Request(
+        event.method.decode("latin-1").upper(),
+        event.target.decode("latin-1"),
+        headers,
+        content_length=int(headers.get("content-length") or 0),
+    )
+
+
+async def _read_body(
+    conn: h11.Connection,
+    req: Request,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    deadline: float,
+    unread: list[int],
+) -> bytes | bytearray:
+    """The body, by ``deadline`` (the read timeout, counted from the connection's start)."""
+    if not req.content_length:
+        return b""
+    if conn.they_are_waiting_for_100_continue:
+        write_now(writer, conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+    unread[0] = 0
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(_receive_body(conn, reader, req.content_length), max(remaining, 0.001))
+    except TimeoutError:
+        raise HttpError(408, "the request body was not received in time") from None
+
+
+async def _receive_body(conn: h11.Connection, reader: asyncio.StreamReader, length: int) -> bytearray:
+    """``length`` body bytes, copied piece by piece into one buffer (``h11`` checks the framing)."""
+    out = bytearray(length)
+    pos = 0
+    with memoryview(out) as view:
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                raise HttpError(400, "the body is shorter than Content-Length") from None
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(CHUNK))
+            elif isinstance(event, h11.Data):
+                view[pos : pos + len(event.data)] = event.data
+                pos += len(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return out
+
+
+async def _write_response(
+    conn: h11.Connection, writer: asyncio.StreamWriter, req: Request | None, resp: Response
+) -> None:
+    """The answer's head as ``h11`` frames it, then the body (none for HEAD), piece by piece."""
+    headers = [
+        ("Content-Type", resp.content_type),
+        ("Content-Length", str(len(resp.body))),
+        *resp.headers,
+        ("Connection", "close"),
+    ]
+    reason = _REASONS.get(resp.status, "Status")
+    write_now(writer, conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason)))
+    if req is not None and req.method == "HEAD":
+        return
+    with memoryview(resp.body) as view:
+        for start in range(0, len(view), CHUNK):
+            # h11 passes a Data event's bytes through untouched; any bytes-like object will do.
+            piece = cast(bytes, view[start : start + CHUNK])
+            for data in conn.send_with_data_passthrough(h11.Data(data=piece)) or ():
+                write_now(writer, data)
+            await writer.drain()
