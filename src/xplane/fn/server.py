@@ -32,6 +32,8 @@ from xplane.fn.tlsreload import CredentialsFactory, ReloadingCredentials
 if TYPE_CHECKING:
     from grpc_health.v1._async import HealthServicer
 
+    from xplane.fn.base import Function
+
 log = logging.getLogger(__name__)
 
 V1_SERVICE = "apiextensions.fn.proto.v1.FunctionRunnerService"
@@ -205,10 +207,9 @@ class FunctionServer:
         return run_function
 
 
-def declared_port(function: Any) -> int | None:
+def declared_port(function: Function) -> int | None:
     """The ``grpcPort`` a function's ``function.yaml`` asks for, if any."""
-    options = getattr(getattr(function, "spec", None), "options", None)
-    port = options.get("grpc_port") if isinstance(options, Mapping) else None
+    port = function.spec.options.get("grpc_port")
     return port if isinstance(port, int) and not isinstance(port, bool) else None
 
 
@@ -257,7 +258,9 @@ class FunctionPorts:
                     ports[port] = name
         return ports
 
-    def conflicts(self, candidates: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, str]:
+    def conflicts(
+        self, candidates: Mapping[str, Function], current: Mapping[str, Function]
+    ) -> dict[str, str]:
         """The function table's check: functions whose ``grpcPort`` is taken (a load error each).
 
         A port already held by a serving function stays with it; the newcomers are refused.
