@@ -30,7 +30,7 @@ def submodules(package: str) -> set[str]:
     return {f"{package}.{info.name}" for info in pkgutil.iter_modules(module.__path__)}
 
 
-@pytest.mark.parametrize("package", ["xplane.oci", "xplane.xpkg"])
+@pytest.mark.parametrize("package", CURATED)
 def test_every_submodule_is_reachable_only_through_the_curated_init(package: str) -> None:
     (contract,) = [
         c
@@ -43,7 +43,7 @@ def test_every_submodule_is_reachable_only_through_the_curated_init(package: str
 
 def test_every_layers_contract_names_every_module_of_its_container() -> None:
     layered = [c for c in contracts() if c["type"] == "layers"]
-    assert {c["containers"][0] for c in layered} >= {"xplane.oci", "xplane.xpkg"}
+    assert {c["containers"][0] for c in layered} >= set(CURATED)
     for contract in layered:
         (container,) = contract["containers"]
         named = {
@@ -68,7 +68,7 @@ def test_pull_is_the_function_whatever_was_imported_first() -> None:
     assert out.stdout.strip() == "True"
 
 
-@pytest.mark.parametrize("package", ["xplane.oci", "xplane.xpkg"])
+@pytest.mark.parametrize("package", CURATED)
 def test_the_type_checking_imports_match_the_export_table(package: str) -> None:
     # The TYPE_CHECKING block gives type checkers the same names the lazy table serves at run time.
     module = importlib.import_module(package)

@@ -142,7 +142,7 @@ def test_authority_label(authority: str, label: str | None) -> None:
 def test_json_logs_and_debug_summaries_redact_credentials(tmp_path: Path) -> None:
     write_function(tmp_path, "f")
     stream = io.StringIO()
-    logs.configure("INFO", debug=False, stream=stream)
+    logs.configure_logging("INFO", debug=False, stream=stream)
     try:
         logging.getLogger("xplane.test").info(
             "hello", extra={"fields": {"function": "f", "password": "hunter2"}}
@@ -151,7 +151,7 @@ def test_json_logs_and_debug_summaries_redact_credentials(tmp_path: Path) -> Non
         assert line["msg"] == "hello" and line["level"] == "info" and line["function"] == "f"
         assert line["password"] == "<redacted>"
 
-        logs.configure("INFO", debug=True, stream=stream)
+        logs.configure_logging("INFO", debug=True, stream=stream)
         req = xr_request("dbg")
         req.credentials["aws"].credential_data.data["key"] = b"TOPSECRET"
         req.observed.composite.connection_details["pw"] = b"ALSOSECRET"

@@ -113,14 +113,13 @@ def serve(**flags: Any) -> None:
     Environment: FUNCTION_LOAD_MODE (local, http, secret), FUNCTION_HTTP_URL, CROSSPLANE_TIMEOUT
     (default per-call deadline, 30s), CROSSPLANE_API_URL (reported by /ready only).
     """
-    from xplane.fn import logs
-    from xplane.fn.runner import serve as run_server
-    from xplane.fn.settings import Settings
+    from xplane.fn import Settings, configure_logging
+    from xplane.fn import serve as run_server
 
     settings = Settings.load(
         {k: (v or None) if isinstance(v, bool) else v for k, v in flags.items()}, os.environ
     )
-    logs.configure(settings.log_level, debug=settings.debug)
+    configure_logging(settings.log_level, debug=settings.debug)
     run_server(settings)
 
 
@@ -174,13 +173,11 @@ def run(
     """
     import asyncio
 
-    from xplane.fn import logs
-    from xplane.fn.runner import run_request
-    from xplane.fn.settings import parse_duration, parse_log_level
+    from xplane.fn import configure_logging, parse_duration, parse_log_level, run_request
 
     env_level = os.environ.get("LOG_LEVEL")
     level = parse_log_level(env_level or log_level or "warn", "LOG_LEVEL" if env_level else "--log-level")
-    logs.configure(level, debug=debug)
+    configure_logging(level, debug=debug)
     req = _load_request(request_file)
     env_dir = os.environ.get("FUNCTIONS_DIR")
     directory = Path(functions_dir or env_dir or ".")
@@ -248,8 +245,7 @@ def call(
 
     # grpc's own INFO lines about each failed handshake; the error below says what happened.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    from xplane.fn.client import TLSOptions
-    from xplane.fn.settings import parse_duration, parse_size
+    from xplane.fn import TLSOptions, parse_duration, parse_size
 
     if insecure and (ca_file or cert_file or key_file or server_name):
         raise click.UsageError(
@@ -282,9 +278,7 @@ async def _call(
     import asyncio
     import time
 
-    from xplane.fn.client import FunctionClient
-    from xplane.fn.errors import FunctionCallError
-    from xplane.fn.router import FUNCTION_METADATA_KEY
+    from xplane.fn import FUNCTION_METADATA_KEY, FunctionCallError, FunctionClient
 
     give_up = time.monotonic() + wait
     while True:
@@ -307,8 +301,7 @@ def _load_request(request_file: str) -> Any:
     import yaml
     from google.protobuf import json_format
 
-    from xplane.fn.proto import fnv1
-    from xplane.fn.settings import RunnerConfigError
+    from xplane.fn import RunnerConfigError, fnv1
 
     text = sys.stdin.read() if request_file == "-" else _read(request_file)
     try:
@@ -323,8 +316,7 @@ def _load_request(request_file: str) -> Any:
 
 def _check_fatal(name: str, rsp: Any) -> None:
     """Exit 1 (after the response was printed) when the function answered FATAL, saying so on stderr."""
-    from xplane.fn.errors import FatalResultError
-    from xplane.fn.proto import fnv1
+    from xplane.fn import FatalResultError, fnv1
 
     fatal = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
     if fatal:
@@ -341,7 +333,7 @@ def _print_response(rsp: Any, output: str) -> None:
 
 
 def _read(path: str) -> str:
-    from xplane.fn.settings import RunnerConfigError
+    from xplane.fn import RunnerConfigError
 
     try:
         return Path(path).read_text()

@@ -134,7 +134,7 @@ class _StderrHandler(logging.StreamHandler[IO[str]]):
         pass
 
 
-def configure(level: str = "INFO", *, debug: bool = False, stream: IO[str] | None = None) -> None:
+def configure_logging(level: str = "INFO", *, debug: bool = False, stream: IO[str] | None = None) -> None:
     """Route log records to ``stream`` (stderr) as JSON lines, or console text when ``debug``.
 
     ``debug`` also lowers the level to DEBUG. Called by the CLI, once per process.
