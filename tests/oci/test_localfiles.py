@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.support.images import make_test_image
 from xplane.oci.archive import UNNAMED_IMAGE, load_archive
 from xplane.oci.cache import ImageCache
-from xplane.oci.imagepull import Image
 from xplane.oci.cachegc import NOTES_DIR
+from xplane.oci.imagepull import Image
 from xplane.oci.localfiles import load_file
 from xplane.oci.models import sha256_digest
 
