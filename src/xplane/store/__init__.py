@@ -1,11 +1,13 @@
 """xplane.store: the embedded control-plane state — Kubernetes-shaped objects in one SQLite file.
 
-The curated public API: other packages import from ``xplane.store`` only these names. They load
-lazily, so importing ``xplane.store`` costs nothing until a name is used. Contracts:
+The curated public API: other packages import from ``xplane.store`` only these names (an
+import-linter contract checks it). They load lazily, so importing ``xplane.store`` costs nothing until a name is used. Contracts:
 docs/dev/contracts.md, "xplane.store".
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from xplane._lazy import lazy_exports
 
@@ -46,5 +48,61 @@ _EXPORTS: dict[str, str] = {
     "StoreBusyError": "errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BUILTIN_KINDS",
+    "CROSSPLANE_NAMESPACE",
+    "EVENT_TYPES",
+    "FOREGROUND",
+    "SCHEMA_VERSION",
+    "Admission",
+    "AlreadyExistsError",
+    "BadRequestError",
+    "Change",
+    "ConflictError",
+    "GoneError",
+    "InvalidError",
+    "InvalidSelectorError",
+    "Kind",
+    "KindRef",
+    "NotFoundError",
+    "ObjectList",
+    "PrinterColumn",
+    "Requirement",
+    "SchemaVersionError",
+    "Scheme",
+    "Selector",
+    "Store",
+    "StoreBusyError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreMissingError",
+    "UnknownKindError",
+    "state_dir",
+    "state_path",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on first use)
+    from xplane.store.db import SCHEMA_VERSION, state_dir, state_path
+    from xplane.store.errors import (
+        AlreadyExistsError,
+        BadRequestError,
+        ConflictError,
+        GoneError,
+        InvalidError,
+        InvalidSelectorError,
+        NotFoundError,
+        SchemaVersionError,
+        StoreBusyError,
+        StoreCorruptError,
+        StoreError,
+        StoreMissingError,
+        UnknownKindError,
+    )
+    from xplane.store.events import EVENT_TYPES
+    from xplane.store.gc import FOREGROUND
+    from xplane.store.rows import Admission
+    from xplane.store.scheme import BUILTIN_KINDS, CROSSPLANE_NAMESPACE, Kind, PrinterColumn, Scheme
+    from xplane.store.selectors import Requirement, Selector
+    from xplane.store.store import KindRef, ObjectList, Store
+    from xplane.store.watch import Change
