@@ -28,6 +28,13 @@ TOP_COMMANDS = {
     "cache": "xplane.cli.cache:cache",
     "registry": "xplane.cli.registry:registry",
     "fn": "xplane.cli.fn:fn",
+    # the embedded control plane, kubectl's verbs (docs/controlplane.md)
+    "apply": "xplane.cli.apply:apply",
+    "get": "xplane.cli.get:get",
+    "describe": "xplane.cli.describe:describe",
+    "delete": "xplane.cli.delete:delete",
+    "create": "xplane.cli.create:create",
+    "patch": "xplane.cli.patch:patch",
 }
 
 
