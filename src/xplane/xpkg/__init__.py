@@ -54,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "Finding": "lint",
     "LintResult": "lint",
     "lint_package": "lint",
+    "crossplane_incompatibility": "lint",
     # build, push, read
     "BuildOptions": "build",
     "BuiltPackage": "build",
@@ -102,6 +103,7 @@ __all__ = [
     "YAMLError",
     "YAMLWarning",
     "build_package",
+    "crossplane_incompatibility",
     "dump_documents",
     "extract_to_gzip",
     "find_package_files",
@@ -137,7 +139,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
     )
     from xplane.xpkg.extract import MAX_LAYER_ENTRIES, read_package_yaml
     from xplane.xpkg.init import init_package
-    from xplane.xpkg.lint import Finding, LintResult, lint_package
+    from xplane.xpkg.lint import Finding, LintResult, crossplane_incompatibility, lint_package
     from xplane.xpkg.meta import (
         Configuration,
         Dependency,
