@@ -304,6 +304,7 @@ def print_table(results: dict[str, Any]) -> None:
 OTHER_SUITES = {
     "fn": ["bench/fn_bench.py"],  # issue #4: xfn vs the SDK's server, exec, wasm, RSS, start-up
     "parse": ["bench/xpkg_parse.py"],  # issue #3: parse, lint, build and parsed-cache ratios
+    "soak": ["bench/soak.py"],  # issue #8: every attack for 10 minutes (not part of `all`)
 }
 
 
@@ -314,7 +315,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = p.parse_args()
     if args.suite != "pull":
-        names = [*OTHER_SUITES] if args.suite == "all" else [args.suite]
+        names = [n for n in OTHER_SUITES if n != "soak"] if args.suite == "all" else [args.suite]
         if args.suite == "all":
             names = ["pull", *names]
         rc = 0
