@@ -204,6 +204,41 @@ def test_bodies_of_many_small_values_are_refused_unparsed_while_health_answers(x
     assert watch.peak_rss < 300 * 2**20, watch.peak_rss / 2**20
 
 
+def test_a_refused_body_is_drained_slowly_and_briefly(xfn: Xfn) -> None:
+    """After a 413 the server reads on at DRAIN_RATE (all drains together) for at most LINGER
+    seconds: a client streaming a refused body flat out (it used to be read at ~1 GB/s for 2 s on
+    the event loop) gets through little, while gRPC and /health stay quick."""
+    import socket
+
+    from xplane.fn.http import DRAIN_RATE, LINGER
+
+    head = (
+        f"POST /functions/echo:run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {10**12}\r\n\r\n"
+    ).encode()
+    chunk = b"0" * 65536
+
+    def stream() -> tuple[float, int]:
+        with socket.create_connection(("127.0.0.1", xfn.http_port), timeout=10) as sock:
+            sock.sendall(head)
+            sent, start = 0, time.monotonic()
+            try:
+                while time.monotonic() - start < 3 * LINGER:
+                    sent += sock.send(chunk)
+            except OSError:  # reset or broken pipe: the server stopped reading and closed
+                pass
+            return time.monotonic() - start, sent
+
+    with Watch(xfn) as watch, ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: stream(), range(2)))
+    for elapsed, _ in results:
+        assert elapsed < LINGER + 1.5, results
+    buffers = 2 * 8 * 2**20  # what the kernel's socket buffers take in besides
+    assert sum(sent for _, sent in results) < DRAIN_RATE * (LINGER + 0.5) + buffers, results
+    assert max(watch.health) < 0.5, watch.health
+    assert max(watch.grpc_calls) < 1.0, watch.grpc_calls
+
+
 def test_large_valid_bodies_are_parsed_off_the_event_loop_two_at_a_time(xfn: Xfn) -> None:
     body = kubernetes_request(14_000)  # about 6 MB and 400k JSON values: ~1 s of parsing each
     assert within_values(body, 1_000_000) and len(body) < 8 * 2**20

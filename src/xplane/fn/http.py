@@ -62,6 +62,10 @@ INLINE_JSON = 32 * 1024
 SLOT_WAIT = 10.0
 #: Seconds the server keeps reading (and dropping) a body it refused, so the client gets the answer.
 LINGER = 2.0
+#: Bytes per second all such drains together read at most (paced on the event loop): a client that
+#: sends a refused body of a few MiB still gets its answer, while clients streaming refused bodies
+#: flat out cost the loop a few percent of a CPU instead of keeping it reading a GB/s.
+DRAIN_RATE = 32 * 1024 * 1024
 _RUN_PATH = re.compile(r"^/functions/([A-Za-z0-9][A-Za-z0-9._-]*):run$")
 #: ``Content-Length`` field lines of a request head (``h11`` merges repeated equal ones into one).
 _CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
@@ -317,9 +321,29 @@ class HttpApp:
         return Response(200, out)
 
 
+class _DrainPace:
+    """Paces every drain of refused bodies together to :data:`DRAIN_RATE` bytes per second."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.next_free = 0.0
+
+    async def spend(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` more fit the shared rate."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, self.next_free)
+        self.next_free = start + nbytes / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+_DRAIN_PACE = _DrainPace(DRAIN_RATE)
+
+
 async def _discard(reader: asyncio.StreamReader) -> None:
-    while await reader.read(65536):
-        pass
+    """Read and drop what the client still sends until it stops (the caller bounds the time)."""
+    while chunk := await reader.read(65536):
+        await _DRAIN_PACE.spend(len(chunk))
 
 
 class HttpServer:
@@ -376,7 +400,7 @@ class HttpServer:
             await asyncio.wait_for(_write_response(conn, writer, req, resp), self.read_timeout)
             if (unread[0] or req is None) and writer.can_write_eof():
                 # A body refused unread, or a request refused before its end: take in what the client
-                # still sends (up to LINGER seconds) so that it reads the answer, not a connection reset.
+                # still sends (up to LINGER seconds, at DRAIN_RATE) so that it reads the answer, not a reset.
                 writer.write_eof()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_discard(reader), LINGER)
