@@ -47,7 +47,7 @@ from xplane.oci.errors import (
     TransferTooSlowError,
 )
 from xplane.oci.imagepull import PullPolicy, pull
-from xplane.oci.limits import MAX_ERROR_BODY, MAX_TOKEN_BODY
+from xplane.oci.limits import MAX_ERROR_BODY, MAX_MANIFEST_SIZE, MAX_TOKEN_BODY
 from xplane.oci.reference import Reference
 from xplane.oci.settings import SETTING_KEYS, RegistryConfig, RegistryOverrides
 from xplane.oci.transport import RetryPolicy
@@ -145,6 +145,21 @@ def test_error_bodies_are_read_up_to_the_cap(
     assert hostile.sent(MANIFESTS) < FAST.max_attempts * (MAX_ERROR_BODY + SOCKET_SLACK)
     assert peak < 4 * MAX_ERROR_BODY + (2 << 20), f"peak Python memory {peak} bytes"
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("length", [None, 10**15], ids=["endless", "content-length-1e15"])
+def test_an_oversized_manifest_is_refused_with_a_hint(
+    hostile: HostileRegistry, tmp_path: Path, length: int | None
+) -> None:
+    hostile.attack(
+        MANIFESTS, Endless(200, {"Content-Type": OCI_MANIFEST}, content_length=length), method="GET"
+    )
+    ref = Reference.parse(hostile.ref("org/big", "v1"))
+    with client_for(tmp_path) as client, pytest.raises(ManifestError) as info:
+        client.get_manifest(ref)
+    located(info.value, "org/big", "refusing to read it")
+    assert info.value.hint and "misbehaving" in info.value.hint
+    assert hostile.sent(MANIFESTS) < FAST.max_attempts * (MAX_MANIFEST_SIZE + SOCKET_SLACK)
 
 
 @pytest.mark.parametrize("length", [None, 3 * GIB // 2], ids=["endless", "1.5GB"])

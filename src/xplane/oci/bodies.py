@@ -175,11 +175,17 @@ def read_prefix(resp: httpx.Response, limit: int, meter: TransferMeter | None = 
     return bytes(buf), True
 
 
+TOO_LARGE_HINT = (
+    "no real manifest, index, config or tag list is that large: the registry (or a proxy in front of it) "
+    "is misbehaving; report it to its operator"
+)
+
+
 def read_limited(resp: httpx.Response, limit: int, what: str, meter: TransferMeter | None = None) -> bytes:
     """The whole (small) body; :class:`ManifestError` once it passes ``limit`` bytes."""
     data, complete = read_prefix(resp, limit, meter)
     if not complete:
-        raise ManifestError(f"{what} is larger than {limit} bytes; refusing to read it")
+        raise ManifestError(f"{what} is larger than {limit} bytes; refusing to read it", hint=TOO_LARGE_HINT)
     return data
 
 

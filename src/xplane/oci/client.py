@@ -29,6 +29,7 @@ import httpx
 from xplane.oci.auth import Authenticator, KeychainLike, pick_challenge, repository_scope
 from xplane.oci.bodies import (
     THREADED_HASH_MIN,
+    TOO_LARGE_HINT,
     BlobSink,
     Body,
     body_chunks,
@@ -190,7 +191,8 @@ class RegistryClient:
                     if content_length(resp) > MAX_MANIFEST_SIZE:
                         raise ManifestError(
                             f"{what} from {ref.registry} is larger than {MAX_MANIFEST_SIZE} bytes "
-                            f"(Content-Length: {content_length(resp)}); refusing to read it"
+                            f"(Content-Length: {content_length(resp)}); refusing to read it",
+                            hint=TOO_LARGE_HINT,
                         )
                     data = read_limited(resp, MAX_MANIFEST_SIZE, what, meter)
                     header_digest = resp.headers.get("Docker-Content-Digest")
