@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import io
+import socket
 import time
 
 import pytest
@@ -173,6 +174,21 @@ def test_dead_registry_fails_fast() -> None:
         client.head_manifest(Reference.parse(f"{host}/org/pkg:v1"))
     assert time.monotonic() - start < 5
     assert f"cannot reach registry {host}" in str(info.value) and info.value.registry == host
+
+
+def test_a_host_that_does_not_exist_is_not_retried() -> None:
+    host = "no-such-registry.invalid"  # RFC 2606: never resolves
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as e:
+        if e.errno != socket.EAI_NONAME:
+            pytest.skip(f"this machine's resolver answers {e} (not 'no such name')")
+    with (
+        make_client(plain(host), retry=RetryPolicy()) as client,
+        pytest.raises(RegistryUnavailableError) as info,
+    ):
+        client.head_manifest(Reference.parse(f"{host}/org/pkg:v1"))
+    assert "after 1 attempt(s)" in str(info.value)
 
 
 # -- corruption -------------------------------------------------------------------------------

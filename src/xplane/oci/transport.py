@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import socket
 import ssl
 import sys
 import time
@@ -174,6 +175,19 @@ def _https_only_answer(resp: httpx.Response) -> str | None:
     return next((ln for ln in lines if "HTTP" in ln and "<" not in ln), lines[0] if lines else "")
 
 
+def _unknown_host(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a host name the resolver says does not exist (``EAI_NONAME``): no
+    retry makes it exist. A temporary resolver failure (``EAI_AGAIN``) is retried as usual."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, socket.gaierror):
+            return cur.errno == socket.EAI_NONAME
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def _ssl_cause(exc: BaseException) -> BaseException | None:
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -294,7 +308,7 @@ class HostSession:
                 if tls is not None:
                     raise self._tls_error(tls, repository) from None
                 wait = policy.delay(attempt)
-                if not self._may_retry(policy, attempt, start, wait, deadline):
+                if _unknown_host(exc) or not self._may_retry(policy, attempt, start, wait, deadline):
                     raise self._unavailable(exc, attempt, repository) from None
                 log.debug(
                     "%s %s: %s; retry %d in %.2fs", method, _safe(full), type(exc).__name__, attempt, wait
