@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CURATED = ["xplane.oci", "xplane.xpkg", "xplane.fn", "xplane.store"]
+CURATED = ["xplane.oci", "xplane.xpkg", "xplane.fn", "xplane.store", "xplane.pkg"]
 
 
 def contracts() -> list[dict[str, Any]]:

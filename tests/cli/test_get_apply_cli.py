@@ -295,10 +295,14 @@ def test_get_tables_and_formats(xp: Run, home: Path, tmp_path: Path) -> None:
     lines = r.out.splitlines()
     assert lines[0].split() == ["NAME", "INSTALLED", "HEALTHY", "PACKAGE", "AGE"]
     assert lines[2].split()[0] == "platform-ref-aws"
+    # the package manager ran after the apply: registry.example.com cannot be reached from here
     assert lines[2].split()[1:] == [
+        "False",
+        "False",
         "registry.example.com/upbound/platform-ref-aws:v0.6.0",
         lines[2].split()[-1],
     ]
+    assert lines[0].index("INSTALLED") == lines[2].index("False")
     assert lines[0].index("PACKAGE") == lines[2].index("registry.example.com")
 
     r = xp("get", "pkg")

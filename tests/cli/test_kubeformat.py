@@ -13,8 +13,8 @@ from xplane.cli.create import docker_config_json, go_json
 from xplane.cli.describe import smart_label
 from xplane.cli.kubeformat import age, human_duration, table, tabwrite
 from xplane.cli.patching import PatchError, json_patch, merge_patch
-from xplane.cli.pkgschema import PACKAGE_RULE
 from xplane.cli.printers import compile_path
+from xplane.pkg.names import PACKAGE_RULE
 
 M, H, D = 60, 3600, 86400
 

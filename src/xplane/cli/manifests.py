@@ -81,7 +81,7 @@ def _read(name: str, stdin: BinaryIO | None) -> bytes:
 def _check(
     store: Store, label: str, doc: Any, where: str, namespace: str | None, out: ManifestFile, strict: bool
 ) -> None:
-    from xplane.cli import pkgschema
+    from xplane.pkg import check_package_object, package_warnings
     from xplane.store import StoreError, UnknownKindError
 
     if not isinstance(doc, dict):
@@ -128,7 +128,7 @@ def _check(
         out.manifests.append(Manifest(kind, doc, where, exists))
         return
     verb = "patching" if exists else "creating"
-    problems = pkgschema.check(kind, doc)
+    problems = check_package_object(kind, doc)
     if problems.unknown:
         listed = ", ".join(f'unknown field "{p}"' for p in problems.unknown)
         version = doc["apiVersion"].rpartition("/")[2]
@@ -144,7 +144,7 @@ def _check(
         )
     if problems:
         return
-    out.warnings += [f"{where}: {doc['kind']}/{name}: warning: {w}" for w in pkgschema.warnings(kind, doc)]
+    out.warnings += [f"{where}: {doc['kind']}/{name}: warning: {w}" for w in package_warnings(kind, doc)]
     out.manifests.append(Manifest(kind, doc, where, exists))
 
 

@@ -2,7 +2,7 @@
 
 Reading commands (``get``, ``describe``) open the store without creating it: no state yet reads as
 an empty control plane. Writing commands open it with the package kinds' admission
-(:func:`xplane.cli.pkgschema.admit`: CRD defaults and schema) and call
+(:func:`xplane.pkg.package_admission`: CRD defaults and schema) and call
 :func:`xplane.cli.controlplane_hook.settle` after their writes (:func:`writing`).
 """
 
@@ -65,10 +65,10 @@ def resolve(store: Store | None, name: str) -> tuple[Kind, ...]:
 def writing(home: Path | None) -> Iterator[Store]:
     """The store for a mutating command; the control loop settles when the block ends without error."""
     from xplane.cli.controlplane_hook import settle
-    from xplane.cli.pkgschema import admit
+    from xplane.pkg import package_admission
     from xplane.store import Store, state_dir
 
-    store = Store.open(home=home, admission=admit)
+    store = Store.open(home=home, admission=package_admission)
     try:
         yield store
         settle(store, state_dir(home))

@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "ExportResult": "exportcache",
     "export_cache": "exportcache",
     "package_admission": "admission",
+    "check_package_object": "schema",
+    "package_warnings": "schema",
     "effective_spec": "manager",
     # fetching
     "Fetcher": "fetch",
@@ -78,12 +80,14 @@ __all__ = [
     "ReconcileSummary",
     "Reporter",
     "cache_file_name",
+    "check_package_object",
     "effective_spec",
     "export_cache",
     "format_list",
     "fully_qualified",
     "package_admission",
     "package_health",
+    "package_warnings",
     "revision_name",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -114,4 +118,5 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         fully_qualified,
         revision_name,
     )
+    from xplane.pkg.schema import check_package_object, package_warnings
     from xplane.pkg.settings import DEFAULT_CROSSPLANE_VERSION, ControlPlaneSettings

@@ -119,9 +119,10 @@ class ControlPlane:
             if n == 0:
                 settled = True
                 break
-        return ReconcileSummary(passes, settled, total, self._summary(), rv)
+        return ReconcileSummary(passes, settled, total, self.status_summary(), rv)
 
-    def _summary(self) -> dict[str, dict[str, Any]]:
+    def status_summary(self) -> dict[str, dict[str, Any]]:
+        """Each package's ``Installed``/``Healthy`` status and the message of a failing condition."""
         out: dict[str, dict[str, Any]] = {}
         for kind in PACKAGE_KINDS:
             for pkg in self.store.list(kind_named(self.store, kind)):

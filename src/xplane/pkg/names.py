@@ -25,7 +25,7 @@ PACKAGE_OF_REVISION = {v: k for k, v in REVISION_KIND.items()}
 RUNTIME_KINDS = frozenset({"Provider", "Function"})
 
 # The CRD's CEL rule on spec.package (spec/packages.md §4.2).
-_FULLY_QUALIFIED = re.compile(r"^[^\.\/]+(\.[^\.\/]+)+(\/[^\/:@]+)+(:[^:@]+(@sha256.+)?|@sha256.+)$")
+PACKAGE_RULE = re.compile(r"^[^\.\/]+(\.[^\.\/]+)+(\/[^\/:@]+)+(:[^:@]+(@sha256.+)?|@sha256.+)$")
 CEL_MESSAGE = (
     "must be a fully qualified image name, including the registry, repository, and tag or digest. "
     "For example, 'registry.example.com/repo/package:tag' or "
@@ -60,7 +60,7 @@ def identifier_of(ref: str) -> str:
 
 def fully_qualified(ref: str) -> bool:
     """Whether upstream's CEL rule on ``spec.package`` accepts ``ref``."""
-    return _FULLY_QUALIFIED.match(ref) is not None
+    return PACKAGE_RULE.match(ref) is not None
 
 
 def owner_reference(obj: Mapping[str, Any], *, controller: bool) -> dict[str, Any]:

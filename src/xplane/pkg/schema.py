@@ -6,27 +6,28 @@ defaults (``packagePullPolicy: IfNotPresent``, ``revisionActivationPolicy: Autom
 ``revisionHistoryLimit: 1``, ``ignoreCrossplaneConstraints``/``skipDependencyResolution: false``,
 ``runtimeConfigRef: {name: default}`` with its apiVersion/kind defaults) and the fields each kind's
 ``spec`` has. The store knows no schemas: :func:`admit` is its ``admission`` hook (defaults, then
-types and unknown fields as :class:`~xplane.store.InvalidError`); :func:`check` reports the same
+types and unknown fields as :class:`~xplane.store.InvalidError`); :func:`check_package_object` reports the same
 problems without raising, for ``xp apply`` to validate every document before writing any.
 
 The CEL rule upstream puts on ``spec.package`` (a fully qualified reference with a tag or digest)
 would refuse names xplane installs from its cache (``packagePullPolicy: Never`` with
-``platform-ref-aws``): :func:`warnings` says so, and the object is accepted.
+``platform-ref-aws``): :func:`package_warnings` says so, and the object is accepted.
 
-No I/O, no click: a library module the package manager can adopt as is.
+No I/O: ``Store.open(admission=admit)`` for every writer of package objects (the CLI and the
+control plane), and ``xp apply`` checks every document with :func:`check_package_object` before writing any.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from xplane.pkg.names import CEL_MESSAGE, PACKAGE_RULE, PKG_GROUP
+
 if TYPE_CHECKING:
     from xplane.store import Kind
 
-PKG_GROUP = "pkg.crossplane.io"
 STRING, INTEGER, BOOLEAN, ANY, STRING_MAP = "string", "integer", "boolean", "any", "stringmap"
 Schema = Any  # a type name above, a dict of field -> Schema (an object), or [Schema] (a list)
 
@@ -82,13 +83,7 @@ _REVISION_DEFAULTS: dict[str, Any] = {
 _RUNTIME_REF_DEFAULTS = {"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "DeploymentRuntimeConfig"}
 
 #: Upstream's CEL rule on ``spec.package`` and its message (spec/packages.md §4.2).
-PACKAGE_RULE = re.compile(r"^[^\.\/]+(\.[^\.\/]+)+(\/[^\/:@]+)+(:[^:@]+(@sha256.+)?|@sha256.+)$")
-PACKAGE_RULE_MESSAGE = (
-    "must be a fully qualified image name, including the registry, repository, and tag or digest. "
-    "For example, 'registry.example.com/repo/package:tag' or "
-    "'registry.example.com/repo/package[:tag]@sha256:1234567890abcdef1234567890abcdef1234567890abcdef"
-    "1234567890abcdef'."
-)
+PACKAGE_RULE_MESSAGE = CEL_MESSAGE
 
 
 @dataclass(frozen=True)
@@ -198,7 +193,7 @@ def _walk(value: Any, schema: Schema, path: str, out: Problems) -> None:
         out.invalid.append(_wrong_type(path, value, schema))
 
 
-def check(kind: Kind, obj: Mapping[str, Any]) -> Problems:
+def check_package_object(kind: Kind, obj: Mapping[str, Any]) -> Problems:
     """Unknown fields and invalid values of a package-kind object (nothing for other kinds).
 
     Run it after :func:`apply_defaults` to judge what would be stored; before, to judge what the
@@ -253,7 +248,7 @@ def apply_defaults(kind: Kind, obj: dict[str, Any]) -> None:
                 match["type"] = "Prefix"
 
 
-def warnings(kind: Kind, obj: Mapping[str, Any]) -> list[str]:
+def package_warnings(kind: Kind, obj: Mapping[str, Any]) -> list[str]:
     """What upstream would refuse but xplane accepts: ``spec.package`` against the CEL rule."""
     if kind.group != PKG_GROUP or kind.kind not in ("Configuration", "Provider", "Function"):
         return []
@@ -273,7 +268,7 @@ def admit(kind: Kind, new: dict[str, Any], old: dict[str, Any] | None) -> None:
     if schema_for(kind) is None:
         return
     apply_defaults(kind, new)
-    problems = check(kind, new)
+    problems = check_package_object(kind, new)
     if problems:
         from xplane.store import InvalidError
 
@@ -289,7 +284,7 @@ __all__ = [
     "Problems",
     "admit",
     "apply_defaults",
-    "check",
+    "check_package_object",
+    "package_warnings",
     "schema_for",
-    "warnings",
 ]
