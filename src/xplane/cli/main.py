@@ -22,6 +22,10 @@ XPKG_COMMANDS = {
     "inspect": "xplane.cli.xpkg_inspect:inspect",
     "extract": "xplane.cli.xpkg_extract:extract",
     "init": "xplane.cli.xpkg_init:init",
+    # packages into the embedded control plane, as crossplane xpkg install|update
+    "install": "xplane.cli.xpkg_install:install",
+    "update": "xplane.cli.xpkg_install:update",
+    "activate": "xplane.cli.xpkg_install:activate",
 }
 
 TOP_COMMANDS = {
@@ -35,6 +39,7 @@ TOP_COMMANDS = {
     "delete": "xplane.cli.delete:delete",
     "create": "xplane.cli.create:create",
     "patch": "xplane.cli.patch:patch",
+    "controlplane": "xplane.cli.controlplane:controlplane",
 }
 
 
