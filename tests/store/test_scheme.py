@@ -195,3 +195,16 @@ def test_register_adds_a_kind_to_one_store(store: Store) -> None:
     store.create({"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}})
     assert store.get("wd", "w")["kind"] == "Widget"
     assert Scheme().get("example.org", "Widget") is None  # the default table is untouched
+
+
+def test_a_kinds_exact_name_wins_over_a_category_of_the_same_word() -> None:
+    # upjet ProviderConfig CRDs carry the category "provider": kubectl expands the lower-case word
+    # to them, but code asking for the kind "Provider" means pkg.crossplane.io's Provider
+    scheme = Scheme()
+    config = crd("aws.example.org", "ProviderConfig", "Cluster")
+    config["spec"]["names"]["categories"] = ["crossplane", "provider", "aws"]
+    scheme.register(Kind.from_crd(config))
+    (exact,) = scheme.resolve("Provider")
+    assert (exact.group, exact.kind) == ("pkg.crossplane.io", "Provider")
+    assert [k.kind for k in scheme.resolve("provider")] == ["ProviderConfig"]
+    assert scheme.lookup("providers.pkg.crossplane.io").kind == "Provider"

@@ -406,12 +406,16 @@ class Scheme:
         return self._kinds.get((group, kind))
 
     def resolve(self, name: str) -> tuple[Kind, ...]:
-        """Every kind ``name`` stands for, as kubectl resolves it (a category gives several).
+        """Every kind ``name`` stands for, as kubectl resolves it (a category gives several), except
+        that a kind's exact name (``Provider``, case as written) always means that kind.
 
         Raises :class:`UnknownKindError` (``the server doesn't have a resource type "foo"``).
         """
         key = name.strip().lower()
-        found = self._resolve(key)
+        # A kind's exact name (``Provider``) means that kind, as code passes it; lower-case words go
+        # kubectl's way, categories first (``provider`` is also a category of ProviderConfig CRDs).
+        exact = [k for k in self._names.get(key, []) if k.kind == name.strip()]
+        found = exact[:1] or self._resolve(key)
         if not found:
             raise UnknownKindError(
                 f'the server doesn\'t have a resource type "{name}"', hint=self._suggest(key)
