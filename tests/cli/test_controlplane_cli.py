@@ -169,3 +169,34 @@ def test_run_reconciles_other_processes_changes_until_sigterm(
         _, err = runner.communicate(timeout=30)
     assert runner.returncode == 0, err
     assert "SIGTERM: stopping" in err
+
+
+def test_two_appliers_at_once_lose_nothing(
+    env: dict[str, str], tmp_path: Path, registry_plain: RegistryServer, unique_repo: str
+) -> None:
+    refs = [
+        configuration(tmp_path, registry_plain, f"{unique_repo}-{i}", "v1.0.0", [f"XKind{i}"])
+        for i in range(2)
+    ]
+    files = []
+    for i, ref in enumerate(refs):
+        doc = {"apiVersion": "pkg.crossplane.io/v1", "kind": "Configuration", "metadata": {"name": f"p{i}"}}
+        files.append(tmp_path / f"p{i}.yaml")
+        files[-1].write_text(json.dumps({**doc, "spec": {"package": ref}}))
+    appliers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "xplane.cli.main", "apply", "-f", str(f)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in files
+    ]
+    for proc in appliers:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    rows = {row[0]: row[1:3] for row in table(xp(env, "get", "configurations").stdout)[1:]}
+    assert rows == {"p0": ["True", "True"], "p1": ["True", "True"]}
+    xrds = xp(env, "get", "xrds").stdout
+    assert "xkind0s.example.org" in xrds and "xkind1s.example.org" in xrds
