@@ -101,6 +101,25 @@ XP_PROBE = "xp, good pull probe (each, max)"
 FN_PROBE = "RunFunction (gRPC)"
 PULL_PROBE = "good `xp xpkg pull`"
 CONTROL_PROBE = "control: python -c 'import httpx, click' (no xplane)"
+# The RunFunction control: the same function served by the SDK's own gRPC server (no xplane), in a
+# session of its own like xfn, probed the same way. Under attack the machine's CPUs are saturated and
+# any server's latency grows; the bound is on what xfn adds beyond that.
+FN_CONTROL_PROBE = "control: RunFunction to the SDK's own server (no xplane)"
+SDK_SERVER = """
+import sys
+from crossplane.function import response, runtime
+from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+
+
+class Runner(grpcv1.FunctionRunnerServiceServicer):
+    async def RunFunction(self, req, _context):
+        rsp = response.to(req)
+        response.normal(rsp, f"{len(req.observed.resources)} resources")
+        return rsp
+
+
+runtime.serve(Runner(), sys.argv[1], creds=None, insecure=True)
+"""
 
 ECHO = """
 from crossplane.function import response
@@ -175,6 +194,23 @@ class Soak:
                     raise SystemExit(f"xfn did not become ready:\n{log_tail(self.xfn_log)}") from None
                 time.sleep(0.05)
 
+    def start_sdk_control(self) -> None:
+        (self.work / "sdk_server.py").write_text(SDK_SERVER)
+        self.sdk_port = free_port()
+        argv = [PY, str(self.work / "sdk_server.py"), f"127.0.0.1:{self.sdk_port}"]
+        self.sdk = spawn(argv, self.work / "sdk.log", env=self.env())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with grpc.insecure_channel(f"127.0.0.1:{self.sdk_port}") as channel:
+                    grpc.channel_ready_future(channel).result(timeout=1)
+                return
+            except grpc.FutureTimeoutError:
+                if time.monotonic() > deadline or self.sdk.poll() is not None:
+                    raise SystemExit(
+                        f"the SDK server did not start:\n{log_tail(self.work / 'sdk.log')}"
+                    ) from None
+
     def start_registry(self) -> None:
         self.registry = RegistryServer(self.work / "registry").start()
         image = make_test_image(self.work / "good-image", name="soak/good", tag="v1")
@@ -227,8 +263,12 @@ class Soak:
                     "data": {"a": "x" * 100},
                 }
             )
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel,
+            grpc.insecure_channel(f"127.0.0.1:{self.sdk_port}") as control_channel,
+        ):
             stub = grpcv1.FunctionRunnerServiceStub(channel)
+            control = grpcv1.FunctionRunnerServiceStub(control_channel)
             while not self.stop_probes.is_set():
                 start = time.monotonic()
                 try:
@@ -237,6 +277,12 @@ class Soak:
                     self.record(FN_PROBE, time.monotonic() - start)
                 except Exception as e:  # any failure of a good call fails the soak
                     self.fail_probe("RunFunction", f"{type(e).__name__}: {e}")
+                start = time.monotonic()
+                try:
+                    rsp = control.RunFunction(req, timeout=30)
+                    self.record(FN_CONTROL_PROBE, time.monotonic() - start)
+                except Exception as e:
+                    self.fail_probe("RunFunction control", f"{type(e).__name__}: {e}")
                 start = time.monotonic()
                 try:
                     conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
@@ -356,6 +402,7 @@ class Soak:
         archive = archive_attacks(self.work / "archives")
         self.start_registry()
         self.start_xfn()
+        self.start_sdk_control()
         pulls = self.start_hostile()
         assert self.registry.proc is not None
         self.others.update(
@@ -441,6 +488,7 @@ class Soak:
             xfn_alive = self.xfn.poll() is None and r.status == 200
         checks.append(("xfn alive and ready at the end", xfn_alive, f"pid {self.xfn.pid}"))
         kill(self.xfn)
+        kill(self.sdk)
         log = self.xfn_log.read_text(errors="replace")
         clean = "Traceback" not in log and "HTTP request failed" not in log
         checks.append(("no traceback in xfn's log", clean, f"{log.count(chr(10))} log lines"))
@@ -510,8 +558,14 @@ class Soak:
                 row["p95_ratio"] = row["attack"]["p95_s"] / row["quiet"]["p95_s"]
             probes[what] = row
         ratio = probes.get(FN_PROBE, {}).get("ratio", float("inf"))
+        contention = max(1.0, probes.get(FN_CONTROL_PROBE, {}).get("ratio", 1.0))
+        probes.setdefault(FN_PROBE, {})["net_ratio"] = net = ratio / contention
         checks.append(
-            (f"{FN_PROBE}: median under attack <= {RATIO:g}x quiet", ratio <= RATIO, f"{ratio:.2f}x")
+            (
+                f"{FN_PROBE}: median under attack <= {RATIO:g}x quiet, net of CPU contention",
+                net <= RATIO,
+                f"{net:.2f}x ({ratio:.2f}x raw / {contention:.2f}x for the SDK's server)",
+            )
         )
         # A pull is a whole process: on a machine the attackers keep busy it slows as much as any
         # process does. The control probe measures that, and the bound is on what is left.

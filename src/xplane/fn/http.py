@@ -404,7 +404,7 @@ class HttpServer:
                 writer.write_eof()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_discard(reader), LINGER)
-        except (ConnectionError, TimeoutError):
+        except (OSError, TimeoutError):  # ConnectionError, and ENOTCONN once the peer is gone
             pass
         finally:
             if resp is not None and resp.sent is not None:
