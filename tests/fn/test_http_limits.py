@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -463,3 +464,18 @@ def test_http_limit_defaults() -> None:
         2,
     )
     assert s.http_max_body < s.max_message_size  # a smaller default for HTTP than for gRPC
+
+
+def test_json_workers_yield_the_cpu_to_the_runner() -> None:
+    """A worker is niced, and so is its session's scheduling group where the kernel has autogroups
+    (there nice only ranks tasks within a group, and each worker is a session of its own)."""
+    code = (
+        "import os; from xplane.fn.httpjson import _yield_to_the_runner; _yield_to_the_runner(); "
+        "group = open('/proc/self/autogroup').read().split()[-1] "
+        "if os.path.exists('/proc/self/autogroup') else 'none'; print(os.nice(0), group)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, start_new_session=True
+    ).stdout.split()
+    assert out[0] == "10"
+    assert out[1] in ("10", "none")

@@ -203,6 +203,22 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, limits: BodyLimits) -> None:
             return
 
 
+def _yield_to_the_runner() -> None:
+    """When CPUs are short, the runner's event loop (gRPC, /health) goes before this worker's parse.
+
+    The worker runs in a session of its own (so a signal to the runner's group does not reach it),
+    and where the kernel groups tasks by session (``sched_autogroup``, on by default), ``nice``
+    only ranks tasks inside one group: the group itself must be niced too (``/proc/self/autogroup``),
+    or each worker would get as much CPU as the whole runner.
+    """
+    os.nice(10)
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write("10")
+    except OSError:  # no autogroups (a container, another kernel): plain nice is all there is
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m xplane.fn.httpjson --max-body N --max-values N --max-message-size N``."""
     parser = argparse.ArgumentParser(prog="xplane.fn.httpjson")
@@ -211,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limits = BodyLimits(args.max_body, args.max_values, args.max_message_size)
     gc.disable()  # parsed JSON holds no cycles; collections would only rescan millions of objects
-    os.nice(10)  # when CPUs are short, the runner's event loop goes first
+    _yield_to_the_runner()
     _limit_memory(limits.worker_memory())
     serve(sys.stdin.buffer, sys.stdout.buffer, limits)
     return 0
