@@ -38,11 +38,20 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def runner() -> CliRunner:
+    """A runner keeping stderr apart on every click the range allows (8.1 mixes it in by default)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click < 8.2
+    except TypeError:  # click 8.2 and later: always apart, and no such argument
+        return CliRunner()
+
+
 def xp(*args: str, env: dict[str, str], input: str | None = None) -> tuple[int, str, str]:
     """Run ``xp ARGS`` in-process with exactly ``env``'s registry variables; (code, stdout, stderr)."""
     full: dict[str, str | None] = {k: None for k in ENV_KEYS}
     full.update(env)
-    with CliRunner().isolation(input=input, env=full) as (out, err, _):
+    with runner().isolation(input=input, env=full) as streams:
+        out, err = streams[0], streams[1]
         code = run_cli(cli, list(args))
         return code, out.getvalue().decode(), err.getvalue().decode()
 
@@ -224,14 +233,15 @@ def test_registry_options_and_build_registry_access(tmp_path: Path, env: dict[st
         "me",
         "--password-stdin",
     ]
-    with CliRunner().isolation(input="pw\n", env={**env, **{k: None for k in ENV_KEYS[:3]}}):
+    with runner().isolation(input="pw\n", env={**env, **{k: None for k in ENV_KEYS[:3]}}):
         assert run_cli(cmd, args) == 0
     assert set(seen) >= {"ca_file", "insecure_skip_tls_verify", "plain_http", "username", "password_stdin"}
     match = seen["match"]
     assert match is not None and match.credentials == Credentials("me", "pw")  # type: ignore[attr-defined]
     s = seen["settings"]
     assert s.ca_files == (ca,) and s.plain_http and s.insecure_skip_verify  # type: ignore[attr-defined]
-    with CliRunner().isolation(input="", env=env) as (_, err, _):
+    with runner().isolation(input="", env=env) as streams:
+        err = streams[1]
         assert run_cli(cmd, ["-u", "me"]) == 2
         assert "--username needs --password-stdin" in err.getvalue().decode()
 
