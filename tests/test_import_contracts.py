@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CURATED = ["xplane.oci", "xplane.xpkg", "xplane.fn", "xplane.store", "xplane.pkg"]
+CURATED = [
+    "xplane.oci",
+    "xplane.xpkg",
+    "xplane.fn",
+    "xplane.store",
+    "xplane.pkg",
+    "xplane.compose",
+    "xplane.validate",
+]
 
 
 def contracts() -> list[dict[str, Any]]:
