@@ -66,12 +66,26 @@ def _packages_option(kind: str) -> Callable[[F], F]:
     help="The Crossplane version packages' spec.crossplane.version constraints are checked against "
     "[default: the current upstream release]; kept for later commands.",
 )
+@click.option(
+    "--dependency-upgrades/--no-dependency-upgrades",
+    default=None,
+    help="Let the resolver upgrade installed dependencies to the lowest version every dependent "
+    "accepts (upstream's --enable-dependency-version-upgrades); kept for later commands.",
+)
+@click.option(
+    "--dependency-downgrades/--no-dependency-downgrades",
+    default=None,
+    help="Also let it downgrade them when only lower versions satisfy every dependent (upstream's "
+    "--enable-dependency-version-downgrades; implies upgrades); kept for later commands.",
+)
 @_packages_option("Configuration")
 @_packages_option("Provider")
 @_packages_option("Function")
 @home_option
 def init(
     crossplane_version: str | None,
+    dependency_upgrades: bool | None,
+    dependency_downgrades: bool | None,
     configuration_packages: tuple[str, ...],
     provider_packages: tuple[str, ...],
     function_packages: tuple[str, ...],
@@ -91,6 +105,12 @@ def init(
         except SemverError as e:
             raise click.BadParameter(str(e), param_hint="--crossplane-version") from None
         write_settings_file(where, {**read_settings_file(where), "crossplaneVersion": crossplane_version})
+    for key, flag in (
+        ("dependencyUpgrades", dependency_upgrades),
+        ("dependencyDowngrades", dependency_downgrades),
+    ):
+        if flag is not None:
+            write_settings_file(where, {**read_settings_file(where), key: flag})
     wanted = [
         package_object(kind, ref)
         for kind, refs in (

@@ -62,7 +62,11 @@ def control_plane_settings(home: Path) -> ControlPlaneSettings:
 
     stored = read_settings_file(home)
     version = os.environ.get(VERSION_ENV) or stored.get("crossplaneVersion") or DEFAULT_CROSSPLANE_VERSION
-    return ControlPlaneSettings(crossplane_version=str(version))
+    return ControlPlaneSettings(
+        crossplane_version=str(version),
+        dependency_upgrades=bool(stored.get("dependencyUpgrades", False)),
+        dependency_downgrades=bool(stored.get("dependencyDowngrades", False)),
+    )
 
 
 def settle(store: Store, home: Path) -> None:

@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "LockDependencies": "dependencies",
     "LockReconciler": "dependencies",
     "format_list": "dependencies",
+    "LockResolver": "lockreconciler",
+    "ResolutionError": "resolver",
     # names
     "revision_name": "names",
     "cache_file_name": "names",
@@ -75,10 +77,12 @@ __all__ = [
     "ImageConfigError",
     "LockDependencies",
     "LockReconciler",
+    "LockResolver",
     "PackageManagerError",
     "PullSecretError",
     "ReconcileSummary",
     "Reporter",
+    "ResolutionError",
     "cache_file_name",
     "check_package_object",
     "effective_spec",
@@ -108,6 +112,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
     from xplane.pkg.exportcache import ExportResult, export_cache
     from xplane.pkg.fetch import FetchedPackage, Fetcher
     from xplane.pkg.imageconfig import ImageConfigError
+    from xplane.pkg.lockreconciler import LockResolver
     from xplane.pkg.manager import effective_spec
     from xplane.pkg.names import (
         DIGEST_ANNOTATION,
@@ -118,5 +123,6 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         fully_qualified,
         revision_name,
     )
+    from xplane.pkg.resolver import ResolutionError
     from xplane.pkg.schema import check_package_object, package_warnings
     from xplane.pkg.settings import DEFAULT_CROSSPLANE_VERSION, ControlPlaneSettings

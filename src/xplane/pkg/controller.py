@@ -21,6 +21,7 @@ from xplane.pkg.context import Context, Reporter
 from xplane.pkg.dependencies import DependencyResolver, LockDependencies, LockReconciler
 from xplane.pkg.exportcache import ExportResult, export_cache
 from xplane.pkg.fetch import Fetcher
+from xplane.pkg.lockreconciler import LockResolver
 from xplane.pkg.manager import effective_spec, reconcile_package
 from xplane.pkg.names import PACKAGE_KINDS, REVISION_KIND, kind_named
 from xplane.pkg.revision import reconcile_revision
@@ -52,7 +53,8 @@ class ControlPlane:
     """Crossplane's package manager over an embedded store.
 
     ``resolver`` checks dependencies (default: :class:`LockDependencies`); ``lock_reconciler`` is
-    the Lock side that installs missing dependencies (issue 11; none by default).
+    the Lock side that resolves the whole graph and installs missing dependencies (default:
+    :class:`~xplane.pkg.lockreconciler.LockResolver` sharing this control plane's fetcher).
     """
 
     def __init__(
@@ -73,7 +75,9 @@ class ControlPlane:
             resolver=resolver or LockDependencies(store),
             reporter=reporter or Reporter(),
         )
-        self.lock_reconciler = lock_reconciler
+        self.lock_reconciler: LockReconciler = lock_reconciler or LockResolver(
+            store, self.settings, fetcher=self.ctx.fetcher
+        )
 
     def reconcile_pass(self) -> int:
         """One pass: every package, then every revision (inactive ones first, so control is released
@@ -90,7 +94,7 @@ class ControlPlane:
             )
             for rev in revs:
                 changes += self._one(reconcile_revision, rev_kind, rev["metadata"]["name"])
-        if self.lock_reconciler is not None and self.lock_reconciler.reconcile(self.store):
+        if self.lock_reconciler.reconcile(self.store):
             changes += 1
         return changes
 

@@ -51,6 +51,14 @@ class ControlPlaneSettings:
     always_interval: float = 60.0
     """How often ``run`` re-checks packages with ``packagePullPolicy: Always`` (upstream: 1 minute)."""
     platform: str | None = None
+    dependency_upgrades: bool = False
+    """Upstream's ``--enable-dependency-version-upgrades``: installed dependencies move to the lowest
+    version at or above theirs that every dependent accepts (spec/packages.md §6.4), graph-wide."""
+    dependency_downgrades: bool = False
+    """Upstream's ``--enable-dependency-version-downgrades`` (implies upgrades): when only lower
+    versions satisfy every dependent, take the highest of them."""
+    tag_ttl: float = 300.0
+    """How long a dependency's listed tags are reused before the registry is asked again (seconds)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def image_cache(self) -> ImageCache:
