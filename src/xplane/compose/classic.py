@@ -1,0 +1,283 @@
+"""Classic ``crossplane render`` (v1.17-v2.2) on top of the pipeline: pre-checks, observed state,
+composed-resource metadata, XR conditions and the output documents (functions.md §3, §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xplane.compose.errors import ComposeError, q
+from xplane.compose.fetch import ResourceFetcher, SchemaFetcher
+from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
+from xplane.compose.runtimes import Runtime, open_runtimes
+from xplane.compose.values import to_plain
+from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
+
+FIXED_TIME = "2024-01-01T00:00:00Z"
+COMPOSITE_LABEL = "crossplane.io/composite"
+RESOURCE_NAME_ANNOTATION = "crossplane.io/composition-resource-name"
+SYSTEM_CONDITIONS = frozenset({"Ready", "Synced", "Healthy", "UpToDate", "Responsive"})
+SEVERITY_NAMES = {0: "SEVERITY_UNSPECIFIED", 1: "SEVERITY_FATAL", 2: "SEVERITY_WARNING", 3: "SEVERITY_NORMAL"}
+STATUS_NAMES = {2: "True", 3: "False"}
+
+
+@dataclass
+class RenderInputs:
+    """Everything one render reads (already loaded from files)."""
+
+    xr: dict[str, Any]
+    composition: Mapping[str, Any]
+    functions: Sequence[Mapping[str, Any]]
+    observed: Sequence[Mapping[str, Any]] = ()
+    extra_resources: Sequence[Mapping[str, Any]] = ()
+    required_resources: Sequence[Mapping[str, Any]] = ()
+    required_schemas: Sequence[Mapping[str, Any]] = ()
+    credentials: Sequence[Mapping[str, Any]] = ()
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RenderOutput:
+    """The rendered XR, composed resources, non-fatal results and final context."""
+
+    xr: dict[str, Any]
+    composed: list[dict[str, Any]]
+    results: list[dict[str, Any]]
+    context: dict[str, Any]
+    pipeline: PipelineOutput
+
+    def documents(self, *, include_results: bool = False, include_context: bool = False) -> list[Any]:
+        """The documents classic render prints, in its order."""
+        docs: list[Any] = [self.xr, *self.composed]
+        if include_results:
+            docs.extend(self.results)
+        if include_context:
+            docs.append(
+                {"apiVersion": "render.crossplane.io/v1beta1", "kind": "Context", "fields": self.context}
+            )
+        return docs
+
+
+def precheck(xr: Mapping[str, Any], comp: Mapping[str, Any]) -> None:
+    """Render's checks of the XR against the Composition, in upstream's order (§3.3 1-4)."""
+    spec = comp.get("spec") or {}
+    ref = spec.get("compositeTypeRef") or {}
+    if ref.get("kind") != xr.get("kind"):
+        raise ComposeError(
+            f"composition's compositeTypeRef.kind ({ref.get('kind', '')}) does not match "
+            f"XR's kind ({xr.get('kind', '')})"
+        )
+    if ref.get("apiVersion") != xr.get("apiVersion"):
+        raise ComposeError(
+            f"composition's compositeTypeRef.apiVersion ({ref.get('apiVersion', '')}) does not "
+            f"match XR's apiVersion ({xr.get('apiVersion', '')})"
+        )
+    cname = str((comp.get("metadata") or {}).get("name", ""))
+    labels = (comp.get("metadata") or {}).get("labels") or {}
+    xspec = xr.get("spec") or {}
+    selector = (
+        (xspec.get("crossplane") or {}).get("compositionSelector") or xspec.get("compositionSelector") or {}
+    )
+    for k, want in (selector.get("matchLabels") or {}).items():
+        if k not in labels:
+            raise ComposeError(f"composition {q(cname)} is missing required label {q(k)}")
+        if labels[k] != want:
+            raise ComposeError(
+                f"composition {q(cname)} has incorrect value for label {q(k)}: "
+                f"want {q(str(want))}, got {q(str(labels[k]))}"
+            )
+    if spec.get("mode") != "Pipeline":
+        raise ComposeError(
+            f"render only supports Composition Function pipelines: Composition {q(cname)} "
+            "must use spec.mode: Pipeline"
+        )
+
+
+def observed_state(xr: Mapping[str, Any], observed: Sequence[Mapping[str, Any]]) -> fnv1.State:
+    """The observed State: the XR and composed resources keyed by their resource-name annotation."""
+    st = fnv1.State()
+    st.composite.resource.update(xr)
+    for obj in observed:
+        key = ((obj.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, "")
+        st.resources[str(key)].resource.update(obj)
+    return st
+
+
+def stable_n_and_some_more(n: int, names: Sequence[str]) -> str:
+    """Crossplane's ``StableNAndSomeMore``: sorted, ``a, b, and c`` / ``a, b, c, and N more``."""
+    s = sorted(names)
+    if len(s) <= n - 1:
+        return ", ".join(s)
+    if len(s) == n:
+        return ", ".join(s[:-1]) + ", and " + s[-1]
+    return ", ".join(s[:n]) + f", and {len(s) - n} more"
+
+
+def compose_metadata(
+    obj: dict[str, Any], key: str, xr: Mapping[str, Any], observed: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``obj`` with render's metadata (§3.6 item 2): names kept, generateName, label, annotation, owner."""
+    meta = obj.setdefault("metadata", {})
+    xmeta = xr.get("metadata") or {}
+    xlabels = xmeta.get("labels") or {}
+    seen = observed.get(key)
+    if seen is not None:
+        smeta = seen.get("metadata") or {}
+        for f in ("namespace", "name", "generateName"):
+            if smeta.get(f):
+                meta[f] = smeta[f]
+    prefix = str(xlabels.get(COMPOSITE_LABEL) or xmeta.get("name", ""))
+    if not meta.get("name") and not meta.get("generateName"):
+        meta["generateName"] = prefix + "-"
+    if xmeta.get("namespace"):
+        meta["namespace"] = xmeta["namespace"]
+    meta.setdefault("annotations", {})[RESOURCE_NAME_ANNOTATION] = key
+    labels = meta.setdefault("labels", {})
+    labels[COMPOSITE_LABEL] = prefix
+    if "crossplane.io/claim-name" in xlabels and "crossplane.io/claim-namespace" in xlabels:
+        labels["crossplane.io/claim-name"] = xlabels["crossplane.io/claim-name"]
+        labels["crossplane.io/claim-namespace"] = xlabels["crossplane.io/claim-namespace"]
+    owners = meta.setdefault("ownerReferences", [])
+    owner = {
+        "apiVersion": xr.get("apiVersion", ""),
+        "kind": xr.get("kind", ""),
+        "name": xmeta.get("name", ""),
+        "uid": xmeta.get("uid", ""),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    for o in owners:
+        if o.get("controller") and o.get("uid") != owner["uid"]:
+            raise ComposeError(
+                f"cannot render composed resource {q(key)}: it is already controlled by "
+                f"{o.get('kind', '')} {q(str(o.get('name', '')))}"
+            )
+    if not any(o.get("controller") and o.get("uid") == owner["uid"] for o in owners):
+        owners.append(owner)
+    return obj
+
+
+def xr_conditions(out: PipelineOutput) -> list[dict[str, Any]]:
+    """Ready (upstream's reasons/messages) then the functions' custom conditions, fixed timestamps."""
+    desired = out.desired
+    ready: dict[str, Any] = {
+        "lastTransitionTime": FIXED_TIME,
+        "reason": "Available",
+        "status": "True",
+        "type": "Ready",
+    }
+    if desired.composite.ready == fnv1.READY_FALSE:
+        ready.update(reason="Creating", status="False")
+    elif desired.composite.ready != fnv1.READY_TRUE:
+        unready = [k for k, r in desired.resources.items() if r.ready != fnv1.READY_TRUE]
+        if unready:
+            ready.update(
+                reason="Creating",
+                status="False",
+                message=f"Unready resources: {stable_n_and_some_more(3, unready)}",
+            )
+    conds = [ready]
+    for _step, c in out.conditions:
+        if c.type in SYSTEM_CONDITIONS:
+            continue
+        d: dict[str, Any] = {
+            "lastTransitionTime": FIXED_TIME,
+            "reason": c.reason,
+            "status": STATUS_NAMES.get(c.status, "Unknown"),
+            "type": c.type,
+        }
+        if c.HasField("message"):
+            d["message"] = c.message
+        for i, old in enumerate(conds):
+            if old["type"] == d["type"]:
+                conds[i] = d
+                break
+        else:
+            conds.append(d)
+    return conds
+
+
+def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool = False) -> RenderOutput:
+    """The render documents from a finished pipeline."""
+    xr = inputs.xr
+    dxr: dict[str, Any] = to_plain(out.desired.composite.resource)
+    xmeta = xr.get("metadata") or {}
+    dxr["apiVersion"] = xr.get("apiVersion")
+    dxr["kind"] = xr.get("kind")
+    meta = dxr.setdefault("metadata", {})
+    meta["name"] = xmeta.get("name", "")
+    if xmeta.get("namespace"):
+        meta["namespace"] = xmeta["namespace"]
+    if include_full_xr:
+        if "spec" not in xr:
+            raise ComposeError("cannot render composite resource: the input XR has no spec to include (-x)")
+        dxr["spec"] = copy.deepcopy(xr["spec"])
+        dxr["metadata"] = copy.deepcopy(xmeta)
+    dxr.setdefault("status", {})["conditions"] = xr_conditions(out)
+    observed = {}
+    for o in inputs.observed:
+        key = ((o.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, "")
+        observed[str(key)] = o
+    composed = [
+        compose_metadata(to_plain(r.resource), k, xr, observed) for k, r in out.desired.resources.items()
+    ]
+    composed.sort(key=lambda o: str(o["metadata"]["annotations"][RESOURCE_NAME_ANNOTATION]))
+    results = [
+        {
+            "apiVersion": "render.crossplane.io/v1beta1",
+            "kind": "Result",
+            "step": r.step,
+            "severity": SEVERITY_NAMES.get(r.severity, "SEVERITY_UNSPECIFIED"),
+            "message": r.message,
+        }
+        for r in out.results
+    ]
+    return RenderOutput(dxr, composed, results, out.context, out)
+
+
+async def render_async(
+    inputs: RenderInputs,
+    *,
+    functions_dir: Path | None = None,
+    timeout: float = 60.0,
+    runtimes: Mapping[str, Runtime] | None = None,
+    include_full_xr: bool = False,
+) -> RenderOutput:
+    """Pre-check, open the runtimes, run the pipeline and assemble the output."""
+    precheck(inputs.xr, inputs.composition)
+    owned = runtimes is None
+    if runtimes is None:  # loading may block (imports, compiles): a worker thread, as xfn's loader does
+        rts: Mapping[str, Runtime] = await asyncio.to_thread(
+            open_runtimes, list(inputs.functions), functions_dir=functions_dir
+        )
+    else:
+        rts = runtimes
+    sources = Sources(
+        extra=ResourceFetcher([*inputs.extra_resources, *inputs.required_resources]),
+        required=ResourceFetcher(inputs.required_resources),
+        schemas=SchemaFetcher(inputs.required_schemas),
+        secrets=inputs.credentials,
+    )
+    try:
+        steps = (inputs.composition.get("spec") or {}).get("pipeline") or []
+        out = await run_pipeline(
+            steps,
+            rts,
+            observed_state(inputs.xr, inputs.observed),
+            context=inputs.context,
+            sources=sources,
+            timeout=timeout,
+        )
+    finally:
+        if owned:
+            await asyncio.gather(*(rt.close() for rt in rts.values()), return_exceptions=True)
+    return assemble(inputs, out, include_full_xr=include_full_xr)
+
+
+def render(inputs: RenderInputs, **kw: Any) -> RenderOutput:
+    """:func:`render_async` on a fresh event loop."""
+    return asyncio.run(render_async(inputs, **kw))

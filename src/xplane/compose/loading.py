@@ -1,0 +1,150 @@
+"""Render's inputs from files, as classic render's ``load.go`` reads them (§3.2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from xplane.compose.errors import ComposeError
+
+
+def _docs(path: Path) -> list[Any]:
+    from xplane.xpkg import load_all
+
+    return [d for d in load_all(path.read_bytes(), file=str(path)) if d is not None]
+
+
+def load_stream(path: Path) -> list[dict[str, Any]]:
+    """A file, or a directory's direct ``*.yaml``/``*.yml`` children in name order, as one stream."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".yaml", ".yml"))
+        if not files:
+            raise ComposeError(f'no YAML files found in "{p}" (.yaml or .yml)')
+    else:
+        files = [p]
+    out: list[dict[str, Any]] = []
+    for f in files:
+        out.extend(_docs(f))
+    return out
+
+
+def load_xr(path: Path) -> dict[str, Any]:
+    """The composite resource (one object)."""
+    try:
+        docs = _docs(Path(path))
+    except Exception as e:
+        raise ComposeError(
+            f'cannot load composite resource from "{path}": cannot unmarshal composite resource YAML: {e}'
+        ) from None
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise ComposeError(
+            f'cannot load composite resource from "{path}": cannot unmarshal composite resource YAML'
+        )
+    return docs[0]
+
+
+def load_composition(path: Path) -> dict[str, Any]:
+    """The Composition; it must be ``apiextensions.crossplane.io/v1`` ``Composition``."""
+    try:
+        docs = _docs(Path(path))
+    except Exception as e:
+        raise ComposeError(f'cannot load Composition from "{path}": {e}') from None
+    c = docs[0] if docs and isinstance(docs[0], dict) else {}
+    if c.get("apiVersion") != "apiextensions.crossplane.io/v1" or c.get("kind") != "Composition":
+        name = (c.get("metadata") or {}).get("name", "")
+        raise ComposeError(
+            f'cannot load Composition from "{path}": not a composition: {c.get("kind", "")}/{name}'
+        )
+    return c
+
+
+def load_functions(path: Path) -> list[dict[str, Any]]:
+    """Function objects (``pkg.crossplane.io/v1`` or ``v1beta1``)."""
+    try:
+        fns = load_stream(Path(path))
+    except ComposeError as e:
+        raise ComposeError(f'cannot load functions from "{path}": {e}') from None
+    for f in fns:
+        if (
+            f.get("apiVersion") not in ("pkg.crossplane.io/v1", "pkg.crossplane.io/v1beta1")
+            or f.get("kind") != "Function"
+        ):
+            name = (f.get("metadata") or {}).get("name", "")
+            raise ComposeError(
+                f'cannot load functions from "{path}": not a function: {f.get("kind", "")}/{name}'
+            )
+    return fns
+
+
+def load_schemas(path: Path) -> list[dict[str, Any]]:
+    """OpenAPI v3 JSON documents under ``path`` (recursive ``*.json``)."""
+    files = sorted(Path(path).rglob("*.json"))
+    if not files:
+        raise ComposeError(f'no JSON files found in "{path}"')
+    out = []
+    for f in files:
+        try:
+            out.append(json.loads(f.read_text()))
+        except (ValueError, OSError) as e:
+            raise ComposeError(f'cannot parse OpenAPI JSON from "{f}": {e}') from None
+    return out
+
+
+def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """``KEY=VALUE`` flags (one pair per flag)."""
+    out = {}
+    for v in values:
+        k, sep, val = v.partition("=")
+        if not sep:
+            raise ComposeError(f"invalid {what} format {json.dumps(v)}, expected key=value")
+        out[k] = val
+    return out
+
+
+def build_context(files: dict[str, str], values: dict[str, str]) -> dict[str, Any]:
+    """The initial context: ``--context-files`` then ``--context-values`` (values win)."""
+    from xplane.xpkg import loads
+
+    ctx: dict[str, Any] = {}
+    for k, f in files.items():
+        try:
+            ctx[k] = loads(Path(f).read_bytes(), file=f)
+        except Exception as e:
+            raise ComposeError(f"cannot unmarshal YAML/JSON for context key {json.dumps(k)}: {e}") from None
+    for k, v in values.items():
+        try:
+            ctx[k] = loads(v)
+        except Exception as e:
+            raise ComposeError(f"cannot unmarshal YAML/JSON for context key {json.dumps(k)}: {e}") from None
+    return ctx
+
+
+def apply_xrd_defaults(xr: dict[str, Any], xrd: dict[str, Any]) -> dict[str, Any]:
+    """Structural defaults of the XRD version matching the XR's apiVersion, applied to ``xr``."""
+    spec = xrd.get("spec") or {}
+    for v in spec.get("versions") or ():
+        if f"{spec.get('group', '')}/{v.get('name', '')}" == xr.get("apiVersion"):
+            schema = (v.get("schema") or {}).get("openAPIV3Schema") or {}
+            _default(xr, schema)
+            return xr
+    raise ComposeError(f"the specified API version '{xr.get('apiVersion', '')}' does not exist in the XRD")
+
+
+def _default(obj: Any, schema: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        props = schema.get("properties") or {}
+        for k, sub in props.items():
+            if k not in obj and "default" in sub:
+                obj[k] = json.loads(json.dumps(sub["default"]))
+            if k in obj:
+                _default(obj[k], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for k in obj:
+                if k not in props:
+                    _default(obj[k], extra)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for item in obj:
+            _default(item, schema["items"])

@@ -1,0 +1,145 @@
+"""Where a pipeline's functions run: the runtime interface and xplane's runtimes.
+
+A :class:`Runtime` answers ``RunFunctionRequest`` s for one Function object. ``InProcess`` wraps an
+``xplane.fn`` function loaded from a functions directory (python incl. SDK-written, exec, Wasm,
+remote); ``Development`` calls an already-running gRPC server. Which one a Function gets follows
+the ``render.crossplane.io/runtime`` annotation (docs/render.md).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xplane.compose.errors import ComposeError, q
+
+if TYPE_CHECKING:
+    from xplane.fn import Function, FunctionClient, fnv1
+
+RUNTIME_ANNOTATION = "render.crossplane.io/runtime"
+TARGET_ANNOTATION = "render.crossplane.io/runtime-development-target"
+DEFAULT_TARGET = "localhost:9443"
+
+
+class Runtime(abc.ABC):
+    """One Function's way of answering requests."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
+        """Answer one request within ``timeout`` seconds; raise :class:`ComposeError` on transport failure."""
+
+    async def close(self) -> None:  # noqa: B027 (a default hook)
+        """Release what the runtime holds (idempotent)."""
+
+    def describe(self) -> str:
+        """A short human description for error messages."""
+        return self.name
+
+
+class InProcess(Runtime):
+    """A function loaded by ``xplane.fn`` and called in this process, no server."""
+
+    def __init__(self, name: str, function: Function) -> None:
+        self.name = name
+        self.function = function
+
+    async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
+        return await self.function.call(req, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.function.close()
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.function.spec.kind} function at {self.function.spec.path})"
+
+
+class Development(Runtime):
+    """An already-running function server (``--insecure``); nothing is started or stopped."""
+
+    def __init__(self, name: str, target: str) -> None:
+        from xplane.fn import FunctionClient
+
+        self.name = name
+        self.target = target
+        self.client: FunctionClient = FunctionClient(target)
+
+    async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
+        from xplane.fn import FunctionError
+
+        try:
+            return await self.client.run(req, timeout=timeout)
+        except FunctionError as e:
+            raise ComposeError(
+                f"cannot call function {self.name} at {self.target}: {e.message}", hint=e.hint
+            ) from None
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def describe(self) -> str:
+        return f"{self.name} (Development runtime at {self.target})"
+
+
+def function_annotations(fn_obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """The Function object's annotations (empty when it has none)."""
+    meta = fn_obj.get("metadata") or {}
+    return meta.get("annotations") or {}
+
+
+def open_runtimes(
+    functions: list[Mapping[str, Any]], *, functions_dir: Path | None = None
+) -> dict[str, Runtime]:
+    """One runtime per Function object, keyed by ``metadata.name``.
+
+    ``Development`` (annotation) dials the target; ``Docker`` (the default) and xplane's
+    ``InProcess`` load the function of the same name from ``functions_dir`` with ``xplane.fn``.
+    Without a functions directory a Docker Function cannot run here: that is an error naming it.
+    """
+    out: dict[str, Runtime] = {}
+    try:
+        for obj in functions:
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            ann = function_annotations(obj)
+            kind = ann.get(RUNTIME_ANNOTATION, "") or "Docker"
+            if kind == "Development":
+                out[name] = Development(name, ann.get(TARGET_ANNOTATION) or DEFAULT_TARGET)
+            elif kind in ("Docker", "InProcess"):
+                out[name] = _in_process(name, functions_dir)
+            else:
+                raise ComposeError(
+                    f"unsupported {q(RUNTIME_ANNOTATION)} annotation value {q(kind)} (unknown runtime)"
+                )
+    except BaseException:
+        for rt in out.values():
+            _close_now(rt)
+        raise
+    return out
+
+
+def _in_process(name: str, functions_dir: Path | None) -> Runtime:
+    from xplane.fn import FunctionError, load_named
+
+    if functions_dir is None:
+        raise ComposeError(
+            f"cannot run Function {q(name)}: it uses the Docker runtime and xplane runs no containers",
+            hint="give --functions-dir DIR holding a function of that name, or annotate the Function "
+            f"with {RUNTIME_ANNOTATION}: Development",
+        )
+    try:
+        return InProcess(name, load_named(functions_dir, name))
+    except FunctionError as e:
+        raise ComposeError(
+            f"cannot load Function {q(name)} from {functions_dir}: {e.message}", hint=e.hint
+        ) from None
+
+
+def _close_now(rt: Runtime) -> None:
+    import asyncio
+    import contextlib
+
+    with contextlib.suppress(Exception):  # closing after another error: that error is the one to report
+        asyncio.run(rt.close())
