@@ -40,6 +40,10 @@ TOP_COMMANDS = {
     "create": "xplane.cli.create:create",
     "patch": "xplane.cli.patch:patch",
     "controlplane": "xplane.cli.controlplane:controlplane",
+    # resources against CRD/XRD schemas, as crossplane beta validate (docs/validate.md)
+    "validate": "xplane.cli.validate:validate",
+    # a Composition's function pipeline, as classic crossplane render (docs/render.md)
+    "render": "xplane.cli.render:render",
 }
 
 
