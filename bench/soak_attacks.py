@@ -75,6 +75,7 @@ from tests.support.images import (  # noqa: E402
     make_test_image,
     sha256,
 )
+from tests.support.runbodies import kubernetes_request, wrap  # noqa: E402
 
 GIB = 1 << 30
 FUNCTION = "echo"  # the function the soak's xfn serves
@@ -402,29 +403,6 @@ def archive_attacks(work: Path) -> list[XpAttack]:
 
 
 # -- hostile callers of xfn --------------------------------------------------------------------------
-
-
-def wrap(items: bytes) -> bytes:
-    return b'{"observed":{"composite":{"resource":{"items":[' + items + b"]}}}}"
-
-
-def kubernetes_request(resources: int) -> bytes:
-    """Observed resources shaped like ``kubectl get -o json`` output (about 16 bytes per JSON value)."""
-    observed = {}
-    for i in range(resources):
-        observed[f"cm-{i}"] = {
-            "resource": {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": f"cm-{i}",
-                    "labels": {"app": "web", "tier": "frontend"},
-                    "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}],
-                },
-                "data": {"a": "x" * 20, "b": str(i)},
-            }
-        }
-    return json.dumps({"observed": {"resources": observed}}).encode()
 
 
 def post(port: int, body: bytes, *, timeout: float = 120.0) -> str:

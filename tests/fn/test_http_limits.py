@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from tests.fn.runner_fixtures import RunnerThread, running, test_settings, write_function
 from tests.support.procs import free_port, kill, log_tail, spawn
+from tests.support.runbodies import kubernetes_request, wrap
 from xplane.cli.xfn import serve
 from xplane.fn.httpjson import within_values
 from xplane.fn.proto import fnv1, grpcv1
@@ -163,29 +164,6 @@ def post(port: int, path: str, body: bytes, *, timeout: float = 120) -> tuple[in
             data += chunk
     head_text, _, payload = data.partition(b"\r\n\r\n")
     return int(head_text.split()[1]), json.loads(payload), head_text.decode()
-
-
-def wrap(items: bytes) -> bytes:
-    return b'{"observed":{"composite":{"resource":{"items":[' + items + b"]}}}}"
-
-
-def kubernetes_request(resources: int) -> bytes:
-    """Observed resources shaped like ``kubectl get -o json`` output (about 16 bytes per JSON value)."""
-    observed = {}
-    for i in range(resources):
-        observed[f"cm-{i}"] = {
-            "resource": {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": f"cm-{i}",
-                    "labels": {"app": "web", "tier": "frontend"},
-                    "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:data": {".": {}, "f:a": {}}}}],
-                },
-                "data": {"a": "x" * 20, "b": str(i)},
-            }
-        }
-    return json.dumps({"observed": {"resources": observed}}).encode()
 
 
 # -- the attacks -------------------------------------------------------------------------------

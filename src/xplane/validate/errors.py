@@ -117,17 +117,7 @@ def go_sharp(v: Any) -> str:
 
 def go_value(v: Any) -> str:
     """How ``field.Error`` prints a bad value: simple types with ``%v``, strings ``%q``, else ``%#v``."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return go_float(v)
-    if isinstance(v, str):
-        return go_quote(v)
-    return go_sharp(v)
+    return "null" if v is None else go_sharp(v)  # the rest prints as %#v does
 
 
 def required(path: str) -> FieldError:
