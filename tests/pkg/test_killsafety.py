@@ -130,3 +130,37 @@ def test_two_reconcilers_at_once(tmp_path: Path, refs: list[str]) -> None:
     assert snapshot(store) == want
     assert store.verify() == []
     assert cp.reconcile().changes == 0
+
+
+def test_a_conflict_on_the_lock_is_read_again_not_raised(tmp_path: Path) -> None:
+    """Another process writing the Lock between this one's read and write is a real Conflict from the
+    store; the control plane reads it again on the next pass instead of failing the command."""
+    from xplane.pkg import ControlPlane, LockResolver
+    from xplane.store import Store
+
+    store, plane = control_plane(tmp_path)
+    lock = {
+        "apiVersion": "pkg.crossplane.io/v1beta1",
+        "kind": "Lock",
+        "metadata": {"name": "lock"},
+        "packages": [],
+    }
+    store.create(lock)
+    calls: list[str] = []
+
+    class Racing(LockResolver):
+        def reconcile(self, store: Store) -> bool:
+            if not calls:
+                stale = store.get("Lock", "lock")
+                with Store.open(tmp_path / "state.db") as other:  # the other process
+                    other.modify(
+                        "Lock", "lock", lambda o: o["metadata"].setdefault("labels", {}).update(x="1")
+                    )
+                calls.append("raced")
+                store.update(stale)  # stale resourceVersion: ConflictError
+            calls.append("ok")
+            return super().reconcile(store)
+
+    racing = ControlPlane(store, plane.settings, lock_reconciler=Racing(store, plane.settings))
+    summary = racing.reconcile()
+    assert summary.settled and calls[:2] == ["raced", "ok"]

@@ -94,7 +94,11 @@ class ControlPlane:
             )
             for rev in revs:
                 changes += self._one(reconcile_revision, rev_kind, rev["metadata"]["name"])
-        if self.lock_reconciler.reconcile(self.store):
+        try:
+            if self.lock_reconciler.reconcile(self.store):
+                changes += 1
+        except RETRYABLE as e:  # another process changed the Lock first: read it again next pass
+            log.debug("lock: %s; again next pass", e)
             changes += 1
         return changes
 
