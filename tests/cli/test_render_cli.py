@@ -309,7 +309,7 @@ def test_watch_renders_again_and_prints_a_diff(tmp_path: Path, functions_dir: Pa
         ],
         cwd=d,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one pipe: the diff (stdout) and "-- watching" (stderr) stay in order
         text=True,
     )
     lines: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -318,8 +318,7 @@ def test_watch_renders_again_and_prints_a_diff(tmp_path: Path, functions_dir: Pa
         for line in stream:
             lines.put((name, line))
 
-    for name, stream in (("out", proc.stdout), ("err", proc.stderr)):
-        threading.Thread(target=pump, args=(name, stream), daemon=True).start()
+    threading.Thread(target=pump, args=("out", proc.stdout), daemon=True).start()
 
     def until_watching() -> str:
         got: list[str] = []
@@ -329,7 +328,7 @@ def test_watch_renders_again_and_prints_a_diff(tmp_path: Path, functions_dir: Pa
                 name, line = lines.get(timeout=deadline - time.monotonic())
             except queue.Empty:
                 break
-            if name == "err" and line.startswith("-- watching"):
+            if line.startswith("-- watching"):
                 return "".join(got)
             got.append(line if name == "out" else f"ERR {line}")
         pytest.fail(f"xp render --watch did not settle: {''.join(got)[-2000:]}")
