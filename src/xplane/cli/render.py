@@ -7,11 +7,18 @@ timeout); 6 a pipeline step returned a FATAL result (docs/cli.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from xplane.cli.options import cache_option, registry_options
+
+if TYPE_CHECKING:
+    from xplane.compose import PackageRunner
+    from xplane.oci import RegistryClient
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _ANY = click.Path(exists=True, path_type=Path)
@@ -65,6 +72,8 @@ _ANY = click.Path(exists=True, path_type=Path)
     is_flag=True,
     help="Render again whenever an input or function file changes; print a diff of the output.",
 )
+@cache_option
+@registry_options
 def render(
     composite_resource: Path,
     composition: Path,
@@ -84,10 +93,14 @@ def render(
     xrd: Path | None,
     functions_dir: Path | None,
     watch: bool,
+    cache_dir: Path | None,
+    **registry: Any,
 ) -> int:
     """Render COMPOSITE_RESOURCE with COMPOSITION's pipeline, calling the FUNCTIONS it names.
 
-    Functions run in process from --functions-dir (python, exec, Wasm, remote) or, annotated
+    Functions run in process from --functions-dir (python, exec, Wasm, remote); a Function with no
+    function of its name there runs from its package, pulled through the cache (every registry
+    login, per-registry TLS) and started in a bubblewrap sandbox; annotated
     render.crossplane.io/runtime: Development, on an already-running server.
     """
     import sys
@@ -118,12 +131,37 @@ def render(
         include_full_xr=include_full_xr,
         include_results=include_function_results,
         include_context=include_context,
+        cache_dir=cache_dir,
+        registry=tuple(registry.items()),
     )
-    if watch:
-        return watch_loop(args)
-    sys.stdout.write(render_text(args))
-    sys.stdout.flush()
+    with package_runner(args, keep_warm=watch) as runner:
+        if watch:
+            return watch_loop(args, runner)
+        sys.stdout.write(render_text(args, runner))
+        sys.stdout.flush()
     return 0
+
+
+def package_runner(a: _Args, *, keep_warm: bool) -> PackageRunner:
+    """The runner of package functions: the cache and a registry client with every credential source.
+
+    The client is made only when a pull must contact a registry; a pull is bounded by --timeout.
+    ``keep_warm`` (--watch) keeps the function processes running between renders.
+    """
+    from xplane.compose import PackageRunner
+
+    access: list[Any] = []
+
+    def client() -> RegistryClient:
+        from xplane.cli.options import build_registry_access
+        from xplane.oci import RegistryClient
+
+        if not access:  # once: --password-stdin reads stdin a single time
+            access.extend(build_registry_access(**dict(a.registry), pull_timeout=a.timeout))
+        keychain, config = access
+        return RegistryClient(keychain=keychain, config=config)
+
+    return PackageRunner(cache_root=a.cache_dir, client_factory=client, keep_warm=keep_warm)
 
 
 @dataclass(frozen=True)
@@ -148,6 +186,8 @@ class _Args:
     include_full_xr: bool
     include_results: bool
     include_context: bool
+    cache_dir: Path | None = None
+    registry: tuple[tuple[str, Any], ...] = ()
 
     def watched(self) -> list[Path]:
         """Every file or directory whose change makes --watch render again."""
@@ -180,8 +220,10 @@ def _stream(path: Path | None, what: str) -> list[dict[str, Any]]:
         raise ComposeError(f'cannot load {what} from "{path}": {e.message}', hint=e.hint) from None
 
 
-def render_text(a: _Args) -> str:
+def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
     """Load the inputs, check them in upstream's order, render, and return the YAML stream.
+
+    ``runner`` runs the Functions that are found neither in --functions-dir nor on a server.
 
     Raises ComposeError (exit 1) or PipelineFatalError (exit 6) with upstream's wording.
     """
@@ -199,6 +241,7 @@ def render_text(a: _Args) -> str:
         load_functions,
         load_schemas,
         load_xr,
+        open_runtimes,
         parse_pairs,
         precheck,
         render_async,
@@ -228,16 +271,21 @@ def render_text(a: _Args) -> str:
             parse_pairs(a.context_files, "context file"), parse_pairs(a.context_values, "context value")
         ),
     )
-    left = max(0.001, a.timeout - (time.monotonic() - start))
+    deadline = start + a.timeout
+
+    async def run() -> Any:
+        # loading may block (imports, compiles, pulls, unpacks): a worker thread, as xfn's loader does
+        objs: list[Mapping[str, Any]] = list(fns)
+        rts = await asyncio.to_thread(open_runtimes, objs, functions_dir=a.functions_dir, packages=runner)
+        try:
+            left = max(0.001, deadline - time.monotonic())
+            return await render_async(inputs, runtimes=rts, timeout=left, include_full_xr=a.include_full_xr)
+        finally:
+            await asyncio.gather(*(rt.close() for rt in rts.values()), return_exceptions=True)
+
+    left = max(0.001, deadline - time.monotonic())
     try:
-        out = asyncio.run(
-            asyncio.wait_for(
-                render_async(
-                    inputs, functions_dir=a.functions_dir, timeout=left, include_full_xr=a.include_full_xr
-                ),
-                timeout=left + 2.0,
-            )
-        )
+        out = asyncio.run(asyncio.wait_for(run(), timeout=left + 2.0))
     except TimeoutError:
         raise ComposeError(
             f"cannot render composite resource: the render did not finish within {a.timeout_text}",
@@ -280,7 +328,7 @@ def _diff(old: str, new: str, colour: bool) -> str:
     return "".join(f"{tint[ln[0]]}{ln.rstrip(chr(10))}\x1b[0m\n" if ln[:1] in tint else ln for ln in lines)
 
 
-def watch_loop(a: _Args) -> int:
+def watch_loop(a: _Args, runner: PackageRunner | None = None) -> int:
     """Render, then render again on every change of a watched file, printing a diff; Ctrl-C ends it."""
     import sys
     import time
@@ -292,7 +340,7 @@ def watch_loop(a: _Args) -> int:
     while True:
         state = _snapshot(a.watched())
         try:
-            text = render_text(a)
+            text = render_text(a, runner)
         except XplaneError as e:
             click.echo(f"xp: error: {e}", err=True)
         else:

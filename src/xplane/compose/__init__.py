@@ -24,6 +24,10 @@ _EXPORTS: dict[str, str] = {
     "InProcess": "runtimes",
     "Development": "runtimes",
     "open_runtimes": "runtimes",
+    "Package": "runtimes",
+    "PackageRunner": "packagerun",
+    "PackageSpec": "packagerun",
+    "RootfsLimits": "rootfs",
     # classic render
     "RenderInputs": "classic",
     "RenderOutput": "classic",
@@ -51,11 +55,15 @@ __all__ = [
     "ComposeError",
     "Development",
     "InProcess",
+    "Package",
+    "PackageRunner",
+    "PackageSpec",
     "PipelineFatalError",
     "PipelineOutput",
     "RenderInputs",
     "RenderOutput",
     "ResourceFetcher",
+    "RootfsLimits",
     "Runtime",
     "SchemaFetcher",
     "Sources",
@@ -91,6 +99,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         load_xr,
         parse_pairs,
     )
+    from xplane.compose.packagerun import PackageRunner, PackageSpec
     from xplane.compose.pipeline import (
         MAX_REQUIREMENTS_ITERATIONS,
         PipelineOutput,
@@ -98,5 +107,6 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         StepResult,
         run_pipeline,
     )
-    from xplane.compose.runtimes import Development, InProcess, Runtime, open_runtimes
+    from xplane.compose.rootfs import RootfsLimits
+    from xplane.compose.runtimes import Development, InProcess, Package, Runtime, open_runtimes
     from xplane.compose.yamlout import dump_render

@@ -2,7 +2,8 @@
 
 A :class:`Runtime` answers ``RunFunctionRequest`` s for one Function object. ``InProcess`` wraps an
 ``xplane.fn`` function loaded from a functions directory (python incl. SDK-written, exec, Wasm,
-remote); ``Development`` calls an already-running gRPC server. Which one a Function gets follows
+remote); ``Development`` calls an already-running gRPC server; ``Package`` runs the Function's
+package image in a bubblewrap sandbox (:mod:`xplane.compose.packagerun`). Which one a Function gets follows
 the ``render.crossplane.io/runtime`` annotation (docs/render.md).
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from xplane.compose.errors import ComposeError, q
 
 if TYPE_CHECKING:
+    from xplane.compose.packagerun import FunctionProcess, PackageRunner, PackageSpec, Prepared
     from xplane.fn import Function, FunctionClient, fnv1
 
 RUNTIME_ANNOTATION = "render.crossplane.io/runtime"
@@ -84,6 +86,59 @@ class Development(Runtime):
         return f"{self.name} (Development runtime at {self.target})"
 
 
+class Package(Runtime):
+    """A Function run from its package image in a bubblewrap sandbox (started on first use)."""
+
+    def __init__(self, name: str, runner: PackageRunner, spec: PackageSpec, prepared: Prepared) -> None:
+        self.name = name
+        self.runner = runner
+        self.spec = spec
+        self.prepared = prepared
+        self.process: FunctionProcess | None = None
+
+    async def _started(self, deadline: float) -> FunctionProcess:
+        import time
+
+        if self.process is None:
+            self.process = self.runner.process(self.spec, self.prepared)
+        proc = self.process
+        try:
+            await proc.wait_ready(max(0.001, deadline - time.monotonic()))
+        except BaseException:
+            self.process = None
+            await proc.close_client()
+            self.runner.discard(proc)
+            raise
+        return proc
+
+    async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
+        import time
+
+        from xplane.fn import FunctionError
+
+        deadline = time.monotonic() + timeout
+        proc = await self._started(deadline)
+        try:
+            return await proc.client.run(req, timeout=max(0.001, deadline - time.monotonic()))
+        except FunctionError as e:
+            if proc.exit_code() is not None:  # it died: a warm runner must not hand it out again
+                self.runner.discard(proc)
+            raise ComposeError(
+                f"cannot call function {self.name} ({self.spec.image}) at {proc.address}: {e.message}"
+                f"{proc.describe_failure()}",
+                hint=e.hint,
+            ) from None
+
+    async def close(self) -> None:
+        proc, self.process = self.process, None
+        if proc is not None:
+            await proc.close_client()
+            self.runner.release(self.spec, proc)
+
+    def describe(self) -> str:
+        return f"{self.name} (package {self.spec.image}, sandboxed)"
+
+
 def function_annotations(fn_obj: Mapping[str, Any]) -> Mapping[str, str]:
     """The Function object's annotations (empty when it has none)."""
     meta = fn_obj.get("metadata") or {}
@@ -91,13 +146,18 @@ def function_annotations(fn_obj: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def open_runtimes(
-    functions: list[Mapping[str, Any]], *, functions_dir: Path | None = None
+    functions: list[Mapping[str, Any]],
+    *,
+    functions_dir: Path | None = None,
+    packages: PackageRunner | None = None,
 ) -> dict[str, Runtime]:
     """One runtime per Function object, keyed by ``metadata.name``.
 
-    ``Development`` (annotation) dials the target; ``Docker`` (the default) and xplane's
-    ``InProcess`` load the function of the same name from ``functions_dir`` with ``xplane.fn``.
-    Without a functions directory a Docker Function cannot run here: that is an error naming it.
+    ``Development`` (annotation) dials the target; xplane's ``InProcess`` loads the function of the
+    same name from ``functions_dir`` with ``xplane.fn``. ``Docker`` (the default) does the same
+    when ``functions_dir`` holds a function of that name, and otherwise, given ``packages``, runs
+    the Function's package (pulled and unpacked here; started on first call). With neither, a
+    Docker Function cannot run here: that is an error naming it.
     """
     out: dict[str, Runtime] = {}
     try:
@@ -107,6 +167,8 @@ def open_runtimes(
             kind = ann.get(RUNTIME_ANNOTATION, "") or "Docker"
             if kind == "Development":
                 out[name] = Development(name, ann.get(TARGET_ANNOTATION) or DEFAULT_TARGET)
+            elif kind == "Docker" and packages is not None:
+                out[name] = _in_process_or_package(name, obj, ann, functions_dir, packages)
             elif kind in ("Docker", "InProcess"):
                 out[name] = _in_process(name, functions_dir)
             else:
@@ -135,6 +197,29 @@ def _in_process(name: str, functions_dir: Path | None) -> Runtime:
         raise ComposeError(
             f"cannot load Function {q(name)} from {functions_dir}: {e.message}", hint=e.hint
         ) from None
+
+
+def _in_process_or_package(
+    name: str,
+    obj: Mapping[str, Any],
+    ann: Mapping[str, str],
+    functions_dir: Path | None,
+    packages: PackageRunner,
+) -> Runtime:
+    from xplane.compose.packagerun import package_spec
+    from xplane.fn import FunctionError, FunctionNotFoundError, load_named
+
+    if functions_dir is not None:
+        try:
+            return InProcess(name, load_named(functions_dir, name))
+        except FunctionNotFoundError:
+            pass  # not there: its package runs instead
+        except FunctionError as e:
+            raise ComposeError(
+                f"cannot load Function {q(name)} from {functions_dir}: {e.message}", hint=e.hint
+            ) from None
+    spec = package_spec(name, obj, ann)
+    return Package(name, packages, spec, packages.prepare(spec))
 
 
 def _close_now(rt: Runtime) -> None:
