@@ -209,24 +209,19 @@ def test_provider_package_from_a_registry(
     assert r.code == 1, r.err
     assert f"reading package {ref}" in r.err
     assert r.out.splitlines()[-1] == "Total 2 resources: 0 missing schemas, 1 success cases, 1 failure cases"
-    # a crossplane.yaml meta depending on the exact digest; a range is reported, not followed
+    # a crossplane.yaml meta depending on the exact digest
     meta = dump(
         tmp_path / "crossplane.yaml",
         {
             "apiVersion": "meta.pkg.crossplane.io/v1",
             "kind": "Configuration",
             "metadata": {"name": "c"},
-            "spec": {
-                "dependsOn": [
-                    {"provider": ref.rsplit(":", 1)[0], "version": digest},
-                    {"provider": "example.org/other", "version": ">=v1.0.0"},
-                ]
-            },
+            "spec": {"dependsOn": [{"provider": ref.rsplit(":", 1)[0], "version": digest}]},
         },
     )
     r = xp("validate", "--plain-http", str(meta), str(res))
     assert r.code == 1, r.err
-    assert "version ranges need the dependency resolver" in r.err
+    assert f"reading package {ref.rsplit(':', 1)[0]}@{digest}" in r.err
     assert r.out.splitlines()[-1] == "Total 2 resources: 0 missing schemas, 1 success cases, 1 failure cases"
 
 
@@ -304,3 +299,176 @@ def test_render_output_piped_in_names_composed_resources_by_annotation(xp: Run, 
         'supported values: "eu-west-1", "us-east-1"',
         "Total 2 resources: 0 missing schemas, 1 success cases, 1 failure cases",
     ]
+
+
+def composition(name: str, **step: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.crossplane.io/v1",
+        "kind": "Composition",
+        "metadata": {"name": name},
+        "spec": {
+            "compositeTypeRef": {"apiVersion": "example.org/v1alpha1", "kind": "XNetwork"},
+            "mode": "Pipeline",
+            "pipeline": [{"step": "a", "functionRef": {"name": "function-a"}, **step}],
+        },
+    }
+
+
+@pytest.mark.parametrize("version", ["v1.20.11", "v2.2.4", "v2.3.4", None])
+def test_crossplane_kinds_validate_against_the_shipped_crds(
+    xp: Run, tmp_path: Path, version: str | None
+) -> None:
+    ext = dump(tmp_path / "ext.yaml", bucket_crd())
+    res = dump(tmp_path / "res.yaml", composition("good"), composition("bad", colour="red"))
+    flags = ["--crossplane-version", version] if version else []
+    r = xp("validate", *flags, str(ext), str(res))
+    assert r.code == 1, r.err
+    gvk = "apiextensions.crossplane.io/v1, Kind=Composition"
+    assert r.out.splitlines() == [
+        f"[✓] {gvk}, good validated successfully",
+        f'[x] schema validation error {gvk}, bad : spec.pipeline[0].colour: Invalid value: "colour": '
+        'unknown field: "colour"',
+        "Total 2 resources: 0 missing schemas, 1 success cases, 1 failure cases",
+    ]
+
+
+def test_an_unshipped_crossplane_version_is_a_usage_error(xp: Run, tmp_path: Path) -> None:
+    ext = dump(tmp_path / "ext.yaml", bucket_crd())
+    res = dump(tmp_path / "res.yaml", composition("good"))
+    r = xp("validate", "--crossplane-version", "v1.9.0", str(ext), str(res))
+    assert r.code == 2
+    assert "shipped: v1.20.11, v2.2.4, v2.3.4" in r.err
+
+
+def regional_crd(regions: list[str]) -> dict[str, Any]:
+    crd = bucket_crd()
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"]["properties"]["forProvider"]["properties"]["region"]["enum"] = regions
+    return crd
+
+
+def push_provider(tmp_path: Path, registry: RegistryServer, repo: str, tag: str, regions: list[str]) -> str:
+    """A provider whose Bucket CRD accepts ``regions`` (so a run shows which version it read)."""
+    root = write_package(tmp_path / f"provider-{tag}", "Provider", "provider-s3", [regional_crd(regions)])
+    return push(root, registry.ref(repo, tag), tmp_path)
+
+
+def meta_configuration(tmp_path: Path, *deps: dict[str, Any]) -> Path:
+    return dump(
+        tmp_path / "crossplane.yaml",
+        {
+            "apiVersion": "meta.pkg.crossplane.io/v1",
+            "kind": "Configuration",
+            "metadata": {"name": "app"},
+            "spec": {"dependsOn": list(deps)},
+        },
+    )
+
+
+def test_depends_on_ranges_resolve_over_the_whole_graph(
+    xp: Run, tmp_path: Path, registry_plain: RegistryServer, unique_repo: str
+) -> None:
+    provider = f"{registry_plain.host}/{unique_repo}/provider-s3"
+    platform = f"{registry_plain.host}/{unique_repo}/platform"
+    push_provider(tmp_path, registry_plain, f"{unique_repo}/provider-s3", "v1.0.0", ["eu-west-1"])
+    push_provider(tmp_path, registry_plain, f"{unique_repo}/provider-s3", "v1.1.0", ["eu-west-1", "mars-1"])
+    v2 = push_provider(tmp_path, registry_plain, f"{unique_repo}/provider-s3", "v2.0.0", ["venus-1"])
+    root = write_package(
+        tmp_path / "platform",
+        "Configuration",
+        "platform",
+        depends_on=[{"provider": provider, "version": "<v2.0.0"}],
+    )
+    push(root, f"{platform}:v0.1.0", tmp_path)
+    res = dump(tmp_path / "res.yaml", bucket("a", "mars-1"))
+    # the app wants >=v1.0.0, the platform it depends on <v2.0.0: the highest tag both accept
+    meta = meta_configuration(
+        tmp_path,
+        {"provider": provider, "version": ">=v1.0.0"},
+        {"configuration": platform, "version": ">=v0.1.0"},
+    )
+    r = xp("validate", "--plain-http", str(meta), str(res))
+    assert r.code == 0, r.err
+    assert f"reading package {provider}:v1.1.0" in r.err and f"{provider}:v2.0.0" not in r.err
+    # a digest pins exactly
+    meta = meta_configuration(tmp_path, {"provider": provider, "version": v2})
+    r = xp("validate", "--plain-http", str(meta), str(res))
+    assert r.code == 1 and f"reading package {provider}@{v2}" in r.err
+    assert 'Unsupported value: "mars-1": supported values: "venus-1"' in r.out
+    # nothing satisfies both: the resolver's message names who wants what
+    meta = meta_configuration(
+        tmp_path,
+        {"provider": provider, "version": ">=v2.0.0"},
+        {"configuration": platform, "version": "v0.1.0"},
+    )
+    r = xp("validate", "--plain-http", str(meta), str(res))
+    assert r.code == 1
+    assert "[x] cannot resolve dependencies: provider-s3: Configuration/app requires >=v2.0.0, " in r.err
+    assert "platform@v0.1.0 requires <v2.0.0; no version satisfies both" in r.err
+    assert "(available: v1.0.0, v1.1.0, v2.0.0)" in r.err
+
+
+def test_update_cache_resolves_ranges_against_the_registry_again(
+    xp: Run, tmp_path: Path, registry_plain: RegistryServer, unique_repo: str
+) -> None:
+    provider = f"{registry_plain.host}/{unique_repo}"
+    push_provider(tmp_path, registry_plain, unique_repo, "v1.0.0", ["eu-west-1"])
+    meta = meta_configuration(tmp_path, {"provider": provider, "version": ">=v1.0.0"})
+    res = dump(tmp_path / "res.yaml", bucket("a", "mars-1"))
+    r = xp("validate", "--plain-http", str(meta), str(res))
+    assert r.code == 1 and f"reading package {provider}:v1.0.0" in r.err
+    push_provider(tmp_path, registry_plain, unique_repo, "v1.1.0", ["eu-west-1", "mars-1"])
+    # offline first: the cached v1.0.0 still satisfies the range
+    r = xp("validate", "--plain-http", str(meta), str(res))
+    assert r.code == 1 and f"reading package {provider}:v1.0.0" in r.err
+    r = xp("validate", "--plain-http", "--update-cache", str(meta), str(res))
+    assert r.code == 0, r.err
+    assert f"reading package {provider}:v1.1.0" in r.err
+
+
+def test_installed_packages_of_the_control_plane(
+    xp: Run, tmp_path: Path, registry_plain: RegistryServer, unique_repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.pkg.support import composition as pkg_composition
+    from tests.pkg.support import xrd
+
+    config = tmp_path / "xplane-config.yaml"
+    config.write_text(json.dumps({"registries": {registry_plain.host: {"plainHTTP": True}}}))
+    monkeypatch.setenv("XPLANE_CONFIG", str(config))
+    home = tmp_path / "state"
+    root = write_package(
+        tmp_path / "platform",
+        "Configuration",
+        "platform",
+        [xrd("XNetwork"), pkg_composition("xnetwork-default", "XNetwork")],
+    )
+    ref = registry_plain.ref(unique_repo, "v1.0.0")
+    push(root, ref, tmp_path)
+    r = xp("xpkg", "install", "configuration", ref, "platform", "--home", str(home))
+    assert r.code == 0, r.err
+    xr = {"apiVersion": "example.org/v1", "kind": "XNetwork", "metadata": {"name": "net"}, "spec": {}}
+    bad = {**xr, "metadata": {"name": "bad"}, "spec": {"colour": "red"}}
+    r = xp("validate", "--installed", "--home", str(home), "-", stdin=yaml.safe_dump_all([xr, bad]))
+    gvk = "example.org/v1, Kind=XNetwork"
+    assert r.code == 1, r.out + r.err
+    assert r.out.splitlines() == [
+        f"[✓] {gvk}, net validated successfully",
+        f'[x] schema validation error {gvk}, bad : spec.colour: Invalid value: "colour": unknown field: "colour"',
+        "Total 2 resources: 0 missing schemas, 1 success cases, 1 failure cases",
+    ]
+    # combined with EXTENSIONS
+    ext = dump(tmp_path / "ext.yaml", bucket_crd())
+    r = xp(
+        "validate",
+        "--installed",
+        "--home",
+        str(home),
+        str(ext),
+        "-",
+        stdin=yaml.safe_dump_all([xr, bucket("b")]),
+    )
+    assert r.code == 0, r.err
+    assert "Total 2 resources: 0 missing schemas, 2 success cases, 0 failure cases" in r.out
+    # no state: a usage error; and RESOURCES alone needs --installed
+    assert xp("validate", "--installed", "--home", str(tmp_path / "none"), "-", stdin="").code == 2
+    assert xp("validate", str(ext)).code == 2

@@ -14,14 +14,14 @@ from typing import Any
 import click
 
 from xplane.cli.options import make_registry_client, registry_options
+from xplane.cli.statestore import home_option, open_for_reading
 
 EXIT_INVALID = 1
 EXIT_MISSING_SCHEMAS = 3
 
 
 @click.command("validate")
-@click.argument("extensions")
-@click.argument("resources")
+@click.argument("sources", nargs=-1, metavar="[EXTENSIONS] RESOURCES")
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -34,6 +34,21 @@ EXIT_MISSING_SCHEMAS = 3
     default=False,
     help="Start clean: delete --cache-dir first, or (without it) pull every package again.",
 )
+@click.option(
+    "--update-cache",
+    is_flag=True,
+    default=False,
+    help="Resolve dependsOn ranges against the registry's tags (not the cached ones) and pull "
+    "every package again (pull policy Always).",
+)
+@click.option(
+    "--installed",
+    is_flag=True,
+    default=False,
+    help="Also use the CRDs and XRDs of the packages installed in xplane's control plane (--home); "
+    "EXTENSIONS may then be omitted.",
+)
+@home_option
 @click.option("--skip-success-results", is_flag=True, default=False, help="Do not print [✓] lines.")
 @click.option(
     "--error-on-missing-schemas",
@@ -44,37 +59,57 @@ EXIT_MISSING_SCHEMAS = 3
 @click.option(
     "--crossplane-version",
     default=None,
-    help="Crossplane version whose own CRDs (Composition, XRD, pkg types) to use (see docs/validate.md).",
+    help="Crossplane release whose own CRDs (Composition, XRD, pkg types …) validate Crossplane kinds: "
+    "a shipped version (v1.20.11, v2.2.4, v2.3.4), a minor (v2.2) or 'stable' (default: v2.3.4).",
 )
 @click.option(
     "-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", help="Output format."
 )
 @registry_options
 def validate(
-    extensions: str,
-    resources: str,
+    sources: tuple[str, ...],
     cache_dir: Path | None,
     clean_cache: bool,
+    update_cache: bool,
+    installed: bool,
+    home: Path | None,
     skip_success_results: bool,
     error_on_missing_schemas: bool,
     crossplane_version: str | None,
     output: str,
     **registry: Any,
 ) -> int:
-    """Validate RESOURCES against the schemas in EXTENSIONS.
+    """Validate RESOURCES against the schemas in EXTENSIONS (and, with --installed, the control plane's).
 
     Each is a comma-separated list of files, directories (walked recursively for *.yaml/*.yml) or
     '-' for stdin. Extensions are CRDs, XRDs, Provider/Function/Configuration objects and
-    crossplane.yaml metas (their packages are read through xplane's image cache).
+    crossplane.yaml metas (their packages, and their dependsOn graph as the package manager
+    resolves it, are read through xplane's image cache).
     """
     from xplane.validate import (
+        ValidateError,
+        add_crossplane_schemas,
         fetch_with_cache,
         load_extensions,
         read_sources,
+        resolve_crossplane_version,
         split_sources,
         validate_resources,
     )
 
+    try:
+        xp_version = resolve_crossplane_version(crossplane_version)
+    except ValidateError as e:
+        raise click.BadParameter(e.message, param_hint="--crossplane-version") from None
+
+    if len(sources) == 2:
+        extensions, resources = sources
+    elif len(sources) == 1 and installed:
+        extensions, resources = "", sources[0]
+    else:
+        raise click.UsageError(
+            "expected EXTENSIONS RESOURCES" + (" (or RESOURCES alone with --installed)" if installed else "")
+        )
     ext_sources, res_sources = split_sources([extensions]), split_sources([resources])
     if "-" in ext_sources and "-" in res_sources:
         raise click.UsageError("cannot use stdin for both extensions and resources")
@@ -89,23 +124,20 @@ def validate(
         return sys.stdin.buffer.read()
 
     ext_docs = read_sources(ext_sources, stdin=stdin)
+    from_store = installed_extensions(home) if installed else []
     fetch = fetch_with_cache(
         cache_dir=cache_dir,
-        refresh=clean_cache and cache_dir is None,
+        refresh=update_cache or (clean_cache and cache_dir is None),
         client_factory=lambda: make_registry_client(**registry),
     )
     ext = load_extensions(
-        [r.obj for r in ext_docs.resources],
+        [*from_store, *(r.obj for r in ext_docs.resources)],
         fetch=fetch,
         on_download=lambda image: click.echo(f"reading package {image}", err=True),
+        update=update_cache,
     )
-    if crossplane_version:
-        click.echo(
-            f"[!] --crossplane-version {crossplane_version}: Crossplane's own CRDs are not shipped yet; "
-            "Crossplane kinds without a CRD in EXTENSIONS are reported as missing schemas",
-            err=True,
-        )
     res_docs = read_sources(res_sources, stdin=stdin)
+    add_crossplane_schemas(ext.schemas, res_docs.resources, xp_version)
     report = validate_resources(ext.schemas, res_docs.resources)
 
     problems = ext_docs.errors + ext.errors + res_docs.errors
@@ -135,3 +167,30 @@ def validate(
         )
         return EXIT_MISSING_SCHEMAS
     return 0
+
+
+def installed_extensions(home: Path | None) -> list[dict[str, Any]]:
+    """The CRDs and XRDs xplane's control plane at ``home`` established (what its packages installed).
+
+    Read here so ``xplane.validate`` stays free of the store; they are handed over as extension
+    documents (extensions given on the command line come after them, so they win for a GVK).
+    """
+    from xplane.errors import XplaneError
+
+    store = open_for_reading(home)
+    if store is None:
+        raise click.UsageError(
+            "--installed: no control plane state here (install packages with xp xpkg install, or pass --home)"
+        )
+    docs: list[dict[str, Any]] = []
+    try:
+        for name in ("customresourcedefinitions", "compositeresourcedefinitions"):
+            try:
+                kinds = store.resolve(name)
+            except XplaneError:
+                continue
+            for kind in kinds:
+                docs += [dict(o) for o in store.list(kind)]
+    finally:
+        store.close()
+    return docs

@@ -27,6 +27,11 @@ _EXPORTS: dict[str, str] = {
     "split_sources": "extensions",
     "load_extensions": "extensions",
     "fetch_with_cache": "extensions",
+    # Crossplane's own CRDs, shipped
+    "add_crossplane_schemas": "corecrds",
+    "crossplane_crds": "corecrds",
+    "resolve_crossplane_version": "corecrds",
+    "shipped_versions": "corecrds",
     # XRD -> CRD
     "crds_for_xrd": "xrd",
     "for_composite_resource": "xrd",
@@ -51,8 +56,10 @@ __all__ = [
     "Result",
     "SchemaSet",
     "ValidateError",
+    "add_crossplane_schemas",
     "apply_defaults",
     "crds_for_xrd",
+    "crossplane_crds",
     "fetch_with_cache",
     "for_composite_resource",
     "for_composite_resource_claim",
@@ -60,6 +67,8 @@ __all__ = [
     "load_extensions",
     "prune_paths",
     "read_sources",
+    "resolve_crossplane_version",
+    "shipped_versions",
     "split_sources",
     "validate_resource",
     "validate_resources",
@@ -69,6 +78,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on first use)
     from xplane.validate.cel import CelValidator
+    from xplane.validate.corecrds import (
+        add_crossplane_schemas,
+        crossplane_crds,
+        resolve_crossplane_version,
+        shipped_versions,
+    )
     from xplane.validate.errors import FieldError, ValidateError
     from xplane.validate.extensions import (
         Extensions,

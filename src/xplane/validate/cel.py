@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from xplane.validate.celext import FUNCTIONS, CelExtError
+from xplane.validate.celformat import rewrite
 from xplane.validate.errors import DUPLICATE, FORBIDDEN, INVALID, REQUIRED, FieldError
 from xplane.validate.schema import child, index, subtree_has
 
@@ -87,7 +88,7 @@ def _guard(impl: Any) -> Any:
 def compile_expression(expr: str) -> Any:
     """A compiled CEL program (cached by text); :class:`CelCompileError` if it does not compile."""
     try:
-        return _env().compile(expr)
+        return _env().compile(rewrite(expr))
     except RuntimeError as e:
         raise CelCompileError(str(e).split("\n")[0]) from None
 

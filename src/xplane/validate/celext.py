@@ -2,7 +2,8 @@
 
 ``cel-expr-python`` brings CEL's standard library, the ``strings`` extension (``lowerAscii``,
 ``split``, ``format``, ...) and ``optional``. Kubernetes adds lists, sets, regex, URLs, IPs and
-CIDRs, quantities and semantic versions (k8s.io/apiserver/pkg/cel/library); they are here, as
+CIDRs, quantities, semantic versions and formats (k8s.io/apiserver/pkg/cel/library; formats in
+:mod:`.celformat`) and cel-go's list extension (``slice``, ``flatten``); they are here, as
 functions over plain values. The library's typed values (a quantity, an IP, ...) are maps tagged
 with ``@type`` (the runtime has no opaque Python objects); one member function per name dispatches
 on the tag.
@@ -18,6 +19,8 @@ from fractions import Fraction
 from functools import cmp_to_key, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
+
+from xplane.validate.celformat import FORMAT_FUNCTIONS
 
 _TAG = "@type"
 _BIN = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -66,9 +69,20 @@ def parse_quantity(s: str) -> Fraction:
     return num * _DEC[suffix]
 
 
+def _qty(value: Fraction) -> dict[str, Any]:
+    """A quantity value: tagged with its exact value, so ``==`` compares amounts (``1Gi == 1024Mi``),
+    as Kubernetes' ``Quantity.Equal`` (``Cmp == 0``) does."""
+    return _tagged("quantity", str(value))
+
+
+def _q(v: Any) -> Fraction:
+    if _kind(v) != "quantity":
+        raise CelExtError("no such overload")
+    return Fraction(v["v"])
+
+
 def _quantity(s: str) -> dict[str, Any]:
-    parse_quantity(s)
-    return _tagged("quantity", s)
+    return _qty(parse_quantity(s))
 
 
 def _is_quantity(s: str) -> bool:
@@ -105,7 +119,7 @@ def _pre_cmp(a: str, b: str) -> int:
 
 def _semver(s: str) -> dict[str, Any]:
     _semver_parts(s)
-    return _tagged("semver", s)
+    return _tagged("semver", s.split("+", 1)[0])  # build metadata does not count (Version.EQ)
 
 
 def _is_semver(s: str) -> bool:
@@ -130,7 +144,7 @@ def _is_url(s: str) -> bool:
 def _ip(s: str) -> dict[str, Any]:
     if not _is_ip(s):
         raise CelExtError(f"IP Address {s!r} parse error during conversion from string")
-    return _tagged("ip", s)
+    return _tagged("ip", str(ipaddress.ip_address(s)))  # canonical: ip('::1') == ip('0::1')
 
 
 def _is_ip(s: str) -> bool:
@@ -173,7 +187,7 @@ def _compare(a: Any, b: Any) -> int:
     if ka != _kind(b):
         raise CelExtError("no such overload")
     if ka == "quantity":
-        x, y = parse_quantity(a["v"]), parse_quantity(b["v"])
+        x, y = _q(a), _q(b)
         return (x > y) - (x < y)
     if ka == "semver":
         pa, pb = _semver_parts(a["v"]), _semver_parts(b["v"])
@@ -184,12 +198,12 @@ def _compare(a: Any, b: Any) -> int:
 
 
 def _sign(v: Any) -> int:
-    q = parse_quantity(v["v"])
+    q = _q(v)
     return (q > 0) - (q < 0)
 
 
 def _as_integer(v: Any) -> int:
-    q = parse_quantity(v["v"])
+    q = _q(v)
     if q.denominator != 1 or not -(2**63) <= q < 2**63:
         raise CelExtError("cannot convert value to integer")
     return int(q)
@@ -197,11 +211,8 @@ def _as_integer(v: Any) -> int:
 
 def _arith(sign: int) -> Callable[[Any, Any], dict[str, Any]]:
     def op(a: Any, b: Any) -> dict[str, Any]:
-        x = parse_quantity(a["v"])
-        y = parse_quantity(b["v"]) if isinstance(b, dict) else Fraction(b)
-        r = x + sign * y
-        text = str(r.numerator) if r.denominator == 1 else f"{float(r)!r}"
-        return _tagged("quantity", text)
+        y = _q(b) if isinstance(b, dict) else Fraction(b)
+        return _qty(_q(a) + sign * y)
 
     return op
 
@@ -274,9 +285,86 @@ def _max(xs: list[Any]) -> Any:
     return _sorted_key(xs)[-1]
 
 
-# name -> (is_member, parameter kinds, implementation, return kind); kinds: s=string, i=int, l=list, m=map, d=dyn
+def same(a: Any, b: Any) -> bool:
+    """CEL's equality on plain values (``true != 1``; ``1 == 1.0``; lists and maps by content)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _index_of(xs: Any, x: Any, offset: int | None = None) -> int:
+    if isinstance(xs, list):  # Kubernetes' lists library
+        return next((i for i, y in enumerate(xs) if same(x, y)), -1)
+    if not isinstance(xs, str) or not isinstance(x, str):
+        raise CelExtError("no such overload")
+    if offset is None:
+        return xs.find(x)
+    if x == "":
+        return offset
+    if offset < 0 or offset >= len(xs):
+        raise CelExtError(f"index out of range: {offset}")
+    return xs.find(x, offset)
+
+
+def _last_index_of(xs: Any, x: Any, offset: int | None = None) -> int:
+    if isinstance(xs, list):
+        return next((i for i in range(len(xs) - 1, -1, -1) if same(x, xs[i])), -1)
+    if not isinstance(xs, str) or not isinstance(x, str):
+        raise CelExtError("no such overload")
+    if offset is None:
+        return len(xs) if x == "" else xs.rfind(x)
+    if x == "":
+        return offset
+    if offset < 0 or offset >= len(xs):
+        raise CelExtError(f"index out of range: {offset}")
+    return xs.rfind(x, 0, offset + len(x))
+
+
+def _slice(xs: list[Any], start: int, end: int) -> list[Any]:
+    if start < 0 or end < 0:
+        raise CelExtError(f"cannot slice({start}, {end}), negative indexes not supported")
+    if start > end:
+        raise CelExtError(
+            f"cannot slice({start}, {end}), start index must be less than or equal to end index"
+        )
+    if len(xs) < end:
+        raise CelExtError(f"cannot slice({start}, {end}), list is length {len(xs)}")
+    return xs[start:end]
+
+
+def _flatten(xs: list[Any], depth: int = 1) -> list[Any]:
+    if depth < 0:
+        raise CelExtError("level must be non-negative")
+    out: list[Any] = []
+    for x in xs:
+        out.extend(_flatten(x, depth - 1) if isinstance(x, list) and depth > 0 else [x])
+    return out
+
+
+_ELEMENT_KINDS = "isfblm"
+
+# name -> (is_member, parameter kinds, implementation, return kind); kinds: s=string, i=int, l=list,
+# m=map, d=dyn (results only), b=bool, f=double
 FUNCTIONS: dict[str, list[tuple[bool, str, Callable[..., Any], str]]] = {
     "isSorted": [(True, "l", _is_sorted, "b")],
+    # indexOf/lastIndexOf: called through celformat.rewrite (the strings extension owns the names)
+    # (cel-cpp dispatches no dyn parameter: one list overload per element kind)
+    "xpIndexOf": [
+        *((True, f"l{k}", _index_of, "i") for k in _ELEMENT_KINDS),
+        (True, "ss", _index_of, "i"),
+        (True, "ssi", _index_of, "i"),
+    ],
+    "xpLastIndexOf": [
+        *((True, f"l{k}", _last_index_of, "i") for k in _ELEMENT_KINDS),
+        (True, "ss", _last_index_of, "i"),
+        (True, "ssi", _last_index_of, "i"),
+    ],
+    "slice": [(True, "lii", _slice, "l")],
+    "flatten": [(True, "l", _flatten, "l"), (True, "li", _flatten, "l")],
     "sum": [(True, "l", lambda xs: sum(xs), "d")],
     "min": [(True, "l", _min, "d")],
     "max": [(True, "l", _max, "d")],
@@ -288,9 +376,9 @@ FUNCTIONS: dict[str, list[tuple[bool, str, Callable[..., Any], str]]] = {
     "quantity": [(False, "s", _quantity, "m")],
     "isQuantity": [(False, "s", _is_quantity, "b")],
     "sign": [(True, "m", _sign, "i")],
-    "isInteger": [(True, "m", lambda v: parse_quantity(v["v"]).denominator == 1, "b")],
+    "isInteger": [(True, "m", lambda v: _q(v).denominator == 1, "b")],
     "asInteger": [(True, "m", _as_integer, "i")],
-    "asApproximateFloat": [(True, "m", lambda v: float(parse_quantity(v["v"])), "f")],
+    "asApproximateFloat": [(True, "m", lambda v: float(_q(v)), "f")],
     "add": [(True, "mm", _arith(1), "m"), (True, "mi", _arith(1), "m")],
     "sub": [(True, "mm", _arith(-1), "m"), (True, "mi", _arith(-1), "m")],
     "compareTo": [(True, "mm", _compare, "i")],
@@ -335,6 +423,7 @@ FUNCTIONS: dict[str, list[tuple[bool, str, Callable[..., Any], str]]] = {
     "containsCIDR": [(True, "ms", _contains_cidr, "b"), (True, "mm", _contains_cidr, "b")],
     "prefixLength": [(True, "m", lambda v: _net(v).prefixlen, "i")],
     "masked": [(True, "m", lambda v: _tagged("cidr", str(_net(v))), "m")],
+    **FORMAT_FUNCTIONS,
 }
 
 

@@ -3,8 +3,8 @@
 Extensions are CRDs and XRDs as they are, and the packages that Provider, Function and
 Configuration objects and ``crossplane.yaml`` metas point at: those are read through xplane's image
 cache and parsed-package cache (:func:`xplane.xpkg.open_package`), so every credential source,
-registries.conf rule and per-registry TLS setting applies. ``dependsOn`` entries are followed when
-they name an exact digest or an exact version tag; ranges need the resolver and are reported.
+registries.conf rule and per-registry TLS setting applies. ``dependsOn`` is followed over the whole
+graph with the package manager's resolver (:mod:`.deps`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xplane.pkg import Installed, ResolutionError
+from xplane.validate.deps import (
+    META_ROOT,
+    PackageSource,
+    needs_of,
+    reference_for,
+    resolve_dependencies,
+    source_of,
+    version_of,
+)
 from xplane.validate.errors import ValidateError
 from xplane.validate.validator import Resource, SchemaSet, group_of
 
@@ -85,35 +95,17 @@ def read_sources(sources: Sequence[str], *, stdin: Callable[[], bytes] | None = 
 
 @dataclass(frozen=True)
 class PackageRef:
-    """A package to read for its schemas, and why (``Provider/provider-aws``, ``dependsOn of ...``)."""
+    """A package to read for its schemas, and why (``Provider/provider-aws``)."""
 
     image: str
     why: str
 
 
-def dependency_image(dep: Mapping[str, Any]) -> tuple[str | None, str]:
-    """The image of one ``dependsOn`` entry (exact digests and tags only) or a reason to skip it."""
-    from xplane.xpkg import is_complete_tag, is_digest_constraint
-
-    image = next(
-        (dep.get(k) for k in ("package", "configuration", "provider", "function") if dep.get(k)), None
-    )
-    if not isinstance(image, str):
-        return None, "dependsOn entry without a package"
-    version = str(dep.get("version") or "")
-    if is_digest_constraint(version):
-        return f"{image}@{version}", ""
-    if is_complete_tag(version):
-        return f"{image}:{version}", ""
-    return (
-        None,
-        f"{image} {version or '(no version)'}: version ranges need the dependency resolver (not followed)",
-    )
-
-
-def package_refs(docs: Iterable[Mapping[str, Any]]) -> tuple[list[PackageRef], list[str]]:
-    """Packages named by Provider/Function/Configuration objects and meta ``dependsOn`` (and skips)."""
+def package_refs(docs: Iterable[Mapping[str, Any]]) -> tuple[list[PackageRef], list[Installed], list[str]]:
+    """Packages named by Provider/Function/Configuration objects, the ``crossplane.yaml`` metas as
+    resolver roots (their ``dependsOn``), and notes for entries that name no package."""
     refs: list[PackageRef] = []
+    metas: list[Installed] = []
     notes: list[str] = []
     for doc in docs:
         group, kind = group_of(str(doc.get("apiVersion", ""))), doc.get("kind")
@@ -123,46 +115,71 @@ def package_refs(docs: Iterable[Mapping[str, Any]]) -> tuple[list[PackageRef], l
             if isinstance(pkg, str) and pkg:
                 refs.append(PackageRef(pkg, f"{kind}/{name}"))
         elif group == META_GROUP and kind == "Configuration":
-            r, n = _depends_on((doc.get("spec") or {}).get("dependsOn"), f"Configuration/{name}")
-            refs += r
-            notes += n
-    return refs, notes
+            owner = f"Configuration/{name}"
+            deps = (doc.get("spec") or {}).get("dependsOn")
+            needs, skipped = needs_of(deps if isinstance(deps, list) else [], owner)
+            metas.append(Installed(META_ROOT + name, "", owner, needs))
+            notes += skipped
+    return refs, metas, notes
 
 
-def _depends_on(deps: Any, owner: str) -> tuple[list[PackageRef], list[str]]:
-    refs: list[PackageRef] = []
-    notes: list[str] = []
-    for dep in deps if isinstance(deps, list) else []:
-        if not isinstance(dep, Mapping):
-            continue
-        image, why = dependency_image(dep)
-        if image:
-            refs.append(PackageRef(image, f"dependsOn of {owner}"))
-        else:
-            notes.append(f"{owner}: {why}")
-    return refs, notes
+Contents = tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]
+Fetcher = Callable[[str], Contents]
 
 
-Fetcher = Callable[[str], tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]]
+@dataclass
+class CachedPackages:
+    """Packages and tags through xplane's image cache (a :class:`~.deps.PackageSource`)."""
 
+    cache_dir: Path | None = None
+    refresh: bool = False  # pull policy Always: --update-cache, --clean-cache without --cache-dir
+    client_factory: Callable[[], Any] | None = None
+    _image_cache: Any = field(default=None, init=False, repr=False)
 
-def fetch_with_cache(
-    *, cache_dir: Path | None = None, refresh: bool = False, client_factory: Callable[[], Any] | None = None
-) -> Fetcher:
-    """A fetcher over xplane's image cache: ``image -> (objects, dependsOn entries)``."""
-    from xplane.oci import ImageCache, PullPolicy
-    from xplane.xpkg import open_package
+    def read(self, image: str) -> Contents:
+        """``image -> (objects, dependsOn entries)``, through the image and parsed-package caches."""
+        from xplane.oci import PullPolicy
+        from xplane.xpkg import open_package
 
-    cache = ImageCache(cache_dir)
-    policy = PullPolicy.ALWAYS if refresh else PullPolicy.IF_NOT_PRESENT
-
-    def fetch(image: str) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
-        pkg = open_package(image, cache=cache, policy=policy, client_factory=client_factory)
+        policy = PullPolicy.ALWAYS if self.refresh else PullPolicy.IF_NOT_PRESENT
+        pkg = open_package(image, cache=self._cache(), policy=policy, client_factory=self.client_factory)
         objects = [d.doc for d in pkg.objects if isinstance(d.doc, Mapping)]
         deps = (pkg.meta_document.doc.get("spec") or {}).get("dependsOn") or []
         return objects, [d for d in deps if isinstance(d, Mapping)]
 
-    return fetch
+    __call__ = read
+
+    def tags(self, source: str, *, remote: bool) -> list[str]:
+        """The cached tags of ``source``, or (``remote``) the registry's (the cached ones if it fails)."""
+        from xplane.errors import XplaneError
+        from xplane.oci import Reference, RegistryClient
+
+        ref = Reference.parse(source)
+        cached = sorted({e.tag for e in self._cache().entries_for(ref) if e.tag})
+        if not remote:
+            return cached
+        try:
+            with self.client_factory() if self.client_factory else RegistryClient() as client:
+                return list(client.list_tags(ref))
+        except XplaneError as e:
+            if cached:
+                log.info("%s: %s; using the %d cached tags", source, e.message, len(cached))
+                return cached
+            raise
+
+    def _cache(self) -> Any:
+        from xplane.oci import ImageCache
+
+        if self._image_cache is None:
+            self._image_cache = ImageCache(self.cache_dir)
+        return self._image_cache
+
+
+def fetch_with_cache(
+    *, cache_dir: Path | None = None, refresh: bool = False, client_factory: Callable[[], Any] | None = None
+) -> CachedPackages:
+    """Packages through xplane's image cache; ``refresh`` pulls every package again (``Always``)."""
+    return CachedPackages(cache_dir, refresh, client_factory)
 
 
 @dataclass
@@ -178,37 +195,71 @@ class Extensions:
 def load_extensions(
     docs: Iterable[Mapping[str, Any]],
     *,
-    fetch: Fetcher | None = None,
+    fetch: PackageSource | None = None,
     on_download: Callable[[str], None] | None = None,
+    update: bool = False,
 ) -> Extensions:
-    """Schemas from extension documents and the packages they name (followed recursively)."""
+    """Schemas from extension documents, the packages they name and their ``dependsOn`` graph.
+
+    The graph is resolved as the package manager does (:mod:`.deps`); ``update`` lists the
+    registry's tags at once instead of trying the cached ones first (``--update-cache``).
+    """
     docs = list(docs)
     ext = Extensions(SchemaSet())
     _add_all(ext, docs, "extensions")
-    queue, notes = package_refs(docs)
+    refs, roots, notes = package_refs(docs)
     ext.notes += notes
-    seen: set[str] = set()
-    while queue:
-        ref = queue.pop(0)
-        if ref.image in seen:
-            continue
-        seen.add(ref.image)
-        if fetch is None:
-            ext.notes.append(f"{ref.image} ({ref.why}): package not read (no fetcher)")
-            continue
-        if on_download is not None:
-            on_download(ref.image)
+    if fetch is None:
+        ext.notes += [f"{r.image} ({r.why}): package not read (no fetcher)" for r in refs]
+        if any(r.needs for r in roots):
+            ext.notes.append("dependsOn not followed (no fetcher)")
+        return ext
+    read = _Reader(fetch, on_download)
+    for ref in refs:
         try:
-            objects, deps = fetch(ref.image)
+            _, deps = read(ref.image)
         except Exception as e:
             ext.errors.append(f"cannot read package {ref.image} ({ref.why}): {e}")
             continue
-        ext.packages.append(ref.image)
-        _add_all(ext, objects, ref.image)
-        more, skipped = _depends_on(deps, ref.image)
-        queue += more
+        source = source_of(ref.image)
+        if any(r.source == source for r in roots):
+            ext.notes.append(f"{ref.image} ({ref.why}): another object already installs {source}")
+            continue
+        needs, skipped = needs_of(deps, ref.image)
+        roots.append(Installed(source, version_of(ref.image), ref.why, needs))
         ext.notes += skipped
+    try:
+        resolution = resolve_dependencies(roots, fetch, read, update=update)
+    except ResolutionError as e:
+        ext.errors.append(f"cannot resolve dependencies: {e.message}")
+    else:
+        ext.notes += resolution.notes
+        for source, version in sorted(resolution.versions.items()):
+            image = reference_for(source, version)
+            try:
+                read(image)
+            except Exception as e:
+                ext.errors.append(f"cannot read package {image} (a dependency): {e}")
+    for image, (objects, _) in read.done.items():
+        ext.packages.append(image)
+        _add_all(ext, objects, image)
     return ext
+
+
+@dataclass
+class _Reader:
+    """Reads each package once (the resolver and the schema loading share it)."""
+
+    fetch: PackageSource
+    on_download: Callable[[str], None] | None
+    done: dict[str, Contents] = field(default_factory=dict)
+
+    def __call__(self, image: str) -> Contents:
+        if image not in self.done:
+            if self.on_download is not None:
+                self.on_download(image)
+            self.done[image] = self.fetch.read(image)
+        return self.done[image]
 
 
 def _add_all(ext: Extensions, docs: Iterable[Mapping[str, Any]], where: str) -> None:
