@@ -104,14 +104,41 @@ def test_overlap_below_highest_and_transitive_chain(
             ]
         },
     )
-    store, cp = control_plane(tmp_path)
+    prov = to_dns_label(f"{unique_repo}/provider-x")
+    store, cp = control_plane(tmp_path / "chain")
     store.create(package("Configuration", "configuration-a", f"{base}/configuration-a:v1.0.0"))
     summary = cp.reconcile()
     assert summary.settled and not summary.failing, summary
-    assert installed_version(store, "Provider", to_dns_label(f"{unique_repo}/provider-x")) == "v1.5.2"
+    assert installed_version(store, "Provider", prov) == "v1.5.2"
     assert (
         installed_version(store, "Configuration", to_dns_label(f"{unique_repo}/configuration-b")) == "v1.0.0"
     )
+    # Upstream's resolver on two top-level Configurations: b (provider-x >=v1.0.0) enters the Lock
+    # first, so provider-x is installed at the highest version b's edge allows, v2.0.1, and c
+    # (<v2.0.0) is left with upstream's "incompatible dependencies". xplane's resolver: v1.5.2.
+    publish(
+        tmp_path,
+        f"{base}/configuration-c",
+        "Configuration",
+        ["v1.0.0"],
+        {"v1.0.0": [dep("Provider", f"{base}/provider-x", "<v2.0.0")]},
+    )
+    for mode, want in (("upstream", "v2.0.1"), ("graph", "v1.5.2")):
+        store, cp = control_plane(tmp_path / mode, dependency_resolution=mode)
+        for name in ("configuration-b", "configuration-c"):
+            store.create(package("Configuration", name, f"{base}/{name}:v1.0.0"))
+        summary = cp.reconcile()
+        assert summary.settled, summary
+        assert installed_version(store, "Provider", prov) == want, mode
+        assert lock_condition(store)["status"] == "True"
+        if mode == "upstream":
+            assert list(summary.failing) == ["Configuration/configuration-c"], summary.failing
+            assert summary.failing["Configuration/configuration-c"].endswith(
+                "cannot resolve package dependencies: incompatible dependencies: existing package "
+                f"{base}/provider-x@v2.0.1 is incompatible with constraint <v2.0.0"
+            ), summary.failing
+        else:
+            assert not summary.failing, summary.failing
 
 
 def test_unsatisfiable_pair_names_both_and_installs_nothing(

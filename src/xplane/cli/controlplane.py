@@ -78,6 +78,14 @@ def _packages_option(kind: str) -> Callable[[F], F]:
     help="Also let it downgrade them when only lower versions satisfy every dependent (upstream's "
     "--enable-dependency-version-downgrades; implies upgrades); kept for later commands.",
 )
+@click.option(
+    "--dependency-resolution",
+    type=click.Choice(["graph", "upstream"]),
+    default=None,
+    help="graph: resolve the whole dependency graph, every dependent's constraint counts [default]; "
+    "upstream: Crossplane's resolver, one dependency at a time, the first dependent's constraint "
+    "only (to see what a cluster would do); kept for later commands.",
+)
 @_packages_option("Configuration")
 @_packages_option("Provider")
 @_packages_option("Function")
@@ -86,6 +94,7 @@ def init(
     crossplane_version: str | None,
     dependency_upgrades: bool | None,
     dependency_downgrades: bool | None,
+    dependency_resolution: str | None,
     configuration_packages: tuple[str, ...],
     provider_packages: tuple[str, ...],
     function_packages: tuple[str, ...],
@@ -108,6 +117,7 @@ def init(
     for key, flag in (
         ("dependencyUpgrades", dependency_upgrades),
         ("dependencyDowngrades", dependency_downgrades),
+        ("dependencyResolution", dependency_resolution),
     ):
         if flag is not None:
             write_settings_file(where, {**read_settings_file(where), key: flag})

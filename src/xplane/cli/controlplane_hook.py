@@ -66,6 +66,7 @@ def control_plane_settings(home: Path) -> ControlPlaneSettings:
         crossplane_version=str(version),
         dependency_upgrades=bool(stored.get("dependencyUpgrades", False)),
         dependency_downgrades=bool(stored.get("dependencyDowngrades", False)),
+        dependency_resolution="upstream" if stored.get("dependencyResolution") == "upstream" else "graph",
     )
 
 

@@ -39,6 +39,7 @@ TOP_COMMANDS = {
     "delete": "xplane.cli.delete:delete",
     "create": "xplane.cli.create:create",
     "patch": "xplane.cli.patch:patch",
+    "tree": "xplane.cli.tree:tree",
     "controlplane": "xplane.cli.controlplane:controlplane",
     # resources against CRD/XRD schemas, as crossplane beta validate (docs/validate.md)
     "validate": "xplane.cli.validate:validate",

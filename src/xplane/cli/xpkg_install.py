@@ -70,6 +70,81 @@ def _wait_healthy(home: Path | None, kind: str, name: str, seconds: float) -> No
             pass  # the package manager settles when the block ends
 
 
+def _dry_run_option(f: F) -> F:
+    f = click.option(
+        "--format",
+        "output",
+        type=click.Choice(["table", "json", "yaml"]),
+        default="table",
+        show_default=True,
+        help="How --dry-run prints its plan (-o/--output name files in the xpkg group).",
+    )(f)
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print what would be installed, upgraded or left alone, and why; change nothing.",
+    )(f)
+
+
+def _print_plan(plan: Any, output: str) -> None:
+    """The plan as a kubectl-style table (or JSON/YAML); exit 1 when the install would fail."""
+    from xplane.cli.kubeformat import table, to_json, to_yaml
+
+    if output != "table":
+        click.echo(to_json(plan.as_dict()) if output == "json" else to_yaml(plan.as_dict()), nl=False)
+    else:
+        rows = [
+            [
+                s["action"].upper(),
+                s["kind"] or "-",
+                s["name"],
+                s["package"],
+                s["previous"] or "-",
+                s["reason"],
+            ]
+            for s in plan.as_dict()["steps"]
+        ]
+        click.echo(table(["ACTION", "KIND", "NAME", "PACKAGE", "PREVIOUS", "WHY"], rows), nl=False)
+        for note in plan.notes:
+            click.echo(f"note: {note}")
+        click.echo("dry run: nothing was changed")
+    if plan.error is not None:
+        raise click.ClickException(f"the install would fail: {plan.error}")
+    if plan.incompatible:
+        raise click.ClickException(
+            "the package would be unhealthy: incompatible dependencies: " + "; ".join(plan.incompatible)
+        )
+
+
+def _dry_run(home: Path | None, obj: dict[str, Any], existing_spec: bool, output: str) -> None:
+    """Plan ``obj`` against the state in ``home`` (or an empty control plane) without writing it."""
+    import tempfile
+
+    from xplane.cli.controlplane_hook import control_plane_settings
+    from xplane.cli.statestore import open_for_reading
+    from xplane.pkg import plan_install
+    from xplane.store import Store, state_dir
+
+    settings = control_plane_settings(state_dir(home))
+    store = open_for_reading(home)
+    with tempfile.TemporaryDirectory(prefix="xp-dry-run-") as empty:
+        if store is None:  # no state yet: plan against an empty control plane, written nowhere
+            store = Store.open(home=Path(empty))
+        try:
+            if existing_spec:
+                old = store.try_get(obj["kind"], obj["metadata"]["name"])
+                if old is None:
+                    raise click.ClickException(
+                        f"{obj['kind'].lower()}/{obj['metadata']['name']} does not exist; install it with "
+                        f"'xp xpkg install {obj['kind'].lower()} {obj['spec']['package']}'"
+                    )
+                obj = {**old, "spec": {**old.get("spec", {}), "package": obj["spec"]["package"]}}
+            plan = plan_install(store, settings, obj)
+        finally:
+            store.close()
+    _print_plan(plan, output)
+
+
 def _install(
     verb: str,
     kind_arg: str,
@@ -78,6 +153,7 @@ def _install(
     home: Path | None,
     wait: str,
     fields: dict[str, Any],
+    dry_run: str | None = None,
 ) -> None:
     from xplane.cli.controlplane import package_object
 
@@ -85,6 +161,9 @@ def _install(
     seconds = _seconds(wait)
     obj = package_object(kind, ref, name, **fields)
     name = obj["metadata"]["name"]
+    if dry_run is not None:
+        _dry_run(home, obj, verb == "update", dry_run)
+        return
     with writing(home) as store:
         existing = store.try_get(kind, name)
         if verb == "install" and existing is not None:
@@ -130,6 +209,7 @@ def _install(
     help="Inactive revisions to keep (0: all) [default: 1].",
 )
 @_wait_option
+@_dry_run_option
 @home_option
 def install(
     kind_arg: str,
@@ -140,11 +220,14 @@ def install(
     package_pull_secrets: tuple[str, ...],
     revision_history_limit: int | None,
     wait: str,
+    dry_run: bool,
+    output: str,
     home: Path | None,
 ) -> None:
     """Install a Crossplane package (KIND: configuration, provider or function) from REF.
 
     NAME defaults to the repository of REF as a DNS label, as crossplane xpkg install does.
+    --dry-run resolves the package's dependencies with the installed graph and prints the plan.
     """
     from xplane.cli.options import split_csv
 
@@ -157,7 +240,7 @@ def install(
         "revisionHistoryLimit": revision_history_limit,
         "runtimeConfigRef": {"name": runtime_config} if runtime_config else None,
     }
-    _install("install", kind_arg, ref, name, home, wait, fields)
+    _install("install", kind_arg, ref, name, home, wait, fields, output if dry_run else None)
 
 
 @click.command("update")
@@ -165,10 +248,13 @@ def install(
 @click.argument("ref")
 @click.argument("name", required=False)
 @_wait_option
+@_dry_run_option
 @home_option
-def update(kind_arg: str, ref: str, name: str | None, wait: str, home: Path | None) -> None:
+def update(
+    kind_arg: str, ref: str, name: str | None, wait: str, dry_run: bool, output: str, home: Path | None
+) -> None:
     """Point an installed package at REF (a new tag or digest): a new revision takes over."""
-    _install("update", kind_arg, ref, name, home, wait, {})
+    _install("update", kind_arg, ref, name, home, wait, {}, output if dry_run else None)
 
 
 @click.command("activate")

@@ -39,6 +39,20 @@ _EXPORTS: dict[str, str] = {
     "format_list": "dependencies",
     "LockResolver": "lockreconciler",
     "ResolutionError": "resolver",
+    # the installed graph (xp tree)
+    "PackageGraph": "graph",
+    "GraphNode": "graph",
+    "GraphEdge": "graph",
+    "TreeNode": "graph",
+    "package_graph": "graph",
+    # the pure resolver (xp validate follows dependsOn with it)
+    "resolve": "resolver",
+    "GraphInput": "resolver",
+    "Installed": "resolver",
+    "Need": "resolver",
+    "CandidateData": "resolver",
+    "InstallPlan": "installplan",
+    "plan_install": "installplan",
     # names
     "revision_name": "names",
     "cache_file_name": "names",
@@ -64,6 +78,7 @@ __all__ = [
     "LABEL_PACKAGE",
     "PACKAGE_KINDS",
     "REVISION_KIND",
+    "CandidateData",
     "Condition",
     "ControlPlane",
     "ControlPlaneSettings",
@@ -74,15 +89,23 @@ __all__ = [
     "ExportResult",
     "FetchedPackage",
     "Fetcher",
+    "GraphEdge",
+    "GraphInput",
+    "GraphNode",
     "ImageConfigError",
+    "InstallPlan",
+    "Installed",
     "LockDependencies",
     "LockReconciler",
     "LockResolver",
+    "Need",
+    "PackageGraph",
     "PackageManagerError",
     "PullSecretError",
     "ReconcileSummary",
     "Reporter",
     "ResolutionError",
+    "TreeNode",
     "cache_file_name",
     "check_package_object",
     "effective_spec",
@@ -90,8 +113,11 @@ __all__ = [
     "format_list",
     "fully_qualified",
     "package_admission",
+    "package_graph",
     "package_health",
     "package_warnings",
+    "plan_install",
+    "resolve",
     "revision_name",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -111,7 +137,9 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
     from xplane.pkg.errors import DependencyError, EstablishError, PackageManagerError, PullSecretError
     from xplane.pkg.exportcache import ExportResult, export_cache
     from xplane.pkg.fetch import FetchedPackage, Fetcher
+    from xplane.pkg.graph import GraphEdge, GraphNode, PackageGraph, TreeNode, package_graph
     from xplane.pkg.imageconfig import ImageConfigError
+    from xplane.pkg.installplan import InstallPlan, plan_install
     from xplane.pkg.lockreconciler import LockResolver
     from xplane.pkg.manager import effective_spec
     from xplane.pkg.names import (
@@ -123,6 +151,6 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         fully_qualified,
         revision_name,
     )
-    from xplane.pkg.resolver import ResolutionError
+    from xplane.pkg.resolver import CandidateData, GraphInput, Installed, Need, ResolutionError, resolve
     from xplane.pkg.schema import check_package_object, package_warnings
     from xplane.pkg.settings import DEFAULT_CROSSPLANE_VERSION, ControlPlaneSettings

@@ -31,6 +31,7 @@ from xplane.oci import Reference, to_dns_label
 from xplane.pkg import conditions as cond
 from xplane.pkg.dependencies import LOCK_FINALIZER
 from xplane.pkg.fetch import Fetcher
+from xplane.pkg.greedy import implied, upstream_step
 from xplane.pkg.names import (
     LABEL_PACKAGE,
     LOCK_NAME,
@@ -306,6 +307,10 @@ class LockResolver:
         changed = self._finalize(lock)
         try:
             graph = self.read_graph(lock)
+            if self.settings.dependency_resolution == "upstream":
+                if self.upstream_pass(graph):
+                    return True
+                return self._set(SUCCEEDED, "") or changed
             todo = self.pending(graph)
             if not todo:
                 return self._set(SUCCEEDED, "") or changed
@@ -315,6 +320,22 @@ class LockResolver:
         except ResolutionError as e:
             return self._set(FAILED, e.message) or changed
         return self._set(SUCCEEDED, "") or changed
+
+    def upstream_pass(self, graph: Graph) -> bool:
+        """Upstream's reconcile (:mod:`xplane.pkg.greedy`): handle the first implied dependency only."""
+        nodes = implied(graph.installed, upgrades=self.upgrades)
+        if not nodes:
+            return False
+        node = nodes[0]
+        data = _Data(self, graph)
+        step = upstream_step(
+            node,
+            data.versions,
+            downgrades=self.settings.dependency_downgrades,
+            name=package_name_for(node.source),
+        )
+        self.last_plan = Plan({step.source: step.version}, (step,), 0)
+        return self.apply(self.last_plan, graph)
 
     def apply(self, plan: Plan, graph: Graph) -> bool:
         """Create or update every package the plan changes, in one transaction."""

@@ -129,6 +129,11 @@ def _semver(tag: str) -> Version | None:
     return v if v.original.count(".") >= 2 else None  # upstream drops incomplete tags (v1, v1.2)
 
 
+def tag_version(tag: str) -> Version | None:
+    """A tag as a complete semver version, or None for tags upstream ignores (``latest``, ``v1.2``)."""
+    return _semver(tag)
+
+
 @lru_cache(maxsize=65536)
 def _constraint(text: str) -> Constraint | None:
     try:

@@ -57,6 +57,9 @@ class ControlPlaneSettings:
     dependency_downgrades: bool = False
     """Upstream's ``--enable-dependency-version-downgrades`` (implies upgrades): when only lower
     versions satisfy every dependent, take the highest of them."""
+    dependency_resolution: str = "graph"
+    """``graph``: xplane's whole-graph resolver (every dependent's constraint counts); ``upstream``:
+    Crossplane's own, one dependency per pass, the first dependent's constraint only (§6.3)."""
     tag_ttl: float = 300.0
     """How long a dependency's listed tags are reused before the registry is asked again (seconds)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
