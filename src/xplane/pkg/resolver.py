@@ -18,9 +18,13 @@ from typing import Any, Protocol
 
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
+from xplane.pkg.search import Problem, SearchExhausted, search
 from xplane.xpkg import Constraint, SemverError, Version, is_digest_constraint
 
-MAX_ROUNDS = 20_000
+PLAIN_ROUNDS = 300  # resolvelib as is; then with look-ahead:
+MAX_ROUNDS = 300  # then the complete search of xplane.pkg.search (rounds, not time: deterministic)
+SEARCH_NODES = 100_000
+SEARCH_SECONDS = 30.0
 
 
 class ResolutionError(Exception):
@@ -97,6 +101,7 @@ class Plan:
     steps: tuple[Step, ...]
     rounds: int
     incompatible: tuple[str, ...] = ()
+    searched: int = 0  # decisions of the complete search, when resolvelib gave up (0: not needed)
 
     @property
     def changes(self) -> tuple[Step, ...]:
@@ -161,12 +166,13 @@ def _abbreviated(tags: Sequence[str]) -> str:
 
 
 class _Provider(AbstractProvider[_Req, _Cand, str]):
-    def __init__(self, graph: GraphInput) -> None:
+    def __init__(self, graph: GraphInput, *, lookahead: bool = True) -> None:
         self.g = graph
         self.installed = {p.source: p for p in graph.installed}
         targets = {n.package for p in graph.installed for n in p.needs}
         self.roots = [p for p in graph.installed if p.source not in targets]
         self._versions: dict[str, list[Version]] = {}
+        self.lookahead = lookahead  # skip versions whose dependsOn already conflicts (see find_matches)
 
     def identify(self, requirement_or_candidate: _Req | _Cand) -> str:
         return requirement_or_candidate.source
@@ -178,13 +184,27 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
         candidates: Mapping[str, Iterator[_Cand]],
         information: Mapping[str, Iterator[Any]],
         backtrack_causes: Sequence[Any],
-    ) -> tuple[bool, bool, int, str]:
-        reqs = list(information[identifier])
+    ) -> tuple[bool, bool, bool, int, str]:
+        """Pinned and digest-pinned first, then conflict causes, then the fewest remaining versions.
+
+        Fewest-versions-first (fail first) decides the most constrained package before its
+        constraints can be contradicted from elsewhere; counting uses the tag list and the
+        constraints only, so it reads no package.
+        """
+        reqs = [i.requirement for i in information[identifier]]
         pinned = identifier in self.installed and not self.g.upgrades
-        digest = any(is_digest_constraint(i.requirement.constraints) for i in reqs)
+        digest = any(is_digest_constraint(r.constraints) for r in reqs)
         causes = {c.requirement.source for c in backtrack_causes}
         causes.update(c.parent.source for c in backtrack_causes if c.parent is not None)
-        return (not pinned, not digest, identifier not in causes, identifier)
+        left = 1 if pinned or digest else self._count(identifier, [r.constraints for r in reqs])
+        return (not pinned, not digest, identifier not in causes, left, identifier)
+
+    def _count(self, source: str, constraints: Sequence[str]) -> int:
+        try:
+            versions = self.sorted_versions(source)
+        except ResolutionError:
+            return 0  # fail first: the error surfaces as soon as this package is looked at
+        return sum(1 for v in versions if all(satisfies(c, str(v.original)) for c in constraints))
 
     def narrow_requirement_selection(
         self,
@@ -215,8 +235,50 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[_Req]],
         incompatibilities: Mapping[str, Iterator[_Cand]],
+    ) -> Callable[[], Iterator[_Cand]]:
+        """The candidates in preference order, lazily, each checked one step ahead.
+
+        A version whose own ``dependsOn`` leaves some already-constrained package with no version
+        at all is skipped before it is tried (forward checking), so the resolver does not pin it
+        and backtrack later. The check reads a version's ``dependsOn`` only when the resolver gets
+        to that version, as pinning it would.
+        """
+        ordered = self._ordered(identifier, list(requirements[identifier]), incompatibilities)
+        wanted: dict[str, list[str]] = {}
+        checked: dict[str, bool] = {}
+
+        def constraints_on(source: str) -> list[str]:
+            if source not in wanted:
+                wanted[source] = [r.constraints for r in requirements.get(source, ())]
+            return wanted[source]
+
+        def viable(c: _Cand) -> bool:
+            if c.version not in checked:
+                checked[c.version] = c.pinned or not self.lookahead or self._consistent(c, constraints_on)
+            return checked[c.version]
+
+        def matches() -> Iterator[_Cand]:
+            return (c for c in ordered if viable(c))
+
+        return matches
+
+    def _consistent(self, cand: _Cand, constraints_on: Callable[[str], list[str]]) -> bool:
+        for need in self.g.data.needs(cand.source, cand.version):
+            others = constraints_on(need.package)
+            if not others or is_digest_constraint(need.constraints) or any(map(is_digest_constraint, others)):
+                continue
+            try:
+                versions = self.sorted_versions(need.package)
+            except ResolutionError:
+                return True  # let the resolver reach the package and report it
+            every = [need.constraints, *others]
+            if not any(all(satisfies(x, str(v.original)) for x in every) for v in versions):
+                return False
+        return True
+
+    def _ordered(
+        self, identifier: str, reqs: list[_Req], incompatibilities: Mapping[str, Iterator[_Cand]]
     ) -> list[_Cand]:
-        reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
         have = self.installed.get(identifier)
         root = have is not None and have in self.roots
@@ -304,25 +366,84 @@ def find_cycle(installed: Iterable[Installed]) -> list[str] | None:
 
 
 def resolve(graph: GraphInput) -> Plan:
-    """Resolve the whole graph; raise :class:`ResolutionError` with a message naming who wants what."""
+    """Resolve the whole graph; raise :class:`ResolutionError` with a message naming who wants what.
+
+    Three passes, each only when the one before runs out of rounds (deterministic: the same graph
+    gets the same answer): ``resolvelib`` as is, reading only the versions it pins (most graphs
+    end here, within :data:`PLAIN_ROUNDS`); ``resolvelib`` with look-ahead, which also reads the
+    ``dependsOn`` of the versions it considers so as to skip those that already clash
+    (:data:`MAX_ROUNDS`); then the complete search of :mod:`xplane.pkg.search`, which reads every
+    reachable version's ``dependsOn`` (bounded by :data:`SEARCH_NODES` and :data:`SEARCH_SECONDS`).
+    """
     validate_needs(graph.installed)
-    provider = _Provider(graph)
-    reporter = _Rounds()
-    roots = [_Req(p.source, p.version, "", "", "") for p in provider.roots]
+    rounds = 0
+    for lookahead, limit in ((False, PLAIN_ROUNDS), (True, MAX_ROUNDS)):
+        provider = _Provider(graph, lookahead=lookahead)
+        reporter = _Rounds()
+        roots = [_Req(p.source, p.version, "", "", "") for p in provider.roots]
+        try:
+            result = Resolver(provider, reporter).resolve(roots, max_rounds=limit)
+        except ResolutionImpossible as e:
+            raise ResolutionError(_explain(provider, e.causes), source=_first_source(e.causes)) from None
+        except ResolutionTooDeep as e:
+            rounds += e.round_count
+            continue
+        versions = {k: c.version for k, c in result.mapping.items()}
+        wanted: dict[str, list[_Req]] = {}
+        for k, crit in result.criteria.items():
+            for info in crit.information:
+                if info.parent is not None:
+                    wanted.setdefault(k, []).append(info.requirement)
+        return _plan(provider, versions, wanted, rounds + reporter.rounds)
+    return _searched(provider, rounds)
+
+
+def _searched(provider: _Provider, rounds: int) -> Plan:
+    """The complete search's answer, as a plan; ``ResolutionError`` when there is none."""
+
+    def pinned(source: str) -> bool:
+        have = provider.installed.get(source)
+        return have is not None and (have in provider.roots or not provider.g.upgrades)
+
+    def order(source: str) -> list[str]:
+        return [c.version for c in provider._ordered(source, [], {source: iter(())})]
+
+    problem = Problem(
+        roots=[n for p in provider.roots for n in p.needs],
+        order=order,
+        needs=lambda source, version: [
+            Need(r.source, r.constraints, r.kind, r.api_version)
+            for r in provider.get_dependencies(_Cand(source, version, False))
+        ],
+        satisfies=lambda constraints, source, version: pinned(source) or satisfies(constraints, version),
+        exact=lambda constraints, source: is_digest_constraint(constraints) and not pinned(source),
+    )
     try:
-        result = Resolver(provider, reporter).resolve(roots, max_rounds=MAX_ROUNDS)
-    except ResolutionImpossible as e:
-        raise ResolutionError(_explain(provider, e.causes), source=_first_source(e.causes)) from None
-    except ResolutionTooDeep as e:
-        raise ResolutionError(f"dependency resolution gave up after {e.round_count} rounds") from None
-    versions = {k: c.version for k, c in result.mapping.items()}
-    kinds: dict[str, _Req] = {}
+        found = search(problem, max_nodes=SEARCH_NODES, max_seconds=SEARCH_SECONDS)
+    except SearchExhausted as e:
+        raise ResolutionError(
+            f"dependency resolution gave up: {rounds} rounds of backtracking, then a complete search "
+            f"({e}); pin more dependencies (exact versions or narrower ranges) to make it smaller"
+        ) from None
+    if found.versions is None:
+        raise ResolutionError(
+            "no set of versions satisfies every dependent (a complete search of the graph found none "
+            f"after {rounds} rounds of backtracking); see 'xp tree' and each package's dependsOn"
+        )
+    versions = {p.source: p.version for p in provider.roots} | found.versions
     wanted: dict[str, list[_Req]] = {}
-    for k, crit in result.criteria.items():
-        for info in crit.information:
-            if info.parent is not None:
-                wanted.setdefault(k, []).append(info.requirement)
-                kinds.setdefault(k, info.requirement)
+    for source, version in versions.items():
+        for r in provider.get_dependencies(_Cand(source, version, False)):
+            wanted.setdefault(r.source, []).append(r)
+    plan = _plan(provider, versions, wanted, rounds)
+    return Plan(plan.versions, plan.steps, plan.rounds, plan.incompatible, searched=max(1, found.nodes))
+
+
+def _plan(
+    provider: _Provider, versions: dict[str, str], wanted: Mapping[str, list[_Req]], rounds: int
+) -> Plan:
+    """Steps (install, upgrade, downgrade, keep) and why, from the chosen versions and their edges."""
+    graph = provider.g
     steps: list[Step] = []
     incompatible: list[str] = []
     for source in sorted(versions):
@@ -330,7 +451,7 @@ def resolve(graph: GraphInput) -> Plan:
         version = versions[source]
         reqs = wanted.get(source, [])
         why = ", ".join(f"{r.parent} requires {r.constraints or 'any version'}" for r in reqs) or "installed"
-        req = kinds.get(source)
+        req = reqs[0] if reqs else None
         kind, api = (req.kind, req.api_version) if req else ("", "")
         name = have.name if have else graph.names(source)
         if have is None:
@@ -348,7 +469,7 @@ def resolve(graph: GraphInput) -> Plan:
             old, new = _semver(have.version), _semver(version)
             action = "downgrade" if old is not None and new is not None and new < old else "upgrade"
         steps.append(Step(source, name, kind, api, version, action, have.version if have else None, why))
-    return Plan(versions, tuple(steps), reporter.rounds, tuple(incompatible))
+    return Plan(versions, tuple(steps), rounds, tuple(incompatible))
 
 
 def _first_source(causes: Iterable[Any]) -> str | None:

@@ -215,6 +215,7 @@ def load_extensions(
             ext.notes.append("dependsOn not followed (no fetcher)")
         return ext
     read = _Reader(fetch, on_download)
+    chosen: list[str] = []  # the resolver reads other versions too, to rule them out
     for ref in refs:
         try:
             _, deps = read(ref.image)
@@ -226,6 +227,7 @@ def load_extensions(
             ext.notes.append(f"{ref.image} ({ref.why}): another object already installs {source}")
             continue
         needs, skipped = needs_of(deps, ref.image)
+        chosen.append(ref.image)
         roots.append(Installed(source, version_of(ref.image), ref.why, needs))
         ext.notes += skipped
     try:
@@ -240,7 +242,10 @@ def load_extensions(
                 read(image)
             except Exception as e:
                 ext.errors.append(f"cannot read package {image} (a dependency): {e}")
-    for image, (objects, _) in read.done.items():
+            else:
+                chosen.append(image)
+    for image in chosen:
+        objects, _ = read.done[image]
         ext.packages.append(image)
         _add_all(ext, objects, image)
     return ext
