@@ -16,6 +16,11 @@ whose pipelines have 3-5 steps and compose about 20 resources each. Measures:
   calls made directly with ``Function.call`` on the recorded requests (target <= 1.3x).
 
 Prints a table and writes ``<out>/render-<time>.json``.
+
+``--consecutive N`` runs the stability check instead: one XR rendered N times in a row (inputs read
+from its files, the functions loaded once and called in process, the YAML output made), every
+output compared byte for byte with the first; prints the failures (target 0) and the time, and
+writes ``<out>/render-consecutive-<time>.json``.
 """
 
 from __future__ import annotations
@@ -131,7 +136,8 @@ def overhead(fdir: Path, cases: list[Path], reps: int) -> dict[str, float]:
 
     class Recording(Runtime):
         def __init__(self, inner: InProcess) -> None:
-            self.name, self.inner, self.seen = inner.name, inner, []
+            self.name, self.inner = inner.name, inner
+            self.seen: list[fnv1.RunFunctionRequest] = []
 
         async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
             copy = fnv1.RunFunctionRequest()
@@ -174,13 +180,76 @@ def overhead(fdir: Path, cases: list[Path], reps: int) -> dict[str, float]:
     return asyncio.run(main())
 
 
+def consecutive(fdir: Path, case: Path, n: int) -> dict[str, Any]:
+    """Render ``case`` ``n`` times in a row; count errors and outputs that differ from the first."""
+    from xplane.compose import dump_render, open_runtimes, render_async
+
+    async def run() -> dict[str, Any]:
+        first_inputs = inputs(case)
+        rts = open_runtimes(list(first_inputs.functions), functions_dir=fdir)
+        first: str | None = None
+        errors: list[str] = []
+        differ = 0
+        start = time.perf_counter()
+        try:
+            for i in range(n):
+                try:
+                    out = await render_async(inputs(case), runtimes=rts)
+                    text = dump_render(out.documents(include_results=True, include_context=True))
+                except Exception as e:  # a failure to count, not to stop at
+                    errors.append(f"render {i + 1}: {type(e).__name__}: {e}")
+                    continue
+                if first is None:
+                    first = text
+                elif text != first:
+                    differ += 1
+        finally:
+            for rt in rts.values():
+                await rt.close()
+        took = time.perf_counter() - start
+        return {
+            "renders": n,
+            "errors": len(errors),
+            "different_outputs": differ,
+            "failures": len(errors) + differ,
+            "first_errors": errors[:5],
+            "output_bytes": len(first or ""),
+            "total_s": took,
+            "per_render_ms": took / n * 1000,
+        }
+
+    return asyncio.run(run())
+
+
+def main_consecutive(a: argparse.Namespace) -> int:
+    """``--consecutive N``: the stability check (issue 12: no failure in 1,000 consecutive renders)."""
+    with tempfile.TemporaryDirectory(prefix="render-bench-") as tmp:
+        fdir, cases = write_suite(Path(tmp), a.xrs, a.functions)
+        r = consecutive(fdir, cases[0], a.consecutive)
+    print(f"consecutive: {r['renders']} renders of one XR ({r['output_bytes']} bytes of YAML each)")
+    print(
+        f"  failures: {r['failures']} ({r['errors']} errors, {r['different_outputs']} outputs differing "
+        f"from the first) (target 0)"
+    )
+    for e in r["first_errors"]:
+        print(f"    {e}")
+    print(f"  time: {r['total_s']:.2f} s, {r['per_render_ms']:.2f} ms per render")
+    a.out.mkdir(parents=True, exist_ok=True)
+    path = a.out / f"render-consecutive-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(r, indent=2) + "\n")
+    return 0 if r["failures"] == 0 else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--xrs", type=int, default=8)
     ap.add_argument("--functions", type=int, default=7)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--consecutive", type=int, metavar="N", help="Render one XR N times; check every output.")
     a = ap.parse_args()
+    if a.consecutive:
+        return main_consecutive(a)
     with tempfile.TemporaryDirectory(prefix="render-bench-") as tmp:
         fdir, cases = write_suite(Path(tmp), a.xrs, a.functions)
         suites = [suite_once(fdir, cases) for _ in range(a.reps)]

@@ -61,6 +61,12 @@ _ANY = click.Path(exists=True, path_type=Path)
 @click.option(
     "--timeout", default="1m", show_default=True, help="Bound on the whole render (loading and calls)."
 )
+@click.option(
+    "--step-timeout",
+    metavar="DURATION",
+    help="Bound on each pipeline step (all its calls); a Function's render.xplane.io/step-timeout "
+    "annotation overrides it. Default: only --timeout.",
+)
 @click.option("--xrd", type=_FILE, help="XRD whose schema defaults are applied to the XR first.")
 @click.option(
     "--functions-dir",
@@ -90,6 +96,7 @@ def render(
     function_credentials: Path | None,
     function_annotations: tuple[str, ...],
     timeout: str,
+    step_timeout: str | None,
     xrd: Path | None,
     functions_dir: Path | None,
     watch: bool,
@@ -112,6 +119,14 @@ def render(
         seconds = parse_duration(timeout, "--timeout")
     except XplaneError as e:
         raise click.BadParameter(str(e), param_hint="--timeout") from None
+    step_seconds: float | None = None
+    if step_timeout is not None:
+        try:
+            step_seconds = parse_duration(step_timeout, "--step-timeout")
+        except XplaneError as e:
+            raise click.BadParameter(str(e), param_hint="--step-timeout") from None
+        if step_seconds <= 0:
+            raise click.BadParameter(f"{step_timeout!r} must be positive", param_hint="--step-timeout")
     args = _Args(
         composite_resource=composite_resource,
         composition=composition,
@@ -128,6 +143,7 @@ def render(
         functions_dir=functions_dir,
         timeout=seconds,
         timeout_text=timeout,
+        step_timeout=step_seconds,
         include_full_xr=include_full_xr,
         include_results=include_function_results,
         include_context=include_context,
@@ -183,6 +199,7 @@ class _Args:
     functions_dir: Path | None
     timeout: float
     timeout_text: str
+    step_timeout: float | None
     include_full_xr: bool
     include_results: bool
     include_context: bool
@@ -237,6 +254,7 @@ def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
         apply_xrd_defaults,
         build_context,
         dump_render,
+        function_timeouts,
         load_composition,
         load_functions,
         load_schemas,
@@ -255,6 +273,7 @@ def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
     overrides = parse_pairs(a.function_annotations, "function annotation")
     for f in fns:
         f.setdefault("metadata", {}).setdefault("annotations", {}).update(overrides)
+    function_timeouts(fns)  # a bad step-timeout annotation fails before anything is pulled or started
     if a.xrd is not None:
         docs = _stream(a.xrd, "XRD")
         apply_xrd_defaults(xr, docs[0] if docs else {})
@@ -279,7 +298,13 @@ def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
         rts = await asyncio.to_thread(open_runtimes, objs, functions_dir=a.functions_dir, packages=runner)
         try:
             left = max(0.001, deadline - time.monotonic())
-            return await render_async(inputs, runtimes=rts, timeout=left, include_full_xr=a.include_full_xr)
+            return await render_async(
+                inputs,
+                runtimes=rts,
+                timeout=left,
+                include_full_xr=a.include_full_xr,
+                step_timeout=a.step_timeout,
+            )
         finally:
             await asyncio.gather(*(rt.close() for rt in rts.values()), return_exceptions=True)
 

@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "Sources": "pipeline",
     "StepResult": "pipeline",
     "MAX_REQUIREMENTS_ITERATIONS": "pipeline",
+    "StepTimeoutError": "pipeline",
     "ResourceFetcher": "fetch",
     "SchemaFetcher": "fetch",
     # runtimes
@@ -24,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "InProcess": "runtimes",
     "Development": "runtimes",
     "open_runtimes": "runtimes",
+    "function_timeouts": "runtimes",
+    "STEP_TIMEOUT_ANNOTATION": "runtimes",
     "Package": "runtimes",
     "PackageRunner": "packagerun",
     "PackageSpec": "packagerun",
@@ -52,6 +55,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "EXIT_FATAL",
     "MAX_REQUIREMENTS_ITERATIONS",
+    "STEP_TIMEOUT_ANNOTATION",
     "ComposeError",
     "Development",
     "InProcess",
@@ -68,9 +72,11 @@ __all__ = [
     "SchemaFetcher",
     "Sources",
     "StepResult",
+    "StepTimeoutError",
     "apply_xrd_defaults",
     "build_context",
     "dump_render",
+    "function_timeouts",
     "load_composition",
     "load_functions",
     "load_schemas",
@@ -105,8 +111,17 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         PipelineOutput,
         Sources,
         StepResult,
+        StepTimeoutError,
         run_pipeline,
     )
     from xplane.compose.rootfs import RootfsLimits
-    from xplane.compose.runtimes import Development, InProcess, Package, Runtime, open_runtimes
+    from xplane.compose.runtimes import (
+        STEP_TIMEOUT_ANNOTATION,
+        Development,
+        InProcess,
+        Package,
+        Runtime,
+        function_timeouts,
+        open_runtimes,
+    )
     from xplane.compose.yamlout import dump_render

@@ -13,7 +13,7 @@ from typing import Any
 from xplane.compose.errors import ComposeError, q
 from xplane.compose.fetch import ResourceFetcher, SchemaFetcher
 from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
-from xplane.compose.runtimes import Runtime, open_runtimes
+from xplane.compose.runtimes import Runtime, function_timeouts, open_runtimes
 from xplane.compose.values import to_plain
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
 
@@ -246,9 +246,15 @@ async def render_async(
     timeout: float = 60.0,
     runtimes: Mapping[str, Runtime] | None = None,
     include_full_xr: bool = False,
+    step_timeout: float | None = None,
 ) -> RenderOutput:
-    """Pre-check, open the runtimes, run the pipeline and assemble the output."""
+    """Pre-check, open the runtimes, run the pipeline and assemble the output.
+
+    ``timeout`` bounds the pipeline, ``step_timeout`` each step; a Function's
+    ``render.xplane.io/step-timeout`` annotation overrides ``step_timeout`` for its steps.
+    """
     precheck(inputs.xr, inputs.composition)
+    per_function = function_timeouts(inputs.functions)
     owned = runtimes is None
     if runtimes is None:  # loading may block (imports, compiles): a worker thread, as xfn's loader does
         rts: Mapping[str, Runtime] = await asyncio.to_thread(
@@ -271,6 +277,8 @@ async def render_async(
             context=inputs.context,
             sources=sources,
             timeout=timeout,
+            step_timeout=step_timeout,
+            function_timeouts=per_function,
         )
     finally:
         if owned:

@@ -2,13 +2,16 @@
 
 Desired state is replaced step by step, context threaded, a FATAL result stops the pipeline,
 WARNING/NORMAL results and custom conditions are collected, each step runs through the
-requirements loop (up to 6 calls), and the smallest non-zero TTL wins.
+requirements loop (up to 6 calls), and the smallest non-zero TTL wins. Every step is bounded by
+its step timeout (if any) and by what is left of the whole pipeline's timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,37 @@ if TYPE_CHECKING:
     from xplane.compose.runtimes import Runtime
 
 MAX_REQUIREMENTS_ITERATIONS = 5
+#: How long past its deadline a runtime's call may run before the pipeline stops waiting for it
+#: (runtimes enforce their deadline themselves; this is a safety net).
+OVERRUN_GRACE = 2.0
+#: A FATAL answer this close to (or past) the step's deadline is the runtime's timeout, not the function's.
+DEADLINE_SLACK = 0.002
+
+
+class StepTimeoutError(ComposeError):
+    """A step ran out of time: its own step timeout, or what was left of the pipeline's timeout."""
+
+    def __init__(self, step: str, function: str, after: float, *, whole: bool, detail: str = "") -> None:
+        why = ": the render's --timeout ran out" if whole else ""
+        super().__init__(
+            f"cannot run pipeline step {q(step)}: function {q(function)} timed out after "
+            f"{seconds(after)}{why}{f'; {detail}' if detail else ''}",
+            hint="raise --timeout"
+            if whole
+            else "raise --step-timeout, or the Function's render.xplane.io/step-timeout annotation",
+        )
+        self.step = step
+        self.function = function
+        self.after = after
+        self.whole = whole
+
+
+def seconds(value: float) -> str:
+    """``2s``, ``0.5s``, ``1m30s``: a duration as the flags spell it."""
+    if value < 60:
+        return f"{value:.3g}s"
+    m, s = divmod(round(value), 60)
+    return f"{m}m{s}s" if s else f"{m}m"
 
 
 @dataclass
@@ -82,93 +116,130 @@ def _schema(sources: Sources, api_version: str, kind: str) -> fnv1.Schema:
     return out
 
 
-def _request(
-    step: Mapping[str, Any],
-    observed: fnv1.State,
-    desired: fnv1.State,
-    context: fnv1.RunFunctionRequest | Any,
-    sources: Sources,
-) -> fnv1.RunFunctionRequest:
-    name = str(step.get("step", ""))
-    req = fnv1.RunFunctionRequest()
-    req.meta.capabilities.extend([1, 2, 3, 4, 5])
-    req.observed.CopyFrom(observed)
-    req.desired.CopyFrom(desired)
-    req.context.CopyFrom(context)
-    if step.get("input") is not None:
-        if not isinstance(step["input"], Mapping):
-            raise ComposeError(f"cannot unmarshal input for Composition pipeline step {q(name)}")
-        req.input.update(step["input"])
-    for cred in step.get("credentials") or ():
-        if cred.get("source") != "Secret" or not cred.get("secretRef"):
-            continue
-        ref = cred["secretRef"]
-        data = secret_data(sources.secrets, str(ref.get("name", "")), str(ref.get("namespace", "")))
-        req.credentials[str(cred.get("name", ""))].credential_data.data.update(data)
-    boot = step.get("requirements") or {}
-    for r in boot.get("requiredResources") or ():
-        req.required_resources[str(r.get("requirementName", ""))].CopyFrom(
-            _resources(sources.required.fetch(_selector(r)))
-        )
-    for s in boot.get("requiredSchemas") or ():
-        req.required_schemas[str(s.get("requirementName", ""))].CopyFrom(
-            _schema(sources, str(s.get("apiVersion", "")), str(s.get("kind", "")))
-        )
-    return req
-
-
 def _copy(cls: Any, msg: Any) -> Any:
     out = cls()
     out.CopyFrom(msg)
     return out
 
 
+_CAPABILITIES = (1, 2, 3, 4, 5)  # every Capability classic render announces
+
+
+def _request(
+    step: Mapping[str, Any],
+    observed: fnv1.State,
+    desired: fnv1.State,
+    context: Any,
+    sources: Sources,
+) -> fnv1.RunFunctionRequest:
+    """The first request of a step: observed, desired, context, input, credentials, bootstrap answers."""
+    name = str(step.get("step", ""))
+    req = fnv1.RunFunctionRequest(observed=observed, desired=desired, context=context)
+    req.meta.capabilities.extend(_CAPABILITIES)
+    raw = step.get("input")
+    if raw is not None:
+        if not isinstance(raw, Mapping):
+            raise ComposeError(f"cannot unmarshal input for Composition pipeline step {q(name)}")
+        req.input.update(raw)
+    for cred in step.get("credentials") or ():
+        if cred.get("source") != "Secret" or not cred.get("secretRef"):
+            continue
+        ref = cred["secretRef"]
+        data = secret_data(sources.secrets, str(ref.get("name", "")), str(ref.get("namespace", "")))
+        req.credentials[str(cred.get("name", ""))].credential_data.data.update(data)
+    boot = step.get("requirements")
+    if boot:
+        for r in boot.get("requiredResources") or ():
+            req.required_resources[str(r.get("requirementName", ""))].CopyFrom(
+                _resources(sources.required.fetch(_selector(r)))
+            )
+        for s in boot.get("requiredSchemas") or ():
+            req.required_schemas[str(s.get("requirementName", ""))].CopyFrom(
+                _schema(sources, str(s.get("apiVersion", "")), str(s.get("kind", "")))
+            )
+    return req
+
+
+def _answered(
+    req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, sources: Sources
+) -> fnv1.RunFunctionRequest:
+    """``req`` (a step's first request, built afresh) with ``rsp``'s context and answers added."""
+    for k, sel in rsp.requirements.resources.items():
+        req.required_resources[k].CopyFrom(_resources(sources.extra.fetch(sel)))
+    for k, sel in rsp.requirements.extra_resources.items():
+        req.extra_resources[k].CopyFrom(_resources(sources.extra.fetch(sel)))
+    for k, ss in rsp.requirements.schemas.items():
+        req.required_schemas[k].CopyFrom(_schema(sources, ss.api_version, ss.kind))
+    req.context.CopyFrom(rsp.context)
+    return req
+
+
+@dataclass
+class _Budget:
+    """One step's time: its deadline, and whether that is the whole pipeline's rather than the step's."""
+
+    started: float
+    deadline: float
+    whole: bool
+    step_timeout: float | None
+
+    @classmethod
+    def of(cls, step_timeout: float | None, pipeline_deadline: float) -> _Budget:
+        now = time.monotonic()
+        if step_timeout is not None and now + step_timeout < pipeline_deadline:
+            return cls(now, now + step_timeout, False, step_timeout)
+        return cls(now, pipeline_deadline, True, step_timeout)
+
+    def expired(self, step: str, function: str, detail: str = "") -> StepTimeoutError:
+        after = time.monotonic() - self.started
+        if not self.whole and self.step_timeout is not None:
+            after = self.step_timeout
+        return StepTimeoutError(step, function, after, whole=self.whole, detail=detail)
+
+
 async def _call_with_requirements(
     rt: Runtime,
     step: str,
-    req: fnv1.RunFunctionRequest,
-    boot: Mapping[str, Any],
+    first: Callable[[], fnv1.RunFunctionRequest],
     sources: Sources,
-    deadline: float,
+    budget: _Budget,
     out: PipelineOutput,
 ) -> fnv1.RunFunctionResponse:
-    """The requirements loop (``FetchingFunctionRunner``): call until requirements stop changing."""
+    """The requirements loop (``FetchingFunctionRunner``): call until requirements stop changing.
+
+    Each call gets a request of its own, which the runtime may keep or change (no copy is made):
+    ``first()``, then ``first()`` again with the previous response's answers and context.
+    """
     previous: fnv1.Requirements | None = None
-    # the bootstrap answers, copied: clearing the request's maps below must not touch them
-    base_resources = {k: _copy(fnv1.Resources, v) for k, v in req.required_resources.items()}
-    base_schemas = {k: _copy(fnv1.Schema, v) for k, v in req.required_schemas.items()}
+    deadline = budget.deadline
+    req = first()
     for _ in range(MAX_REQUIREMENTS_ITERATIONS + 1):
         left = deadline - time.monotonic()
         if left <= 0:
-            raise ComposeError(f"cannot run pipeline step {q(step)}: the render timed out")
+            raise budget.expired(step, rt.name)
         try:
-            # Function.call enforces its own deadline (kinds answer FATAL past it); Development's
-            # client passes it to gRPC as the call's deadline.
-            rsp = await rt.run(req, timeout=left)
+            if rt.enforces_deadline:  # an in-process kind answers FATAL at it; gRPC passes it on
+                rsp = await rt.run(req, timeout=left)
+            else:  # any other runtime: the pipeline stops waiting a little past it
+                async with asyncio.timeout(left + OVERRUN_GRACE):
+                    rsp = await rt.run(req, timeout=left)
+        except TimeoutError:
+            raise budget.expired(step, rt.name) from None
         except ComposeError as e:
+            if time.monotonic() >= deadline - DEADLINE_SLACK:
+                raise budget.expired(step, rt.name, e.message) from None
             raise ComposeError(f"cannot run pipeline step {q(step)}: {e.message}", hint=e.hint) from None
         out.calls += 1
-        if any(r.severity == fnv1.SEVERITY_FATAL for r in rsp.results):
-            return rsp
+        for r in rsp.results:
+            if r.severity == fnv1.SEVERITY_FATAL:
+                if time.monotonic() >= deadline - DEADLINE_SLACK:  # the runtime's answer to its deadline
+                    raise budget.expired(step, rt.name)
+                return rsp
         current = rsp.requirements if rsp.HasField("requirements") else None
         if current == previous:
             return rsp
-        previous = fnv1.Requirements()
-        previous.CopyFrom(rsp.requirements)
-        req.ClearField("required_resources")
-        req.ClearField("extra_resources")
-        req.ClearField("required_schemas")
-        for k, v in base_resources.items():
-            req.required_resources[k].CopyFrom(v)
-        for k, v in base_schemas.items():
-            req.required_schemas[k].CopyFrom(v)
-        for k, sel in rsp.requirements.resources.items():
-            req.required_resources[k].CopyFrom(_resources(sources.extra.fetch(sel)))
-        for k, sel in rsp.requirements.extra_resources.items():
-            req.extra_resources[k].CopyFrom(_resources(sources.extra.fetch(sel)))
-        for k, ss in rsp.requirements.schemas.items():
-            req.required_schemas[k].CopyFrom(_schema(sources, ss.api_version, ss.kind))
-        req.context.CopyFrom(rsp.context)
+        previous = _copy(fnv1.Requirements, rsp.requirements)
+        req = _answered(first(), rsp, sources)
     raise ComposeError(
         f"cannot run pipeline step {q(step)}: requirements didn't stabilize after the maximum number of "
         f"iterations ({MAX_REQUIREMENTS_ITERATIONS})"
@@ -183,14 +254,20 @@ async def run_pipeline(
     context: Mapping[str, Any] | None = None,
     sources: Sources | None = None,
     timeout: float = 60.0,
+    step_timeout: float | None = None,
+    function_timeouts: Mapping[str, float] | None = None,
 ) -> PipelineOutput:
     """Run ``steps`` (a Composition's ``spec.pipeline``) against ``observed``.
 
-    Raises :class:`PipelineFatalError` for a FATAL result (later steps do not run) and
-    :class:`ComposeError` for an unknown function, a transport failure, unstable requirements or
-    the ``timeout`` (seconds, the whole pipeline) running out.
+    ``timeout`` (seconds) bounds the whole pipeline; ``step_timeout`` bounds each step (all the
+    calls of its requirements loop), ``function_timeouts`` overrides it for the steps calling a
+    Function (by name). Starting a runtime (a package function's process) counts against
+    ``timeout`` only. Raises :class:`PipelineFatalError` for a FATAL result (later steps do not
+    run), :class:`StepTimeoutError` for a step out of time and :class:`ComposeError` for an
+    unknown function, a transport failure or unstable requirements.
     """
     sources = sources or Sources()
+    per_function = function_timeouts or {}
     deadline = time.monotonic() + timeout
     desired = fnv1.State()
     ctx = struct_from(context or {})
@@ -201,10 +278,13 @@ async def run_pipeline(
         rt = runtimes.get(ref)
         if rt is None:
             raise ComposeError(f"unknown Function {q(ref)} - does it exist in your Functions file?")
-        req = _request(step, observed, desired, ctx, sources)
-        rsp = await _call_with_requirements(
-            rt, name, req, step.get("requirements") or {}, sources, deadline, out
-        )
+        first = functools.partial(_request, step, observed, desired, ctx, sources)
+        try:
+            await rt.start(timeout=deadline - time.monotonic())
+        except ComposeError as e:
+            raise ComposeError(f"cannot run pipeline step {q(name)}: {e.message}", hint=e.hint) from None
+        budget = _Budget.of(per_function.get(ref, step_timeout), deadline)
+        rsp = await _call_with_requirements(rt, name, first, sources, budget, out)
         if rsp.HasField("requirements"):
             out.requirements[name] = rsp.requirements
         ttl = rsp.meta.ttl.ToTimedelta().total_seconds() if rsp.meta.HasField("ttl") else 0.0

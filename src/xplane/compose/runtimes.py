@@ -10,7 +10,7 @@ the ``render.crossplane.io/runtime`` annotation (docs/render.md).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +23,27 @@ if TYPE_CHECKING:
 RUNTIME_ANNOTATION = "render.crossplane.io/runtime"
 TARGET_ANNOTATION = "render.crossplane.io/runtime-development-target"
 DEFAULT_TARGET = "localhost:9443"
+#: xplane's own annotation: the step timeout of every step calling this Function (docs/render.md).
+STEP_TIMEOUT_ANNOTATION = "render.xplane.io/step-timeout"
 
 
 class Runtime(abc.ABC):
     """One Function's way of answering requests."""
 
     name: str
+    #: Whether :meth:`run` answers (or fails) by its ``timeout`` itself; otherwise the pipeline
+    #: stops waiting a little past it.
+    enforces_deadline: bool = False
 
     @abc.abstractmethod
     async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
-        """Answer one request within ``timeout`` seconds; raise :class:`ComposeError` on transport failure."""
+        """Answer one request within ``timeout`` seconds; raise :class:`ComposeError` on transport failure.
+
+        ``req`` is the runtime's own: the pipeline builds one per call and never reads it again.
+        """
+
+    async def start(self, *, timeout: float) -> None:  # noqa: B027 (a default hook)
+        """Be ready to answer within ``timeout`` seconds (start a process); before each step's calls."""
 
     async def close(self) -> None:  # noqa: B027 (a default hook)
         """Release what the runtime holds (idempotent)."""
@@ -45,12 +56,15 @@ class Runtime(abc.ABC):
 class InProcess(Runtime):
     """A function loaded by ``xplane.fn`` and called in this process, no server."""
 
+    enforces_deadline = True  # Function.call: the kind answers FATAL at the deadline, or xfn does
+
     def __init__(self, name: str, function: Function) -> None:
         self.name = name
         self.function = function
 
     async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
-        return await self.function.call(req, timeout=timeout)
+        # the request is ours to give (made for this call): no copy, as xfn's gRPC server does
+        return await self.function.call(req, timeout=timeout, owned=True)
 
     async def close(self) -> None:
         await self.function.close()
@@ -61,6 +75,8 @@ class InProcess(Runtime):
 
 class Development(Runtime):
     """An already-running function server (``--insecure``); nothing is started or stopped."""
+
+    enforces_deadline = True  # the gRPC call's deadline
 
     def __init__(self, name: str, target: str) -> None:
         from xplane.fn import FunctionClient
@@ -89,6 +105,8 @@ class Development(Runtime):
 class Package(Runtime):
     """A Function run from its package image in a bubblewrap sandbox (started on first use)."""
 
+    enforces_deadline = True  # readiness and the gRPC call are bounded by the deadline
+
     def __init__(self, name: str, runner: PackageRunner, spec: PackageSpec, prepared: Prepared) -> None:
         self.name = name
         self.runner = runner
@@ -110,6 +128,12 @@ class Package(Runtime):
             self.runner.discard(proc)
             raise
         return proc
+
+    async def start(self, *, timeout: float) -> None:
+        """Start the function's process (first use) and wait until it serves: the render's time."""
+        import time
+
+        await self._started(time.monotonic() + timeout)
 
     async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
         import time
@@ -143,6 +167,32 @@ def function_annotations(fn_obj: Mapping[str, Any]) -> Mapping[str, str]:
     """The Function object's annotations (empty when it has none)."""
     meta = fn_obj.get("metadata") or {}
     return meta.get("annotations") or {}
+
+
+def function_timeouts(functions: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Step timeouts (seconds) from the Functions' ``render.xplane.io/step-timeout`` annotations, by name.
+
+    A value is a duration (``30s``, ``1m30s``, ``500ms``) or seconds (``2.5``); one that does not
+    parse, or is not positive, is an error naming the Function.
+    """
+    from xplane.errors import XplaneError
+    from xplane.fn import parse_duration
+
+    out: dict[str, float] = {}
+    for obj in functions:
+        raw = function_annotations(obj).get(STEP_TIMEOUT_ANNOTATION)
+        if raw is None:
+            continue
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        where = f"Function {q(name)}: annotation {q(STEP_TIMEOUT_ANNOTATION)}"
+        try:
+            value = parse_duration(raw, where)
+        except XplaneError as e:
+            raise ComposeError(str(e.message), hint="use a duration such as 30s, 1m or 500ms") from None
+        if value <= 0:
+            raise ComposeError(f"{where}: {str(raw)!r} must be positive")
+        out[name] = value
+    return out
 
 
 def open_runtimes(
