@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,14 +46,23 @@ for crd in data["crds"]:
         key = (spec["group"], v["name"], spec["names"]["kind"])
         validators[key] = jsonschema.Draft4Validator(v["schema"]["openAPIV3Schema"])
 t1 = time.perf_counter()
-invalid = 0
-for r in data["resources"]:
-    group, version = r["apiVersion"].rsplit("/", 1)
-    val = validators.get((group, version, r["kind"]))
-    if val is not None and any(True for _ in val.iter_errors(r)):
-        invalid += 1
+def run():
+    invalid = 0
+    for r in data["resources"]:
+        group, version = r["apiVersion"].rsplit("/", 1)
+        val = validators.get((group, version, r["kind"]))
+        if val is not None and any(True for _ in val.iter_errors(r)):
+            invalid += 1
+    return invalid
+invalid = run()
 t2 = time.perf_counter()
-print(json.dumps({"compile": t1 - t0, "validate": t2 - t1, "invalid": invalid}))
+passes = []
+for _ in range(3):
+    t = time.perf_counter()
+    run()
+    passes.append(time.perf_counter() - t)
+passes.sort()
+print(json.dumps({"compile": t1 - t0, "first": t2 - t1, "validate": passes[1], "invalid": invalid}))
 """
 
 
@@ -137,17 +147,26 @@ def main() -> None:
     for crd in crds:
         schemas.add(crd)
     t1 = time.perf_counter()
-    report = validate_resources(schemas, [Resource(r) for r in resources])
+    report = validate_resources(schemas, [Resource(r) for r in resources])  # prepares nodes as reached
     t2 = time.perf_counter()
-    validate_resources(schemas, [Resource(r) for r in resources])  # again: every schema node seen before
-    t3 = time.perf_counter()
-    ours = {"compile": t1 - t0, "validate": t2 - t1, "warm": t3 - t2, "invalid": report.invalid}
+    passes = []
+    for _ in range(3):  # every schema node prepared: the steady throughput
+        t = time.perf_counter()
+        validate_resources(schemas, [Resource(r) for r in resources])
+        passes.append(time.perf_counter() - t)
+    ours = {
+        "index": t1 - t0,
+        "first": t2 - t1,
+        "validate": statistics.median(passes),
+        "passes": passes,
+        "invalid": report.invalid,
+    }
     result: dict[str, Any] = {"crds": len(crds), "resources": len(resources), "xplane": ours}
     print(f"{len(crds)} CRDs, {len(resources)} resources ({report.invalid} invalid by xplane)")
     print(
-        f"xplane      index {ours['compile']:.3f}s  validate {ours['validate']:.3f}s  "
-        f"{len(resources) / ours['validate']:.0f} resources/s (second pass {ours['warm']:.3f}s, "
-        f"{len(resources) / ours['warm']:.0f} resources/s)"
+        f"xplane      index {ours['index']:.3f}s  first pass {ours['first']:.3f}s "
+        f"({len(resources) / ours['first']:.0f} resources/s, schema nodes prepared as reached)  "
+        f"then {ours['validate']:.3f}s ({len(resources) / ours['validate']:.0f} resources/s, median of 3)"
     )
     if base_run.returncode == 0:
         base = json.loads(base_run.stdout)
@@ -155,10 +174,15 @@ def main() -> None:
         ratio = base["validate"] / ours["validate"]
         result["ratio"] = ratio
         print(
-            f"jsonschema  compile {base['compile']:.3f}s  validate {base['validate']:.3f}s  "
-            f"{len(resources) / base['validate']:.0f} resources/s ({base['invalid']} invalid)"
+            f"jsonschema  compile {base['compile']:.3f}s  first pass {base['first']:.3f}s  then "
+            f"{base['validate']:.3f}s ({len(resources) / base['validate']:.0f} resources/s, median of 3; "
+            f"{base['invalid']} invalid)"
         )
-        print(f"ratio (jsonschema time / xplane time): {ratio:.2f}x")
+        result["ratio_first"] = base["first"] / ours["first"]
+        print(
+            f"ratio (jsonschema time / xplane time): {ratio:.2f}x with the schemas prepared (target >= 2x); "
+            f"first pass {result['ratio_first']:.2f}x"
+        )
     else:
         result["jsonschema"] = {"error": base_run.stderr.strip().splitlines()[-1:]}
         print(f"baseline unavailable ({args.baseline_python}): {base_run.stderr.strip().splitlines()[-1:]}")

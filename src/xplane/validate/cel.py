@@ -135,9 +135,16 @@ class Rule:
 
 def estimate_cost(expr: str, value: Any) -> int:
     """An upper-bound-style estimate of CEL cost units for one call of ``expr`` on ``value``."""
-    depth = len(_MACROS.findall(expr))
+    depth = _macro_depth(expr)
+    if not depth:  # no comprehension: the cost does not grow with the value
+        return max(1, len(expr) // 4)
     size = 1 + _elements(value, 3)
-    return max(1, len(expr) // 4) * (size**depth if depth else 1)
+    return int(max(1, len(expr) // 4) * size**depth)
+
+
+@lru_cache(maxsize=4096)
+def _macro_depth(expr: str) -> int:
+    return len(_MACROS.findall(expr))
 
 
 def _elements(v: Any, depth: int) -> int:

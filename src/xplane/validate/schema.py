@@ -68,9 +68,14 @@ def subtree_has(node: Schema, key: str) -> bool:
         return hit[1]
     found = key in node
     if not found:
-        subs: list[Any] = list((node.get("properties") or {}).values())
-        subs += [node.get("items"), node.get("additionalProperties")]
-        found = any(subtree_has(x, key) for x in subs if isinstance(x, Mapping))
+        props = node.get("properties")
+        if props:
+            found = any(isinstance(x, dict) and subtree_has(x, key) for x in props.values())
+        if not found:
+            items, addl = node.get("items"), node.get("additionalProperties")
+            found = (isinstance(items, dict) and subtree_has(items, key)) or (
+                isinstance(addl, dict) and subtree_has(addl, key)
+            )
     _SUBTREE[(id(node), key)] = (node, found)
     return found
 
@@ -163,6 +168,32 @@ def _plain(s: Schema) -> bool:
     plain = s.keys() <= _SCALAR_ONLY
     _PLAIN[id(s)] = (s, plain)
     return plain
+
+
+_LEAF_KEYS = frozenset({"type", "description", "title"})
+_LEAF_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+}
+_LEAF: dict[int, tuple[Schema, tuple[type, ...] | None]] = {}
+
+
+def _leaf_types(s: Schema) -> tuple[type, ...] | None:
+    """For a bare scalar schema (a type and prose only), the Python types that pass it unchecked.
+
+    A value whose ``type()`` is one of them has nothing to report, default, prune or evaluate, so
+    the walk skips the call; anything else (a float for ``integer``, None, another type) goes
+    through :func:`_validate` for its exact error text.
+    """
+    hit = _LEAF.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    t = s.get("type")
+    types = _LEAF_TYPES.get(t) if isinstance(t, str) and s.keys() <= _LEAF_KEYS else None
+    _LEAF[id(s)] = (s, types)
+    return types
 
 
 def _validate(
@@ -263,8 +294,10 @@ def _array(s: Schema, v: list[Any], path: str, name: str, out: list[FieldError],
             seen.append(x)
     items = s.get("items")
     if isinstance(items, Mapping):
+        leaf = _leaf_types(items)
         for i, x in enumerate(v):
-            _validate(items, x, index(path, i), out, unk)
+            if leaf is None or type(x) not in leaf:
+                _validate(items, x, index(path, i), out, unk)
     lt = s.get("x-kubernetes-list-type")
     if lt == "set":
         for i, x in enumerate(v):
@@ -283,30 +316,79 @@ def _array(s: Schema, v: list[Any], path: str, name: str, out: list[FieldError],
                 seen_keys.append(k)
 
 
+class _ObjectPlan:
+    """What an object schema node asks, read once per node (walks visit the same nodes again and again)."""
+
+    __slots__ = (
+        "addl",
+        "defaults",
+        "embedded",
+        "leaves",
+        "max_props",
+        "min_props",
+        "node",
+        "preserve",
+        "props",
+        "required",
+    )
+
+    def __init__(self, s: Schema) -> None:
+        self.node = s
+        self.props: Mapping[str, Any] = s.get("properties") or {}
+        self.addl = s.get("additionalProperties")
+        self.defaults = _defaults_of(s) if self.props else ()
+        self.max_props = s.get("maxProperties")
+        self.min_props = s.get("minProperties")
+        self.required = tuple(s.get("required") or ())
+        self.embedded = bool(s.get("x-kubernetes-embedded-resource"))
+        self.preserve = self.addl is True or bool(s.get("x-kubernetes-preserve-unknown-fields"))
+        # bare scalar properties: the Python types that pass them with nothing to report or collect
+        self.leaves: dict[str, tuple[type, ...]] = {}
+        for k, ps in self.props.items():
+            t = ps.get("type") if isinstance(ps, Mapping) else None
+            if isinstance(t, str) and t in _LEAF_TYPES and ps.keys() <= _LEAF_KEYS:
+                self.leaves[k] = _LEAF_TYPES[t]
+
+
+_OBJECT_PLANS: dict[int, _ObjectPlan] = {}
+
+
+def _object_plan(s: Schema) -> _ObjectPlan:
+    plan = _OBJECT_PLANS.get(id(s))
+    if plan is None or plan.node is not s:
+        plan = _OBJECT_PLANS[id(s)] = _ObjectPlan(s)
+    return plan
+
+
 def _object(
     s: Schema, v: dict[str, Any], path: str, name: str, out: list[FieldError], unk: Walk | None, root: bool
 ) -> None:
-    if unk is not None and unk.defaults and "properties" in s:
-        for k, dv, nullable in _defaults_of(s):
+    plan = _object_plan(s)
+    if unk is not None and unk.defaults:
+        for k, dv, nullable in plan.defaults:
             if k not in v or (v[k] is None and not nullable):
                 v[k] = copy_json(dv)
     n = len(v)
-    if "maxProperties" in s and n > s["maxProperties"]:
-        out.append(invalid(path, n, f"{name} in body should have at most {s['maxProperties']} properties"))
-    if "minProperties" in s and n < s["minProperties"]:
-        out.append(invalid(path, n, f"{name} in body should have at least {s['minProperties']} properties"))
-    for r in s.get("required") or ():
+    if plan.max_props is not None and n > plan.max_props:
+        out.append(invalid(path, n, f"{name} in body should have at most {plan.max_props} properties"))
+    if plan.min_props is not None and n < plan.min_props:
+        out.append(invalid(path, n, f"{name} in body should have at least {plan.min_props} properties"))
+    for r in plan.required:
         if r not in v:
             out.append(required(child(path, r)))
-    if s.get("x-kubernetes-embedded-resource"):
+    if plan.embedded:
         for r in ("apiVersion", "kind"):
             if r not in v:
                 out.append(required(child(path, r)))
-    props: Mapping[str, Any] = s.get("properties") or {}
-    addl = s.get("additionalProperties")
-    embedded = root or bool(s.get("x-kubernetes-embedded-resource"))
-    keep = unk is None or addl is True or bool(s.get("x-kubernetes-preserve-unknown-fields"))
+    props = plan.props
+    leaves = plan.leaves
+    addl = plan.addl
+    embedded = root or plan.embedded
+    keep = unk is None or plan.preserve
     for k, x in v.items():
+        leaf = leaves.get(k)
+        if leaf is not None and type(x) in leaf and not (embedded and k in _META_KEYS):
+            continue  # a bare scalar of the right type: nothing to check
         ps = props.get(k)
         if embedded and k in _META_KEYS:  # kept by pruning; ObjectMeta's own fields are not checked here
             if ps is not None:
