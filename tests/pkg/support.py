@@ -4,7 +4,10 @@ registry, and a control plane whose registry settings speak plain HTTP and ignor
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -193,3 +196,59 @@ def docker_secret(name: str, registry: str, user: str, password: str) -> dict[st
         "type": "kubernetes.io/dockerconfigjson",
         "data": {".dockerconfigjson": base64.b64encode(cfg.encode()).decode()},
     }
+
+
+class PortForwarder:
+    """A plain TCP relay from ``127.0.0.1:port`` to ``upstream`` (``host:port``): makes a registry
+    appear on a port chosen beforehand (one that refused connections a moment ago, say)."""
+
+    def __init__(self, port: int, upstream: str) -> None:
+        host, _, up_port = upstream.rpartition(":")
+        self.upstream = (host, int(up_port))
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = port
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="port-forwarder", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+        self.sock.close()
+        for s in self._open:
+            with contextlib.suppress(OSError):
+                s.close()
+        self._thread.join(timeout=5)
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -56,11 +56,13 @@ class Fetcher:
         self._cache = cache or settings.image_cache()
         self._memo: dict[tuple[str, tuple[str, ...], str], FetchedPackage | BaseException] = {}
         self._lock = threading.Lock()
+        self.epoch = 0  # counts reset()s: what else is remembered "for one reconcile" keys on it
 
     def reset(self) -> None:
         """Forget what was fetched (the next reconcile fetches again)."""
         with self._lock:
             self._memo.clear()
+            self.epoch += 1
 
     def get(self, ref: str, pull_secrets: Sequence[str] = (), policy: str = "IfNotPresent") -> FetchedPackage:
         """Fetch the package ``ref`` names; raises the pull's error (an :class:`~xplane.errors.XplaneError`)."""

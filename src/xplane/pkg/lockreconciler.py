@@ -10,7 +10,7 @@ side, :class:`~xplane.pkg.dependencies.LockDependencies`, maintains) and:
 3. when a dependency is missing (or, with ``dependency_upgrades``, an installed one violates a
    constraint) resolves the whole graph with :func:`xplane.pkg.resolver.resolve` — tags listed
    concurrently through :class:`~xplane.pkg.tags.TagLister`, each candidate's ``dependsOn`` read
-   through the fetcher — and applies the plan in one store transaction: every missing dependency
+   through the fetcher (the likely candidates pulled ahead, concurrently: ``_Data.warm``) — and applies the plan in one store transaction: every missing dependency
    becomes an ordinary top-level package named ``ToDNSLabel(repository)`` (upstream's shape), every
    upgraded one gets its ``spec.package`` rewritten. A plan is applied whole or not at all; a kill
    before the commit leaves nothing, and the next pass resolves the same plan again.
@@ -21,8 +21,10 @@ Unlike upstream, a dependency from the same registry host as a dependent gets th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +52,10 @@ from xplane.pkg.resolver import (
     find_cycle,
     resolve,
     satisfies,
+    tag_version,
     validate_needs,
 )
-from xplane.pkg.tags import TagLister, TagListError
+from xplane.pkg.tags import MAX_WORKERS, TagLister, TagListError
 from xplane.store import AlreadyExistsError, NotFoundError, Store
 from xplane.xpkg import MetaError, is_digest_constraint
 
@@ -101,6 +104,11 @@ def package_name_for(source: str) -> str:
         return to_dns_label(source)
 
 
+def _precedence(tag: str) -> tuple[int, Any]:
+    v = tag_version(tag)
+    return (0, 0) if v is None else (1, v)
+
+
 class _Data:
     """:class:`~xplane.pkg.resolver.CandidateData` over the registry and the fetcher."""
 
@@ -120,6 +128,61 @@ class _Data:
         if isinstance(got, TagListError):
             raise ResolutionError(got.message, source=source)
         return got
+
+    def warm(self, installed: Sequence[Installed], upgrades: bool) -> None:
+        """Read ahead, wave by wave and concurrently, the package the resolver will most likely pick
+        for each dependency to decide (the highest tag every known constraint accepts, the pinned
+        digest, or with upgrades the lowest version at or above the installed one), so resolvelib's one-candidate-at-a-time ``needs`` calls are answered from memory
+        instead of one registry round trip after another. A wrong guess costs one extra fetch; an
+        error is left for the resolver to meet (and report) itself."""
+        have = {p.source: p.version for p in installed}
+        wants: dict[str, list[str]] = {}
+        for p in installed:
+            for n in p.needs:
+                wants.setdefault(n.package, []).append(n.constraints)
+        done: set[str] = set()
+        while True:
+            wave = [
+                s
+                for s, cs in wants.items()
+                if s not in done
+                and not (s in have and (not upgrades or all(satisfies(c, have[s]) for c in cs)))
+            ]
+            done.update(wants)
+            picks: dict[str, str] = {}
+            pins = {s: {c for c in wants[s] if is_digest_constraint(c)} for s in wave}
+            self.prelist([s for s in wave if not pins[s]])
+            for s in wave:
+                if pins[s]:
+                    if len(pins[s]) == 1:
+                        picks[s] = next(iter(pins[s]))
+                    continue
+                tags = self.listed.get(s)
+                ok = [
+                    t
+                    for t in (tags if isinstance(tags, list) else ())
+                    if tag_version(t) is not None and all(satisfies(c, t) for c in wants[s])
+                ]
+                up = [t for t in ok if s in have and _precedence(t) >= _precedence(have[s])]
+                if up:  # an upgrade moves to the lowest version at or above the installed one
+                    picks[s] = min(up, key=_precedence)
+                elif ok:
+                    picks[s] = max(ok, key=_precedence)
+            if not picks:
+                return
+            if len(picks) > 1:
+                with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(picks))) as pool:
+                    list(pool.map(self._peek, picks.items()))
+            for s, version in picks.items():  # from memory now; merges kinds and pull secrets
+                try:
+                    for n in self.needs(s, version):
+                        wants.setdefault(n.package, []).append(n.constraints)
+                except ResolutionError:
+                    pass
+
+    def _peek(self, pick: tuple[str, str]) -> None:
+        with contextlib.suppress(ResolutionError):
+            self.owner.needs_of(pick[0], pick[1], self.secrets.get(pick[0], ()), self.kinds.get(pick[0]))
 
     def needs(self, source: str, version: str) -> Sequence[Need]:
         needs = self.owner.needs_of(source, version, self.secrets.get(source, ()), self.kinds.get(source))
@@ -148,6 +211,7 @@ class LockResolver:
         self.fetcher = fetcher or Fetcher(store, settings)
         self.tags = tags or TagLister(store, settings, ttl=settings.tag_ttl)
         self._needs: dict[tuple[str, str], tuple[Need, ...]] = {}
+        self._epoch = self.fetcher.epoch
         self.last_plan: Plan | None = None
 
     @property
@@ -282,6 +346,7 @@ class LockResolver:
                 )
             ]
         )
+        data.warm(installed, self.upgrades)
         return resolve(
             GraphInput(
                 installed,
@@ -298,6 +363,9 @@ class LockResolver:
 
     def reconcile(self, store: Store) -> bool:
         """One pass over the Lock; whether anything was written."""
+        if self.fetcher.epoch != self._epoch:  # a new reconcile: unreachable registries are tried again
+            self._epoch = self.fetcher.epoch
+            self.tags.forget_failures()
         lock_kind = kind_named(store, "Lock")
         lock = store.try_get(lock_kind, LOCK_NAME)
         if lock is None:

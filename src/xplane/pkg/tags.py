@@ -4,7 +4,9 @@ Upstream lists tags through ``ListVersions`` after the ImageConfig rewrite (spec
 step 7). xplane lists every source a resolution needs at once (a thread each, bounded), keeps
 each list for ``ttl`` seconds (shared by every reconcile of one control plane) and, when the
 registry cannot be reached, falls back to the tags the image cache holds for the repository, so a
-graph whose every version is cached resolves offline.
+graph whose every version is cached resolves offline. A listing that fails is remembered until
+:meth:`TagLister.forget_failures` (the Lock side calls it once per reconcile), so the passes of one
+reconcile do not each retry an unreachable registry.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class TagLister:
         self._ttl = ttl
         self._clock = clock
         self._memo: dict[tuple[str, tuple[str, ...]], tuple[float, list[str]]] = {}
+        self._failed: dict[tuple[str, tuple[str, ...]], TagListError] = {}
         self._lock = threading.Lock()
         self.registry_calls = 0
 
@@ -83,17 +86,31 @@ class TagLister:
         now = self._clock()
         with self._lock:
             hit = self._memo.get(key)
+            failed = self._failed.get(key)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        tags = self._list(source, pull_secrets)
+        if failed is not None:
+            raise failed
+        try:
+            tags = self._list(source, pull_secrets)
+        except TagListError as e:
+            with self._lock:
+                self._failed[key] = e
+            raise
         with self._lock:
             self._memo[key] = (now, tags)
         return tags
 
     def forget(self) -> None:
-        """Drop every cached list (the next resolution lists again)."""
+        """Drop every cached list and failure (the next resolution lists again)."""
         with self._lock:
             self._memo.clear()
+            self._failed.clear()
+
+    def forget_failures(self) -> None:
+        """Drop the remembered failures (a new reconcile tries those registries again)."""
+        with self._lock:
+            self._failed.clear()
 
     def _list(self, source: str, pull_secrets: Sequence[str]) -> list[str]:
         try:
