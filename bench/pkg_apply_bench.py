@@ -20,12 +20,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,43 +31,8 @@ sys.path.insert(0, str(ROOT))
 from tests.pkg.support import composition, push, write_package, xrd  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 
-PY = sys.executable
-XP = [PY, "-m", "xplane.cli.main"]
-
-
-def configuration(name: str, ref: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "pkg.crossplane.io/v1",
-        "kind": "Configuration",
-        "metadata": {"name": name},
-        "spec": {"package": ref},
-    }
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
-    return elapsed
-
-
-def installed(env: dict[str, str], expected: int) -> None:
-    r = subprocess.run([*XP, "get", "configurations", "-o", "json"], env=env, capture_output=True, text=True)
-    items = json.loads(r.stdout)["items"] if r.stdout else []
-    ok = [
-        i
-        for i in items
-        if {c["type"]: c["status"] for c in i.get("status", {}).get("conditions", [])}.get("Healthy")
-        == "True"
-    ]
-    if len(ok) != expected:
-        raise SystemExit(f"expected {expected} healthy configurations, found {len(ok)}:\n{r.stdout[:2000]}")
-
-
-def fmt(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:.0f} ms [{min(samples) * 1000:.0f}-{max(samples) * 1000:.0f}]"
+sys.path.insert(0, str(ROOT / "bench"))
+from pkgbench import PY, XP, fmt, healthy, manifest, timed  # noqa: E402
 
 
 def main() -> int:
@@ -98,7 +61,7 @@ def main() -> int:
                 )
                 ref = registry.ref(f"bench/pkg{i:02d}", "v1.0.0")
                 push(root, ref, tmp)
-                doc = configuration(f"bench-{i:02d}", ref)
+                doc = manifest("Configuration", f"bench-{i:02d}", ref)
                 (manifests / f"pkg{i:02d}.json").write_text(json.dumps(doc))
                 docs.append(doc)
             everything = tmp / "all.yaml"
@@ -118,7 +81,7 @@ def main() -> int:
 
             warm = fresh("warm")  # pulls every package into the shared cache (and byte-compiles)
             timed([*XP, "apply", "-f", str(everything)], warm)
-            installed(warm, n)
+            healthy(warm, {"configurations": n})
 
             one, interpreter, together, separate = [], [], [], []
             for rep in range(args.reps):
@@ -133,7 +96,7 @@ def main() -> int:
                         separate.append(
                             sum(timed([*XP, "apply", "-f", str(f)], env) for f in sorted(manifests.iterdir()))
                         )
-                    installed(env, n)
+                    healthy(env, {"configurations": n})
         finally:
             registry.stop()
     ratio = statistics.median(together) / statistics.median(separate)

@@ -25,12 +25,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,48 +39,10 @@ from tests.support.registry import RegistryServer  # noqa: E402
 
 from xplane.oci import to_dns_label  # noqa: E402
 
-PY = sys.executable
-XP = [PY, "-m", "xplane.cli.main"]
+sys.path.insert(0, str(ROOT / "bench"))
+from pkgbench import XP, fmt, healthy, manifest, timed  # noqa: E402
+
 TARGET = 0.4
-
-
-def manifest(kind: str, name: str, ref: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "pkg.crossplane.io/v1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "spec": {"package": ref},
-    }
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
-    return elapsed
-
-
-def healthy(env: dict[str, str], want: dict[str, int]) -> None:
-    """Every package kind has ``want[kind]`` installed and healthy packages."""
-    for kind, n in want.items():
-        r = subprocess.run([*XP, "get", kind, "-o", "json"], env=env, capture_output=True, text=True)
-        items = json.loads(r.stdout)["items"] if r.stdout.strip() else []
-        ok = [
-            i
-            for i in items
-            if {c["type"]: c["status"] for c in (i.get("status") or {}).get("conditions") or ()}.get(
-                "Healthy"
-            )
-            == "True"
-        ]
-        if len(ok) != n:
-            raise SystemExit(f"expected {n} healthy {kind}, found {len(ok)}:\n{r.stdout[:3000]}\n{r.stderr}")
-
-
-def fmt(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:.0f} ms [{min(samples) * 1000:.0f}-{max(samples) * 1000:.0f}]"
 
 
 def main() -> int:
