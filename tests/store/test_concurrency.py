@@ -90,3 +90,19 @@ def test_sigkill_at_any_point_leaves_a_consistent_store(db_path: Path, delay: fl
         rv = _check_consistent(db_path)
         assert rv > progress
         progress = rv
+
+
+def test_processes_creating_the_database_at_once_all_open_it(tmp_path: Path) -> None:
+    # A second process used to read the header (no application_id yet) and then the tables the
+    # first one had just committed, and refuse the file as "not xplane's state".
+    ctx = multiprocessing.get_context("spawn")
+    for round_ in range(8):
+        path = str(tmp_path / f"r{round_}" / "state.db")
+        start, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=workers.open_fresh, args=(path, start, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        errors = [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert errors == [""] * 4, errors

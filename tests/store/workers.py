@@ -85,3 +85,15 @@ def churn(path: str) -> None:
                 store.modify(
                     "configurationrevision", f"{old}-0", lambda o: o["metadata"].pop("finalizers", None)
                 )
+
+
+def open_fresh(path: str, start: Any, results: Any) -> None:
+    """Open (and so create) the state database at ``path`` the moment ``start`` fires; put the
+    error text, or "", on ``results``."""
+    start.wait()
+    try:
+        with Store.open(path) as store:
+            store.list("configuration")
+        results.put("")
+    except Exception as e:  # the test reports it
+        results.put(f"{type(e).__name__}: {e}")

@@ -37,6 +37,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -235,7 +236,13 @@ def open_connection(
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=64)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        app_id, version = _header(conn)
+        # one snapshot: another process creating the schema must be seen before or after, not half way
+        conn.execute("BEGIN")
+        try:
+            app_id, version = _header(conn)
+            own_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            conn.execute("COMMIT")
         if version > schema_version:
             raise SchemaVersionError(str(path), version, schema_version)
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and version != 0):
@@ -244,14 +251,13 @@ def open_connection(
                 "it was left as it is",
                 hint="point XPLANE_HOME (--home) at another directory",
             )
-        if app_id == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if app_id == 0 and own_tables:
             raise StoreCorruptError(
                 f"{path} is an SQLite database but not xplane's state (it has tables of its own); "
                 "it was left as it is",
                 hint="point XPLANE_HOME (--home) at another directory",
             )
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn, busy_timeout)
         conn.execute(f"PRAGMA synchronous = {sync}")
         conn.execute("PRAGMA secure_delete = FAST")  # zero deleted Secret bytes when it costs no I/O
         conn.execute("PRAGMA journal_size_limit = 67108864")
@@ -264,6 +270,23 @@ def open_connection(
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch the file to WAL mode, waiting up to ``busy_timeout`` for processes that hold it.
+
+    SQLite answers a journal-mode change that meets another connection's lock with "database is
+    locked" at once, without its busy handler: several processes creating the database together
+    (two ``xp apply`` on a fresh home) would fail all but one.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _header(conn: sqlite3.Connection) -> tuple[int, int]:
