@@ -275,8 +275,8 @@ def main() -> int:
     for k, what in [
         ("pull_s", f"pull {a.functions} packages"),
         ("unpack_s", f"unpack {a.functions} rootfs"),
-        ("render_s", "render (starts the sandboxes in turn)"),
-        ("start_s", "  apart: start the sandboxes in turn"),
+        ("render_s", "render (starts its sandboxes together)"),
+        ("start_s", "  apart: start the sandboxes one by one"),
         ("call_s", "  apart: the render once started"),
     ]:
         row(what, f"{phases[k] * 1000:,.0f} ms")

@@ -169,3 +169,50 @@ def test_timeout_bounds_the_pipeline(tmp_path: Path) -> None:
     finally:
         loop_start.close()
     assert '"s"' in str(e.value)
+
+
+class Starting(Runtime):
+    """Wraps a real runtime; records when it is started and called (and can fail to start)."""
+
+    def __init__(self, inner: Runtime, name: str, events: list[str], fail: bool = False) -> None:
+        self.name, self.inner, self.events, self.fail = name, inner, events, fail
+
+    async def start(self, *, timeout: float) -> None:
+        self.events.append(f"start {self.name}")
+        await asyncio.sleep(0.01)  # a sandbox coming up
+        if self.fail:
+            raise ComposeError(f"function {self.name} did not start")
+        self.events.append(f"ready {self.name}")
+
+    async def run(self, req: fnv1.RunFunctionRequest, *, timeout: float) -> fnv1.RunFunctionResponse:
+        self.events.append(f"run {self.name}")
+        return await self.inner.run(req, timeout=timeout)
+
+
+def test_every_runtime_starts_before_the_first_step_runs(script: InProcess) -> None:
+    events: list[str] = []
+    rts = {n: Starting(script, n, events) for n in ("a", "b", "c")}
+    steps = [_step("one", "a"), _step("two", "b"), _step("three", "c"), _step("four", "a")]
+    asyncio.run(run_pipeline(steps, rts, _observed()))
+    assert sorted(events[:3]) == ["start a", "start b", "start c"]  # together, not step by step
+    assert [e for e in events if e.startswith("run")] == ["run a", "run b", "run c", "run a"]
+    assert events.count("start a") == 1
+
+
+def test_a_start_failure_is_reported_at_its_step_and_only_if_it_is_reached(script: InProcess) -> None:
+    events: list[str] = []
+    rts = {"a": Starting(script, "a", events), "broken": Starting(script, "broken", events, fail=True)}
+    with pytest.raises(ComposeError, match='cannot run pipeline step "two": function broken did not start'):
+        asyncio.run(run_pipeline([_step("one", "a"), _step("two", "broken")], rts, _observed()))
+    assert "run a" in events  # step one ran first
+    with pytest.raises(PipelineFatalError):  # FATAL at step one: the broken start never surfaces
+        asyncio.run(
+            run_pipeline(
+                [
+                    _step("one", "a", results=[{"severity": "fatal", "message": "stop"}]),
+                    _step("two", "broken"),
+                ],
+                rts,
+                _observed(),
+            )
+        )

@@ -9,6 +9,7 @@ its step timeout (if any) and by what is left of the whole pipeline's timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -269,6 +270,38 @@ async def run_pipeline(
     sources = sources or Sources()
     per_function = function_timeouts or {}
     deadline = time.monotonic() + timeout
+    # every runtime the pipeline uses starts now, together (a package function's sandbox takes a
+    # few hundred ms to serve); each step then waits only for its own
+    starting: dict[str, asyncio.Future[None]] = {}
+    for step in steps:
+        ref = str((step.get("functionRef") or {}).get("name", ""))
+        rt = runtimes.get(ref)
+        if rt is not None and ref not in starting:
+            starting[ref] = asyncio.ensure_future(rt.start(timeout=deadline - time.monotonic()))
+    try:
+        return await _run_steps(
+            steps, runtimes, observed, context, sources, deadline, step_timeout, per_function, starting
+        )
+    finally:
+        for task in starting.values():
+            if not task.done():
+                task.cancel()
+        for task in starting.values():  # retrieve every outcome: a step never reached fails quietly
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def _run_steps(
+    steps: Sequence[Mapping[str, Any]],
+    runtimes: Mapping[str, Runtime],
+    observed: fnv1.State,
+    context: Mapping[str, Any] | None,
+    sources: Sources,
+    deadline: float,
+    step_timeout: float | None,
+    per_function: Mapping[str, float],
+    starting: Mapping[str, asyncio.Future[None]],
+) -> PipelineOutput:
     desired = fnv1.State()
     ctx = struct_from(context or {})
     out = PipelineOutput(desired=desired, context={})
@@ -280,7 +313,7 @@ async def run_pipeline(
             raise ComposeError(f"unknown Function {q(ref)} - does it exist in your Functions file?")
         first = functools.partial(_request, step, observed, desired, ctx, sources)
         try:
-            await rt.start(timeout=deadline - time.monotonic())
+            await asyncio.shield(starting[ref])
         except ComposeError as e:
             raise ComposeError(f"cannot run pipeline step {q(name)}: {e.message}", hint=e.hint) from None
         budget = _Budget.of(per_function.get(ref, step_timeout), deadline)
