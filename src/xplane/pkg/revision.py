@@ -7,9 +7,11 @@ upstream does, but no runtime runs them: ``RuntimeHealthy`` says so (reason ``Ru
 
 from __future__ import annotations
 
+import collections
 import copy
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xplane.pkg import conditions as cond
 from xplane.pkg import establish as est
@@ -23,9 +25,40 @@ from xplane.pkg.names import (
     RUNTIME_KINDS,
     kind_named,
 )
-from xplane.xpkg import crossplane_incompatibility, lint_package
+from xplane.xpkg import LintResult, crossplane_incompatibility, lint_package
+
+if TYPE_CHECKING:
+    from xplane.pkg.fetch import FetchedPackage
 
 MSG_SYNCED = "Successfully reconciled package revision"
+
+_LINTED: collections.OrderedDict[tuple[str, str], tuple[LintResult, LintResult]] = collections.OrderedDict()
+_LINTED_MAX = 512
+_LINTED_LOCK = threading.Lock()
+
+
+def _linted(fetched: FetchedPackage, pkg_kind: str) -> tuple[LintResult, LintResult]:
+    """The package's validation (meta only) and full lint, once per digest and kind in a process.
+
+    Every pass re-reconciles every revision; a package's contents cannot change under its digest,
+    so neither can these answers.
+    """
+    key = (fetched.digest, pkg_kind)
+    with _LINTED_LOCK:
+        hit = _LINTED.get(key)
+        if hit is not None:
+            _LINTED.move_to_end(key)
+            return hit
+    docs = [fetched.package.meta_document, *fetched.package.objects]
+    answer = (
+        lint_package(docs, package_type=pkg_kind, check_objects=False),
+        lint_package(docs, package_type=pkg_kind),
+    )
+    with _LINTED_LOCK:
+        _LINTED[key] = answer
+        while len(_LINTED) > _LINTED_MAX:
+            _LINTED.popitem(last=False)
+    return answer
 
 
 def reconcile_revision(ctx: Context, kind: str, name: str) -> bool:
@@ -110,11 +143,9 @@ def _reconcile(ctx: Context, kind: str, rev: dict[str, Any]) -> bool:
         status.pop("appliedImageConfigRefs", None)
 
     pkg = fetched.package
-    docs = [pkg.meta_document, *pkg.objects]
-    validation = lint_package(docs, package_type=pkg_kind, check_objects=False)
+    validation, lint = _linted(fetched, pkg_kind)
     if not validation.ok:
         return fail(f"validating package contents failed: {validation.upstream_error}", "ValidatePackage")
-    lint = lint_package(docs, package_type=pkg_kind)
     if not lint.ok:
         ctx.event(rev, "Warning", "LintPackage", f"linting package contents failed: {lint.upstream_error}")
 
