@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from xplane.compose.errors import ComposeError
+from xplane.oci import StreamingTar, ZstdLayerError, open_layer
 
 ROOTFS_DIR = "rootfs"
 TEMP_PREFIX = ".tmp-"
@@ -145,25 +146,11 @@ class _Budget:
             )
 
 
-class _StreamingTar(tarfile.TarFile):
-    """A forward-only tar reader that keeps no list of the entries it has passed."""
-
-    def next(self) -> tarfile.TarInfo | None:
-        member = super().next()
-        self.members.clear()  # type: ignore[attr-defined]  # undeclared in typeshed
-        return member
-
-
 def _open_layer(path: Path, where: str) -> IO[bytes]:
-    f = path.open("rb")
-    head = f.read(4)
-    f.seek(0)
-    if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    if head == b"\x28\xb5\x2f\xfd":
-        f.close()
-        raise RootfsError(f"{where} is zstd-compressed, which xplane cannot unpack yet")
-    return f
+    try:
+        return open_layer(path)
+    except ZstdLayerError:
+        raise RootfsError(f"{where} is zstd-compressed, which xplane cannot unpack yet") from None
 
 
 def _clean(name: str, where: str) -> str:
@@ -225,7 +212,7 @@ def _mkdirs(path: Path, root: Path) -> None:
 def _apply_layer(root: Path, layer: Path, where: str, budget: _Budget) -> None:
     written: set[str] = set()
     try:
-        with _open_layer(layer, where) as raw, _StreamingTar.open(fileobj=raw, mode="r|") as tf:
+        with _open_layer(layer, where) as raw, StreamingTar.open(fileobj=raw, mode="r|") as tf:
             for member in tf:
                 budget.entry()
                 _apply_entry(root, tf, member, where, written, budget)

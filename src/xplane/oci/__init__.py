@@ -92,6 +92,11 @@ _EXPORTS: dict[str, str] = {
     "write_docker_archive": "layout",
     "write_oci_layout": "layout",
     "write_oci_archive": "layout",
+    # layer blobs as tar streams (xpkg's package.yaml search, render's rootfs unpacker)
+    "StreamingTar": "layertar",
+    "ZstdLayerError": "layertar",
+    "layer_compression": "layertar",
+    "open_layer": "layertar",
     # push
     "PushProgress": "push",
     "push_image": "push",
@@ -166,8 +171,10 @@ __all__ = [
     "RegistrySettings",
     "RegistryUnavailableError",
     "RetryPolicy",
+    "StreamingTar",
     "TLSError",
     "TagEntry",
+    "ZstdLayerError",
     "atomic_output",
     "cached_image",
     "default_cache_root",
@@ -177,9 +184,11 @@ __all__ = [
     "friendly_id",
     "image_from_cache",
     "index_bytes_for",
+    "layer_compression",
     "load_archive",
     "load_file",
     "normalize_key",
+    "open_layer",
     "package_source",
     "parse_duration",
     "parse_manifest",
@@ -248,6 +257,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         TLSError,
     )
     from xplane.oci.imagepull import Image, PullPolicy, PullProgress, cached_image, image_from_cache, pull
+    from xplane.oci.layertar import StreamingTar, ZstdLayerError, layer_compression, open_layer
     from xplane.oci.layout import (
         BlobReader,
         LayoutEntry,

@@ -24,6 +24,7 @@ from xplane.oci.archivesource import ArchiveLimits, Source
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import ArchiveError, InvalidReferenceError, ManifestError
 from xplane.oci.jsonbound import loads_bounded
+from xplane.oci.layertar import layer_compression
 from xplane.oci.models import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_LAYER_ZSTD, Descriptor
 from xplane.oci.reference import Reference
 
@@ -143,11 +144,8 @@ class _DiffIdHasher:
 
 
 def _layer_media_type(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return DOCKER_LAYER
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return OCI_LAYER_ZSTD
-    return DOCKER_LAYER_UNCOMPRESSED
+    kind = layer_compression(head)
+    return DOCKER_LAYER if kind == "gzip" else OCI_LAYER_ZSTD if kind == "zstd" else DOCKER_LAYER_UNCOMPRESSED
 
 
 def _named_hex(name: str) -> str | None:

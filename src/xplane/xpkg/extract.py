@@ -19,7 +19,6 @@ read for one package are refused. Nothing is kept per entry beyond the names the
 
 from __future__ import annotations
 
-import gzip
 import posixpath
 import tarfile
 import zlib
@@ -27,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from xplane.oci import Descriptor
+from xplane.oci import Descriptor, StreamingTar, ZstdLayerError, open_layer
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 
@@ -68,19 +67,6 @@ class _EntryBudget:
             )
 
 
-class _StreamingTar(tarfile.TarFile):
-    """A forward-only tar reader that keeps no list of the entries it has passed.
-
-    ``TarFile`` appends every entry it reads to ``members`` (for random access), even in stream
-    mode, where it can never seek back; this reader drops them as it goes.
-    """
-
-    def next(self) -> tarfile.TarInfo | None:
-        member = super().next()
-        self.members.clear()  # type: ignore[attr-defined]  # undeclared in typeshed
-        return member
-
-
 def base_layer_index(layers: Sequence[Descriptor], config: dict[str, object] | None = None) -> int | None:
     """Index of the package layer: the first annotated ``base``, else the first labelled ``base``."""
     for i, d in enumerate(layers):
@@ -96,17 +82,11 @@ def base_layer_index(layers: Sequence[Descriptor], config: dict[str, object] | N
 
 def _open_layer(path: Path, where: str) -> IO[bytes]:
     try:
-        f = path.open("rb")
+        return open_layer(path)
     except OSError as e:
         raise _unreadable(where, e) from e
-    magic = f.read(4)
-    f.seek(0)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    if magic == b"\x28\xb5\x2f\xfd":
-        f.close()
-        raise PackageError(f"layer {path.name} is zstd-compressed, which xplane cannot read yet")
-    return f
+    except ZstdLayerError:
+        raise PackageError(f"layer {path.name} is zstd-compressed, which xplane cannot read yet") from None
 
 
 _READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError)
@@ -124,7 +104,7 @@ def _members(
 ) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     with _open_layer(path, where) as raw:
         try:
-            with _StreamingTar.open(fileobj=raw, mode="r|") as tf:
+            with StreamingTar.open(fileobj=raw, mode="r|") as tf:
                 for member in tf:
                     budget.take(where)
                     yield member, tf
