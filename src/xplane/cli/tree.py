@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from xplane.pkg import TreeNode
 
 DOT_TIMEOUT = 60.0
-_KINDS = ("Configuration", "Provider", "Function")
 
 
 def line_parts(t: TreeNode) -> list[tuple[str, str]]:
@@ -134,12 +133,14 @@ def tree(kind: str, name: str, output: str | None, svg: Path | None, home: Path 
 
     KIND is configuration, provider or function (any name 'xp get' accepts for them).
     """
-    from xplane.pkg import package_graph
+    from xplane.pkg import PACKAGE_KINDS, package_graph
     from xplane.store import NotFoundError
 
     store = open_for_reading(home)
     try:
-        kinds = [k for k in resolve(store, kind) if k.group == "pkg.crossplane.io" and k.kind in _KINDS]
+        kinds = [
+            k for k in resolve(store, kind) if k.group == "pkg.crossplane.io" and k.kind in PACKAGE_KINDS
+        ]
         if not kinds:
             raise click.UsageError(f"{kind!r} is not a package kind: use configuration, provider or function")
         if store is None:

@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xplane.errors import XplaneError
-from xplane.oci import Reference, to_dns_label
 from xplane.pkg.conditions import HEALTHY, INSTALLED, get_condition
-from xplane.pkg.names import LOCK_NAME, PACKAGE_KINDS, identifier_of, kind_named, source_of
+from xplane.pkg.names import (
+    LOCK_NAME,
+    PACKAGE_KINDS,
+    identifier_of,
+    kind_named,
+    package_name_for,
+    source_or_ref,
+)
 from xplane.pkg.resolver import satisfies
 from xplane.store import NotFoundError, Store
 
@@ -48,7 +54,7 @@ class GraphNode:
     @property
     def label(self) -> str:
         """``Kind/name`` (the would-be name, ``ToDNSLabel(repository)``, when missing)."""
-        return f"{self.kind}/{self.name or _dns_name(self.source)}"
+        return f"{self.kind}/{self.name or package_name_for(self.source)}"
 
 
 @dataclass(frozen=True)
@@ -171,20 +177,6 @@ def _attrs(attrs: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={_q(v)}" for k, v in attrs.items())
 
 
-def _dns_name(source: str) -> str:
-    try:
-        return to_dns_label(Reference.parse(source).repository)
-    except XplaneError:
-        return to_dns_label(source)
-
-
-def _source(ref: str) -> str:
-    try:
-        return source_of(ref)
-    except XplaneError:
-        return ref
-
-
 def _version(ref: str) -> str | None:
     try:
         return identifier_of(ref)
@@ -211,7 +203,7 @@ class _Reader:
         self.objects: dict[str, list[dict[str, Any]]] = {}
         for k in PACKAGE_KINDS:
             for o in store.list(kind_named(store, k)):
-                src = _source(str((o.get("spec") or {}).get("package") or ""))
+                src = source_or_ref(str((o.get("spec") or {}).get("package") or ""))
                 self.objects.setdefault(src, []).append(o)
         lock = store.try_get(kind_named(store, "Lock"), LOCK_NAME) or {}
         entries = [e for e in lock.get("packages") or () if isinstance(e, Mapping)]
@@ -270,7 +262,7 @@ def package_graph(store: Store, kind: str, name: str) -> PackageGraph:
     if root_obj is None:
         raise NotFoundError(k.resource, name)
     reader = _Reader(store)
-    root = _source(str((root_obj.get("spec") or {}).get("package") or ""))
+    root = source_or_ref(str((root_obj.get("spec") or {}).get("package") or ""))
     nodes = {root: reader.node(root_obj, root, kind)}
     edges: dict[str, tuple[GraphEdge, ...]] = {}
     todo = [root]

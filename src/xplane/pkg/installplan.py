@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from xplane.errors import XplaneError
 from xplane.pkg.lockreconciler import Graph, LockResolver, reference_for
-from xplane.pkg.names import LOCK_NAME, identifier_of, kind_named, source_of
+from xplane.pkg.names import LOCK_NAME, identifier_of, kind_named, source_or_ref
 from xplane.pkg.resolver import Installed, Need, Plan, ResolutionError, Step
 from xplane.xpkg import MetaError, crossplane_incompatibility
 
@@ -88,7 +88,7 @@ def plan_install(
     name = str((obj.get("metadata") or {}).get("name") or "")
     spec = obj.get("spec") or {}
     ref = str(spec.get("package") or "")
-    source, version = _source_of(ref), identifier_of(ref)
+    source, version = source_or_ref(ref), identifier_of(ref)
     existing = store.try_get(kind_named(store, kind), name)
     previous = str((existing or {}).get("spec", {}).get("package") or "") or None
     action = "install" if existing is None else ("keep" if previous == ref else "update")
@@ -115,7 +115,7 @@ def plan_install(
     lock = store.try_get(kind_named(store, "Lock"), LOCK_NAME) or {}
     try:
         graph = resolver.read_graph(lock)
-        old_source = _source_of(previous) if previous else None
+        old_source = source_or_ref(previous) if previous else None
         kept = tuple(p for p in graph.installed if p.source not in (source, old_source))
         graph = replace(graph, installed=kept)
         plan = resolver.plan(graph, extra=[Installed(source, version, name, needs)])
@@ -131,19 +131,11 @@ def plan_install(
 
 
 def _with_root(root: Step, plan: Plan, graph: Graph, notes: tuple[str, ...]) -> InstallPlan:
+    installed = {p.source for p in graph.installed}
     steps = tuple(
-        s
-        for s in plan.steps
-        if s.source != root.source and (s.action != "keep" or s.source in {p.source for p in graph.installed})
+        s for s in plan.steps if s.source != root.source and (s.action != "keep" or s.source in installed)
     )
     return InstallPlan(root, steps, plan.rounds, incompatible=plan.incompatible, notes=notes)
-
-
-def _source_of(ref: str) -> str:
-    try:
-        return source_of(ref)
-    except XplaneError:
-        return ref
 
 
 __all__ = ["InstallPlan", "plan_install"]

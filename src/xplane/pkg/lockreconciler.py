@@ -10,9 +10,10 @@ side, :class:`~xplane.pkg.dependencies.LockDependencies`, maintains) and:
 3. when a dependency is missing (or, with ``dependency_upgrades``, an installed one violates a
    constraint) resolves the whole graph with :func:`xplane.pkg.resolver.resolve` — tags listed
    concurrently through :class:`~xplane.pkg.tags.TagLister`, each candidate's ``dependsOn`` read
-   through the fetcher (the likely candidates pulled ahead, concurrently: ``_Data.warm``) — and applies the plan in one store transaction: every missing dependency
-   becomes an ordinary top-level package named ``ToDNSLabel(repository)`` (upstream's shape), every
-   upgraded one gets its ``spec.package`` rewritten. A plan is applied whole or not at all; a kill
+   through the fetcher (the likely candidates pulled ahead, concurrently: ``_Data.warm``) — and
+   applies the plan in one store transaction: every missing dependency becomes an ordinary
+   top-level package named ``ToDNSLabel(repository)`` (upstream's shape), every upgraded one gets
+   its ``spec.package`` rewritten. A plan is applied whole or not at all; a kill
    before the commit leaves nothing, and the next pass resolves the same plan again.
 
 Unlike upstream, a dependency from the same registry host as a dependent gets the dependent's
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xplane.errors import XplaneError
-from xplane.oci import Reference, to_dns_label
+from xplane.oci import Reference
 from xplane.pkg import conditions as cond
 from xplane.pkg.dependencies import LOCK_FINALIZER
 from xplane.pkg.fetch import Fetcher
@@ -41,6 +42,7 @@ from xplane.pkg.names import (
     PKG_GROUP,
     REVISION_KIND,
     kind_named,
+    package_name_for,
     source_of,
 )
 from xplane.pkg.resolver import (
@@ -96,14 +98,6 @@ def reference_for(source: str, version: str) -> str:
     return f"{source}@{version}" if is_digest_constraint(version) else f"{source}:{version}"
 
 
-def package_name_for(source: str) -> str:
-    """Upstream's name for a dependency it installs: ``ToDNSLabel(repository path)``."""
-    try:
-        return to_dns_label(Reference.parse(source).repository)
-    except XplaneError:
-        return to_dns_label(source)
-
-
 def _precedence(tag: str) -> tuple[int, Any]:
     v = tag_version(tag)
     return (0, 0) if v is None else (1, v)
@@ -132,8 +126,9 @@ class _Data:
     def warm(self, installed: Sequence[Installed], upgrades: bool) -> None:
         """Read ahead, wave by wave and concurrently, the package the resolver will most likely pick
         for each dependency to decide (the highest tag every known constraint accepts, the pinned
-        digest, or with upgrades the lowest version at or above the installed one), so resolvelib's one-candidate-at-a-time ``needs`` calls are answered from memory
-        instead of one registry round trip after another. A wrong guess costs one extra fetch; an
+        digest, or with upgrades the lowest version at or above the installed one), so resolvelib's
+        one-candidate-at-a-time ``needs`` calls are answered from memory instead of one registry
+        round trip after another. A wrong guess costs one extra fetch; an
         error is left for the resolver to meet (and report) itself."""
         have = {p.source: p.version for p in installed}
         wants: dict[str, list[str]] = {}

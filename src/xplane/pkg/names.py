@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from xplane.oci import Reference, friendly_id, package_source
+from xplane.errors import XplaneError
+from xplane.oci import Reference, friendly_id, package_source, to_dns_label
 from xplane.store import Kind, Store
 
 PKG_GROUP = "pkg.crossplane.io"
@@ -50,6 +51,22 @@ def cache_file_name(source: str, digest: str) -> str:
 def source_of(ref: str) -> str:
     """``ParsePackageSourceFromReference``: the reference without its identifier, as written."""
     return package_source(Reference.parse(ref))
+
+
+def source_or_ref(ref: str) -> str:
+    """:func:`source_of`, or ``ref`` itself when it does not parse (a key for what is displayed)."""
+    try:
+        return source_of(ref)
+    except XplaneError:
+        return ref
+
+
+def package_name_for(source: str) -> str:
+    """Upstream's name for a dependency it installs: ``ToDNSLabel(repository path)``."""
+    try:
+        return to_dns_label(Reference.parse(source).repository)
+    except XplaneError:
+        return to_dns_label(source)
 
 
 def identifier_of(ref: str) -> str:

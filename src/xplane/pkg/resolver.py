@@ -435,12 +435,16 @@ def _searched(provider: _Provider, rounds: int) -> Plan:
     for source, version in versions.items():
         for r in provider.get_dependencies(_Cand(source, version, False)):
             wanted.setdefault(r.source, []).append(r)
-    plan = _plan(provider, versions, wanted, rounds)
-    return Plan(plan.versions, plan.steps, plan.rounds, plan.incompatible, searched=max(1, found.nodes))
+    return _plan(provider, versions, wanted, rounds, searched=max(1, found.nodes))
 
 
 def _plan(
-    provider: _Provider, versions: dict[str, str], wanted: Mapping[str, list[_Req]], rounds: int
+    provider: _Provider,
+    versions: dict[str, str],
+    wanted: Mapping[str, list[_Req]],
+    rounds: int,
+    *,
+    searched: int = 0,
 ) -> Plan:
     """Steps (install, upgrade, downgrade, keep) and why, from the chosen versions and their edges."""
     graph = provider.g
@@ -469,7 +473,7 @@ def _plan(
             old, new = _semver(have.version), _semver(version)
             action = "downgrade" if old is not None and new is not None and new < old else "upgrade"
         steps.append(Step(source, name, kind, api, version, action, have.version if have else None, why))
-    return Plan(versions, tuple(steps), rounds, tuple(incompatible))
+    return Plan(versions, tuple(steps), rounds, tuple(incompatible), searched)
 
 
 def _first_source(causes: Iterable[Any]) -> str | None:

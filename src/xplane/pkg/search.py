@@ -84,11 +84,11 @@ def search(problem: Problem, *, max_nodes: int = 100_000, max_seconds: float = 3
     for edge in problem.roots:
         domains[edge.package] = _filter(problem, edge, domains[edge.package])
     required = frozenset(e.package for e in problem.roots)
-    start = _propagate(graph, domains, deque(domains))
-    if start is None or any(not start[s] for s in required):
+    _propagate(graph, domains, deque(domains))
+    if any(not domains[s] for s in required):
         return Found(None, 0)
     budget = _Budget(max_nodes, max_seconds)
-    return Found(_decide(graph, start, required, {}, budget), budget.nodes)
+    return Found(_decide(graph, domains, required, {}, budget), budget.nodes)
 
 
 def _discover(problem: Problem) -> tuple[_Graph, Domains]:
@@ -130,30 +130,28 @@ def _filter(problem: Problem, edge: Edge, versions: Iterable[str]) -> tuple[str,
     return tuple(v for v in versions if problem.satisfies(edge.constraints, edge.package, v))
 
 
-def _propagate(graph: _Graph, domains: Domains, changed: deque[str]) -> Domains | None:
-    """Remove every version that needs a package left with no satisfying version (to a fixpoint).
+def _propagate(graph: _Graph, domains: Domains, changed: deque[str]) -> None:
+    """Remove, in place and to a fixpoint, every version that needs a package whose remaining
+    versions all miss its constraint (``changed``: the packages whose versions just shrank).
 
-    Returns the new domains (``domains`` is not modified), or None when a package that some
-    remaining decision cannot do without is emptied (its dependents' versions all go too, and the
-    caller sees an empty required domain).
+    A package emptied this way takes its dependents' versions that need it along; the caller sees
+    the empty domain of whatever it cannot do without.
     """
-    out = dict(domains)
     queued = set(changed)
     while changed:
         target = changed.popleft()
         queued.discard(target)
-        allowed = out[target]
+        allowed = domains[target]
         for source, version, constraints in graph.dependents.get(target, ()):
-            current = out.get(source, ())
+            current = domains.get(source, ())
             if version not in current:
                 continue
             if any(graph.problem.satisfies(constraints, target, u) for u in allowed):
                 continue
-            out[source] = tuple(v for v in current if v != version)
+            domains[source] = tuple(v for v in current if v != version)
             if source not in queued:
                 queued.add(source)
                 changed.append(source)
-    return out
 
 
 class _Budget:
@@ -187,11 +185,11 @@ def _decide(
             if narrowed != trial[e.package]:
                 trial[e.package] = narrowed
                 changed.append(e.package)
-        after = _propagate(graph, trial, changed)
+        _propagate(graph, trial, changed)
         now_required = required | {e.package for e in edges}
-        if after is None or any(not after[s] for s in now_required):
+        if any(not trial[s] for s in now_required):
             continue
-        found = _decide(graph, after, now_required, {**chosen, source: version}, budget)
+        found = _decide(graph, trial, now_required, {**chosen, source: version}, budget)
         if found is not None:
             return found
     return None
