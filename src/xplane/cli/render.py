@@ -7,7 +7,6 @@ timeout); 6 a pipeline step returned a FATAL result (docs/cli.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,7 +258,6 @@ def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
         load_functions,
         load_schemas,
         load_xr,
-        open_runtimes,
         parse_pairs,
         precheck,
         render_async,
@@ -290,27 +288,17 @@ def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
             parse_pairs(a.context_files, "context file"), parse_pairs(a.context_values, "context value")
         ),
     )
-    deadline = start + a.timeout
-
-    async def run() -> Any:
-        # loading may block (imports, compiles, pulls, unpacks): a worker thread, as xfn's loader does
-        objs: list[Mapping[str, Any]] = list(fns)
-        rts = await asyncio.to_thread(open_runtimes, objs, functions_dir=a.functions_dir, packages=runner)
-        try:
-            left = max(0.001, deadline - time.monotonic())
-            return await render_async(
-                inputs,
-                runtimes=rts,
-                timeout=left,
-                include_full_xr=a.include_full_xr,
-                step_timeout=a.step_timeout,
-            )
-        finally:
-            await asyncio.gather(*(rt.close() for rt in rts.values()), return_exceptions=True)
-
-    left = max(0.001, deadline - time.monotonic())
+    left = max(0.001, a.timeout - (time.monotonic() - start))
+    render = render_async(
+        inputs,
+        functions_dir=a.functions_dir,
+        packages=runner,
+        timeout=left,
+        include_full_xr=a.include_full_xr,
+        step_timeout=a.step_timeout,
+    )
     try:
-        out = asyncio.run(asyncio.wait_for(run(), timeout=left + 2.0))
+        out = asyncio.run(asyncio.wait_for(render, timeout=left + 2.0))
     except TimeoutError:
         raise ComposeError(
             f"cannot render composite resource: the render did not finish within {a.timeout_text}",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xplane.compose.errors import ComposeError, q
 from xplane.compose.fetch import ResourceFetcher, SchemaFetcher
@@ -16,6 +17,9 @@ from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
 from xplane.compose.runtimes import Runtime, function_timeouts, open_runtimes
 from xplane.compose.values import to_plain
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
+
+if TYPE_CHECKING:
+    from xplane.compose.packagerun import PackageRunner
 
 FIXED_TIME = "2024-01-01T00:00:00Z"
 COMPOSITE_LABEL = "crossplane.io/composite"
@@ -247,18 +251,24 @@ async def render_async(
     runtimes: Mapping[str, Runtime] | None = None,
     include_full_xr: bool = False,
     step_timeout: float | None = None,
+    packages: PackageRunner | None = None,
 ) -> RenderOutput:
     """Pre-check, open the runtimes, run the pipeline and assemble the output.
 
-    ``timeout`` bounds the pipeline, ``step_timeout`` each step; a Function's
-    ``render.xplane.io/step-timeout`` annotation overrides ``step_timeout`` for its steps.
+    ``timeout`` bounds opening the runtimes (when they are not given) and the pipeline,
+    ``step_timeout`` each step; a Function's ``render.xplane.io/step-timeout`` annotation overrides
+    ``step_timeout`` for its steps. ``packages`` runs the Functions found neither in
+    ``functions_dir`` nor on a server from their packages (:func:`open_runtimes`).
     """
+    deadline = time.monotonic() + timeout
     precheck(inputs.xr, inputs.composition)
     per_function = function_timeouts(inputs.functions)
     owned = runtimes is None
-    if runtimes is None:  # loading may block (imports, compiles): a worker thread, as xfn's loader does
+    if (
+        runtimes is None
+    ):  # loading may block (imports, compiles, pulls): a worker thread, as xfn's loader does
         rts: Mapping[str, Runtime] = await asyncio.to_thread(
-            open_runtimes, list(inputs.functions), functions_dir=functions_dir
+            open_runtimes, list(inputs.functions), functions_dir=functions_dir, packages=packages
         )
     else:
         rts = runtimes
@@ -276,7 +286,7 @@ async def render_async(
             observed_state(inputs.xr, inputs.observed),
             context=inputs.context,
             sources=sources,
-            timeout=timeout,
+            timeout=max(0.001, deadline - time.monotonic()),
             step_timeout=step_timeout,
             function_timeouts=per_function,
         )

@@ -9,7 +9,6 @@ its step timeout (if any) and by what is left of the whole pipeline's timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -284,11 +283,9 @@ async def run_pipeline(
         )
     finally:
         for task in starting.values():
-            if not task.done():
-                task.cancel()
-        for task in starting.values():  # retrieve every outcome: a step never reached fails quietly
-            with contextlib.suppress(BaseException):
-                await task
+            task.cancel()  # a no-op for those done
+        # collect every outcome: a start that failed for a step never reached fails quietly
+        await asyncio.gather(*starting.values(), return_exceptions=True)
 
 
 async def _run_steps(
@@ -313,7 +310,7 @@ async def _run_steps(
             raise ComposeError(f"unknown Function {q(ref)} - does it exist in your Functions file?")
         first = functools.partial(_request, step, observed, desired, ctx, sources)
         try:
-            await asyncio.shield(starting[ref])
+            await starting[ref]
         except ComposeError as e:
             raise ComposeError(f"cannot run pipeline step {q(name)}: {e.message}", hint=e.hint) from None
         budget = _Budget.of(per_function.get(ref, step_timeout), deadline)
