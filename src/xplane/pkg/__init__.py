@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "Installed": "resolver",
     "Need": "resolver",
     "CandidateData": "resolver",
+    "reference_for": "resolver",
     "InstallPlan": "installplan",
     "plan_install": "installplan",
     # names
@@ -117,6 +118,7 @@ __all__ = [
     "package_health",
     "package_warnings",
     "plan_install",
+    "reference_for",
     "resolve",
     "revision_name",
 ]
@@ -151,6 +153,14 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         fully_qualified,
         revision_name,
     )
-    from xplane.pkg.resolver import CandidateData, GraphInput, Installed, Need, ResolutionError, resolve
+    from xplane.pkg.resolver import (
+        CandidateData,
+        GraphInput,
+        Installed,
+        Need,
+        ResolutionError,
+        reference_for,
+        resolve,
+    )
     from xplane.pkg.schema import check_package_object, package_warnings
     from xplane.pkg.settings import DEFAULT_CROSSPLANE_VERSION, ControlPlaneSettings

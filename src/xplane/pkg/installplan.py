@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from xplane.errors import XplaneError
-from xplane.pkg.lockreconciler import Graph, LockResolver, reference_for
+from xplane.pkg.lockreconciler import Graph, LockResolver
 from xplane.pkg.names import LOCK_NAME, identifier_of, kind_named, source_or_ref
-from xplane.pkg.resolver import Installed, Need, Plan, ResolutionError, Step
+from xplane.pkg.resolver import Installed, Need, Plan, ResolutionError, Step, reference_for
 from xplane.xpkg import MetaError, crossplane_incompatibility
 
 if TYPE_CHECKING:

@@ -52,6 +52,7 @@ from xplane.pkg.resolver import (
     Plan,
     ResolutionError,
     find_cycle,
+    reference_for,
     resolve,
     satisfies,
     tag_version,
@@ -91,11 +92,6 @@ def host_of(source: str) -> str:
         return Reference.parse(source).registry
     except XplaneError:
         return ""
-
-
-def reference_for(source: str, version: str) -> str:
-    """``source:tag`` or ``source@sha256:…``."""
-    return f"{source}@{version}" if is_digest_constraint(version) else f"{source}:{version}"
 
 
 def _precedence(tag: str) -> tuple[int, Any]:

@@ -134,6 +134,11 @@ def _semver(tag: str) -> Version | None:
     return v if v.original.count(".") >= 2 else None  # upstream drops incomplete tags (v1, v1.2)
 
 
+def reference_for(source: str, version: str) -> str:
+    """``source:tag`` or ``source@sha256:…``: the reference a plan's version of ``source`` names."""
+    return f"{source}@{version}" if is_digest_constraint(version) else f"{source}:{version}"
+
+
 def tag_version(tag: str) -> Version | None:
     """A tag as a complete semver version, or None for tags upstream ignores (``latest``, ``v1.2``)."""
     return _semver(tag)

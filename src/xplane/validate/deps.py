@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from xplane.pkg import GraphInput, Installed, Need, ResolutionError, resolve
+from xplane.oci import Reference, package_source
+from xplane.pkg import GraphInput, Installed, Need, ResolutionError, reference_for, resolve
 
 META_ROOT = "crossplane.yaml/"  # the source of a meta root (never fetched)
 PKG_API = "pkg.crossplane.io/v1"
@@ -38,25 +39,14 @@ class PackageSource(Protocol):
 
 
 def source_of(ref: str) -> str:
-    """A reference without its tag or digest (``reg/repo:v1`` -> ``reg/repo``)."""
-    ref = ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
-    if ":" in last:
-        last = last.split(":", 1)[0]
-    return f"{head}/{last}" if head else last
+    """A reference without its tag or digest, as written (``reg/repo:v1`` -> ``reg/repo``)."""
+    return package_source(Reference.parse(ref))
 
 
 def version_of(ref: str) -> str:
     """The tag or digest of a reference (``latest`` when it names neither)."""
-    if "@" in ref:
-        return ref.split("@", 1)[1]
-    last = ref.rpartition("/")[2]
-    return last.split(":", 1)[1] if ":" in last else "latest"
-
-
-def reference_for(source: str, version: str) -> str:
-    """``source:tag`` or ``source@sha256:…``."""
-    return f"{source}@{version}" if version.startswith("sha256:") else f"{source}:{version}"
+    r = Reference.parse(ref)
+    return r.digest or r.tag or "latest"
 
 
 def needs_of(deps: Iterable[Any], owner: str) -> tuple[tuple[Need, ...], list[str]]:

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xplane.pkg import Installed, ResolutionError
+from xplane.pkg import Installed, ResolutionError, reference_for
 from xplane.validate.deps import (
     META_ROOT,
     PackageSource,
     needs_of,
-    reference_for,
     resolve_dependencies,
     source_of,
     version_of,
