@@ -9,10 +9,12 @@ interpreter), packaged with ``xp xpkg build --embed-runtime-image-tarball`` and 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -27,6 +29,7 @@ from tests.compose.conftest import render_cli  # noqa: F401 (fixture)
 from tests.support.authfiles import write_docker_config
 from tests.support.fnimage import FUNCTION_NAME, build_function_image
 from tests.support.registry import RegistryServer
+from xplane.compose.sandbox import own_network_unavailable
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap"), reason="bubblewrap is not installed")
 
@@ -226,7 +229,7 @@ def test_a_function_that_hangs_is_bounded_by_the_timeout_and_stopped(
     assert time.monotonic() - start < 8
     assert "function function-pkg" in got.err and "did not accept connections on 127.0.0.1:" in got.err
     assert "thinking forever" in got.err
-    assert _sandboxes(cache) == []
+    assert _sandboxes(cache) == [] and _relays() == []
 
 
 def test_a_function_that_answers_garbage_fails_the_render_within_the_timeout(
@@ -283,6 +286,57 @@ def test_a_warm_runner_keeps_one_process_across_renders_until_closed(
     assert _sandboxes(cache) == []
 
 
+def _relays() -> list[int]:
+    """PIDs of running network relays (xplane.compose.netrelay), which must not outlive a render."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                if b"netrelay.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def host_listener() -> Iterator[str]:
+    """A TCP listener on the host's 127.0.0.1 that a sandboxed function may or may not reach."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        yield f"127.0.0.1:{srv.getsockname()[1]}"
+
+
+@pytest.mark.skipif(
+    own_network_unavailable("/usr/bin/bwrap") is not None, reason="no network namespaces here"
+)
+def test_by_default_the_function_has_only_a_loopback_of_its_own(
+    render_cli: Any, function_package: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    host_listener: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DOCKER_CONFIG", str(function_package["login"]))
+    env = {"render.crossplane.io/runtime-docker-env": f"FN_PROBE={host_listener}"}
+    d = _inputs(tmp_path / "in", function_package["ref"], env)
+    got = _render(render_cli, d, function_package["cache"], "-r")
+    assert got.code == 0, got.err
+    # the host's 127.0.0.1 listener is not the sandbox's: nothing listens on its own loopback there
+    assert "probe=ConnectionRefusedError" in got.out
+    assert _sandboxes(function_package["cache"]) == [] and _relays() == []
+
+
+def test_the_host_network_annotation_shares_the_hosts_network(
+    render_cli: Any, function_package: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    host_listener: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DOCKER_CONFIG", str(function_package["login"]))
+    ann = {
+        "render.crossplane.io/runtime-docker-env": f"FN_PROBE={host_listener}",
+        "render.xplane.io/network": "Host",
+    }
+    d = _inputs(tmp_path / "in", function_package["ref"], ann)
+    got = _render(render_cli, d, function_package["cache"], "-r")
+    assert got.code == 0, got.err
+    assert "probe=connected" in got.out
+    assert _relays() == []
+
+
 def test_pull_policy_never_with_nothing_cached_is_a_clear_error(
     render_cli: Any, tmp_path: Path, registry_basic: RegistryServer
 ) -> None:
@@ -306,6 +360,10 @@ def test_bad_annotation_values_are_named(render_cli: Any, tmp_path: Path) -> Non
         'unsupported "render.crossplane.io/runtime-docker-pull-policy" annotation value "Sometimes"'
         in got.err
     )
+    d = _inputs(tmp_path / "in2", "xpkg.example.org/f:v1", {"render.xplane.io/network": "None"})
+    got = _render(render_cli, d, tmp_path / "c")
+    assert got.code == 1
+    assert 'unsupported "render.xplane.io/network" annotation value "None" (want Loopback or Host)' in got.err
 
 
 # ---- the rootfs unpacker, on hand-made layers --------------------------------------------------

@@ -10,7 +10,8 @@ Entrypoint is ``python3 /fn/main.py``; it takes ``--insecure`` and ``--address``
 
 ``FN_MODE`` (set with the ``runtime-docker-env`` annotation) changes how it starts: ``crash``
 writes to stderr and exits 3, ``hang`` never listens, ``garbage`` answers every connection with
-bytes that are not HTTP/2.
+bytes that are not HTTP/2. ``FN_PROBE=HOST:PORT`` makes each call try a TCP connection there and
+report ``probe=connected`` (or the error's name) in its Result: what the sandbox's network allows.
 
 The image is written as a ``docker save`` tarball and cached by content: the build (a few seconds)
 happens once per key, reused by later sessions from ``cache_dir``.
@@ -64,6 +65,18 @@ def _writable(path):
         return "no"
 
 
+def _probe(address):
+    """Whether this function can open a TCP connection to HOST:PORT (the sandbox's network)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # no getaddrinfo: no idna codec here
+        s.settimeout(2)
+        try:
+            s.connect((host, int(port)))
+        except OSError as e:
+            return type(e).__name__
+    return "connected"
+
+
 class FunctionRunner(grpcv1.FunctionRunnerService):
     async def RunFunction(self, req, _context):
         rsp = response.to(req)
@@ -78,11 +91,13 @@ class FunctionRunner(grpcv1.FunctionRunnerService):
             },
         )
         rsp.desired.resources["bucket"].ready = fnv1.READY_TRUE
-        response.normal(
-            rsp,
+        message = (
             f"cwd={os.getcwd()} greeting={os.environ.get('GREETING', '')} "
-            f"tmp-writable={_writable('/tmp')} root-writable={_writable('/')}",
+            f"tmp-writable={_writable('/tmp')} root-writable={_writable('/')}"
         )
+        if os.environ.get("FN_PROBE"):
+            message += f" probe={_probe(os.environ['FN_PROBE'])}"
+        response.normal(rsp, message)
         return rsp
 
 

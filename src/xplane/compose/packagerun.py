@@ -3,12 +3,16 @@
 :class:`PackageRunner` pulls the Function's package (``spec.package``, or the
 ``render.crossplane.io/runtime-docker-image`` annotation's image) through xplane's cache and
 registry client, unpacks its layers into a content-addressed rootfs (:mod:`xplane.compose.rootfs`)
-and starts :class:`FunctionProcess` es: the image's Entrypoint plus ``--insecure`` and
-``--address=127.0.0.1:PORT`` in a ``bwrap`` sandbox (read-only rootfs as ``/``, private ``/tmp``,
-``/proc`` and ``/dev``; new user, PID, IPC, UTS and cgroup namespaces; no capabilities; killed with
-xplane). The sandbox keeps the host's network namespace: the host must reach the function's port,
-and a ``--unshare-net`` namespace has a loopback of its own that the host cannot reach; the
-function listens on 127.0.0.1 only.
+and starts :class:`FunctionProcess` es: the image's Entrypoint plus ``--insecure`` and ``--address``
+in a ``bwrap`` sandbox (read-only rootfs as ``/``, private ``/tmp``, ``/proc`` and ``/dev``; new
+user, PID, IPC, UTS and cgroup namespaces; no capabilities; killed with xplane).
+
+Network (the ``render.xplane.io/network`` annotation): ``Loopback``, the default where the kernel
+allows it, gives the sandbox a network namespace of its own whose only interface is its loopback;
+the function listens on ``127.0.0.1:9443`` there and xplane reaches it through
+:mod:`xplane.compose.netrelay`, started in that namespace with ``nsenter`` and listening on a unix
+socket in a private directory. ``Host`` keeps the host's network (a function that calls out to
+the world needs it); the function then listens on a free port of the host's 127.0.0.1.
 
 Readiness is a gRPC connect (HTTP/2 handshake) bounded by the caller's deadline, raced against the
 process's exit (a pidfd): never a sleep. stderr is kept in a bounded ring for error messages.
@@ -16,14 +20,10 @@ process's exit (a pidfd): never a sleep. stderr is kept in a bounded ring for er
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
+import logging
 import os
 import shutil
-import signal
-import socket
-import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,9 +32,17 @@ from typing import TYPE_CHECKING, Any
 
 from xplane.compose.errors import ComposeError, q
 from xplane.compose.rootfs import RootfsLimits, ensure_rootfs, rootfs_path
+from xplane.compose.sandbox import (
+    NETWORK_ANNOTATION,
+    SANDBOX_PORT,
+    FunctionProcess,
+    Prepared,
+    free_port,
+    own_network_unavailable,
+    sandbox_argv,
+)
 
 if TYPE_CHECKING:
-    from xplane.fn import FunctionClient
     from xplane.oci import RegistryClient
 
 IMAGE_ANNOTATION = "render.crossplane.io/runtime-docker-image"
@@ -43,9 +51,8 @@ ENV_ANNOTATION = "render.crossplane.io/runtime-docker-env"
 CLEANUP_ANNOTATION = "render.crossplane.io/runtime-docker-cleanup"
 PULL_POLICIES = ("Always", "Never", "IfNotPresent")
 CLEANUPS = ("Remove", "Stop", "Orphan")
+NETWORKS = ("Loopback", "Host")
 BWRAP = "/usr/bin/bwrap"
-STDERR_TAIL_BYTES = 4096
-STOP_GRACE_S = 2.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -58,6 +65,7 @@ class PackageSpec:
     pull_policy: str = "IfNotPresent"
     env: tuple[tuple[str, str], ...] = ()
     cleanup: str = "Remove"
+    network: str = ""  # "Loopback", "Host", or "" (Loopback where the kernel allows it)
 
 
 def package_spec(name: str, fn_obj: Mapping[str, Any], annotations: Mapping[str, str]) -> PackageSpec:
@@ -78,24 +86,17 @@ def package_spec(name: str, fn_obj: Mapping[str, Any], annotations: Mapping[str,
         raise ComposeError(
             f"unsupported {q(CLEANUP_ANNOTATION)} annotation value {q(cleanup)} (unknown cleanup policy)"
         )
+    network = annotations.get(NETWORK_ANNOTATION) or ""
+    if network and network not in NETWORKS:
+        raise ComposeError(
+            f"unsupported {q(NETWORK_ANNOTATION)} annotation value {q(network)} (want Loopback or Host)"
+        )
     env = []
     for item in (annotations.get(ENV_ANNOTATION) or "").split(","):
         key, eq, value = item.partition("=")
         if eq and key.strip():  # entries without "=" are ignored, as upstream
             env.append((key.strip(), value))
-    return PackageSpec(name, image, policy, tuple(env), cleanup)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A pulled and unpacked function image."""
-
-    image: str
-    rootfs: Path
-    argv: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
-    workdir: str
-    unpacked: bool  # False when an earlier unpack was reused
+    return PackageSpec(name, image, policy, tuple(env), cleanup, network)
 
 
 def _image_env(config: Mapping[str, Any], extra: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -109,164 +110,7 @@ def _image_env(config: Mapping[str, Any], extra: Sequence[tuple[str, str]]) -> t
     return tuple(env.items())
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class FunctionProcess:
-    """One sandboxed function server on 127.0.0.1:``port``, with the tail of its stderr."""
-
-    def __init__(self, name: str, image: str, argv: Sequence[str], port: int) -> None:
-        self.name = name
-        self.image = image
-        self.argv = list(argv)
-        self.port = port
-        self.address = f"127.0.0.1:{port}"
-        self._tail: collections.deque[bytes] = collections.deque()
-        self._tail_bytes = 0
-        self._lock = threading.Lock()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ready = False
-        self._client: FunctionClient | None = None
-
-    def start(self) -> None:
-        """Start the sandbox (returns at once; see :meth:`wait_ready`)."""
-        try:
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
-        except OSError as e:
-            raise ComposeError(f"cannot start function {self.name} ({self.image}): {e.strerror or e}") from e
-        threading.Thread(target=self._drain, name=f"stderr-{self.name}", daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        fd = self.proc.stderr.fileno()
-        with contextlib.suppress(OSError, ValueError):
-            while chunk := os.read(fd, 4096):
-                with self._lock:
-                    self._tail.append(chunk)
-                    self._tail_bytes += len(chunk)
-                    while self._tail_bytes > STDERR_TAIL_BYTES and len(self._tail) > 1:
-                        self._tail_bytes -= len(self._tail.popleft())
-        with contextlib.suppress(OSError):
-            self.proc.stderr.close()
-
-    def stderr_tail(self) -> str:
-        """The last few KiB the function wrote to stderr (decoded leniently)."""
-        with self._lock:
-            data = b"".join(self._tail)[-STDERR_TAIL_BYTES:]
-        return data.decode("utf-8", "replace").strip()
-
-    def exit_code(self) -> int | None:
-        """The process's exit code, or None while it runs."""
-        return None if self.proc is None else self.proc.poll()
-
-    def describe_failure(self) -> str:
-        """``exited with code N`` (when it did) and the stderr tail, for an error message."""
-        code = self.exit_code()
-        text = f"; it exited with code {code}" if code is not None else ""
-        tail = self.stderr_tail()
-        return f"{text}; stderr: {tail[-1500:]}" if tail else f"{text}; stderr: (empty)"
-
-    @property
-    def client(self) -> FunctionClient:
-        """A plaintext :class:`xplane.fn.FunctionClient` for this server."""
-        if self._client is None:
-            from xplane.fn import FunctionClient
-
-            self._client = FunctionClient(self.address)
-        return self._client
-
-    async def wait_ready(self, timeout: float) -> None:
-        """Wait until the server accepts an HTTP/2 connection, it exits, or ``timeout`` passes."""
-        import grpc
-
-        if self.ready:
-            return
-        assert self.proc is not None
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[None] = loop.create_future()
-        pidfd = os.pidfd_open(self.proc.pid)
-
-        def on_exit() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(pidfd, on_exit)
-        options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 100)]
-        channel = grpc.aio.insecure_channel(self.address, options=options)
-        ready = asyncio.ensure_future(channel.channel_ready())
-        try:
-            done, _ = await asyncio.wait(
-                {ready, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            ready.cancel()
-            await channel.close()
-        if exited in done or self.exit_code() is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(1.0)
-            raise ComposeError(
-                f"function {self.name} ({self.image}) stopped before it served{self.describe_failure()}"
-            )
-        if ready not in done:
-            raise ComposeError(
-                f"function {self.name} ({self.image}) did not accept connections on {self.address} within "
-                f"{timeout:.3g}s{self.describe_failure()}",
-                hint="does the image take --insecure and --address=HOST:PORT, as functions built with the "
-                "SDKs do? otherwise raise --timeout",
-            )
-        self.ready = True
-
-    async def close_client(self) -> None:
-        """Close the gRPC channel (bound to the render's event loop); the process keeps running."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a grace period; the sandbox dies with its bwrap."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait()
-
-
-def sandbox_argv(bwrap: str, prepared: Prepared, port: int) -> list[str]:
-    """The ``bwrap`` command line that runs ``prepared``'s entrypoint on 127.0.0.1:``port``."""
-    argv = [
-        bwrap,
-        "--ro-bind", str(prepared.rootfs), "/",
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--tmpfs", "/tmp",
-        "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--clearenv",
-    ]  # fmt: skip
-    for key, value in prepared.env:
-        argv += ["--setenv", key, value]
-    argv += [
-        "--chdir",
-        prepared.workdir or "/",
-        "--",
-        *prepared.argv,
-        "--insecure",
-        f"--address=127.0.0.1:{port}",
-    ]
-    return argv
+log = logging.getLogger(__name__)
 
 
 class PackageRunner:
@@ -339,19 +183,48 @@ class PackageRunner:
 
     def process(self, spec: PackageSpec, prepared: Prepared) -> FunctionProcess:
         """A running (maybe warm) process for ``prepared``; started here, not yet known ready."""
-        key = (prepared.rootfs, prepared.argv, prepared.env, prepared.workdir)
+        key = (prepared.rootfs, prepared.argv, prepared.env, prepared.workdir, spec.network)
         with self._lock:
             warm = self._warm.get(key)
             if warm is not None and warm.exit_code() is None:
                 return warm
-            port = _free_port()
-            proc = FunctionProcess(
-                spec.name, spec.image, sandbox_argv(self._bwrap(spec.name), prepared, port), port
-            )
+            proc = self._new_process(spec, prepared)
             proc.start()
             if self.keep_warm or spec.cleanup == "Orphan":
                 self._warm[key] = proc
             return proc
+
+    def _own_network(self, spec: PackageSpec, bwrap: str) -> bool:
+        if spec.network == "Host":
+            return False
+        reason = own_network_unavailable(bwrap)
+        if reason is None:
+            return True
+        if spec.network == "Loopback":
+            raise ComposeError(
+                f"cannot run Function {q(spec.name)} with {NETWORK_ANNOTATION}: Loopback: this machine "
+                f"cannot give a sandbox a network namespace of its own: {reason}",
+                hint=f"set {NETWORK_ANNOTATION}: Host to share the host's network",
+            )
+        log.warning(
+            "function %s shares the host's network: a sandbox cannot have a network namespace of its own "
+            "here (%s)",
+            spec.name,
+            reason,
+        )
+        return False
+
+    def _new_process(self, spec: PackageSpec, prepared: Prepared) -> FunctionProcess:
+        bwrap = self._bwrap(spec.name)
+        if self._own_network(spec, bwrap):
+            relay_dir = Path(tempfile.mkdtemp(prefix="xplane-fn-"))
+            argv = sandbox_argv(bwrap, prepared, SANDBOX_PORT, own_network=True)
+            return FunctionProcess(
+                spec.name, spec.image, argv, f"unix:{relay_dir / 'grpc.sock'}", relay_dir=relay_dir
+            )
+        port = free_port()
+        argv = sandbox_argv(bwrap, prepared, port)
+        return FunctionProcess(spec.name, spec.image, argv, f"127.0.0.1:{port}")
 
     def discard(self, proc: FunctionProcess) -> None:
         """Stop ``proc`` and forget it, warm or not (it failed: the next render starts a new one)."""

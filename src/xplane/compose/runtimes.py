@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from xplane.compose.errors import ComposeError, q
 
 if TYPE_CHECKING:
-    from xplane.compose.packagerun import FunctionProcess, PackageRunner, PackageSpec, Prepared
+    from xplane.compose.packagerun import PackageRunner, PackageSpec
+    from xplane.compose.sandbox import FunctionProcess, Prepared
     from xplane.fn import Function, FunctionClient, fnv1
 
 RUNTIME_ANNOTATION = "render.crossplane.io/runtime"
