@@ -51,6 +51,7 @@ def _start(path: Path, port: int) -> subprocess.Popen[bytes]:
     relay = subprocess.Popen(
         [sys.executable, "-I", str(RELAY_SCRIPT), str(path), str(port)],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 10
@@ -108,6 +109,22 @@ def test_a_port_nobody_listens_on_closes_the_connection(tmp_path: Path) -> None:
         with _relay(tmp_path, dead_port) as (path, relay), _connect(path) as s:
             assert s.recv(10) == b""  # closed: a gRPC client reconnects with backoff
             assert relay.poll() is None  # the relay itself carries on
+
+
+def test_it_says_ready_once_the_function_accepts_connections(tmp_path: Path) -> None:
+    with socket.socket() as fn:
+        fn.bind(("127.0.0.1", 0))  # bound, not listening yet: a function still starting
+        with _relay(tmp_path, fn.getsockname()[1]) as (_, relay):
+            assert relay.stdout is not None
+            os.set_blocking(relay.stdout.fileno(), False)
+            time.sleep(0.2)
+            assert relay.stdout.read() is None  # nothing said while nothing listens
+            fn.listen()
+            os.set_blocking(relay.stdout.fileno(), True)
+            ready = threading.Timer(10, relay.kill)  # bounds the read below
+            ready.start()
+            assert relay.stdout.readline() == b"ready\n"
+            ready.cancel()
 
 
 def test_a_peer_that_never_reads_holds_the_relay_back_not_its_memory(tmp_path: Path) -> None:

@@ -292,7 +292,8 @@ def _relays() -> list[int]:
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             with contextlib.suppress(OSError):
-                if b"netrelay.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if any(arg.endswith(b"xplane/compose/netrelay.py") for arg in argv):
                     found.append(int(pid))
     return found
 

@@ -6,8 +6,10 @@ own, which the host cannot reach. xplane starts this relay *inside that network 
 unix socket; every accepted connection is carried to ``127.0.0.1:PORT`` in the sandbox, byte for byte.
 
 It is a standalone script (standard library only, run with ``python -I``) so that starting it costs
-an interpreter and asyncio, not xplane and gRPC. It exits when its stdin reaches end of file (xplane
-closed it, or died), or on SIGTERM.
+an interpreter and asyncio, not xplane and gRPC. Once its socket is bound it probes the function's
+port every few milliseconds and writes ``ready`` on stdout at the first connection the function
+accepts, so that xplane connects once instead of retrying with gRPC's backoff. It exits when its
+stdin reaches end of file (xplane closed it, or died), or on SIGTERM.
 
 Usage: ``python -I netrelay.py SOCKET_PATH PORT``
 """
@@ -24,6 +26,7 @@ import sys
 CHUNK = 256 * 1024  # one read at a time per direction: the relay's memory is bounded
 CONNECT_TIMEOUT_S = 5.0
 BACKLOG = 64
+PROBE_INTERVAL_S = 0.005
 
 
 async def _pump(loop: asyncio.AbstractEventLoop, src: socket.socket, dst: socket.socket) -> None:
@@ -54,6 +57,23 @@ async def _carry(loop: asyncio.AbstractEventLoop, client: socket.socket, port: i
     finally:
         client.close()
         upstream.close()
+
+
+async def _announce_ready(loop: asyncio.AbstractEventLoop, port: int) -> None:
+    """Write ``ready`` on stdout when the function first accepts a connection on ``port``."""
+    while True:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        try:
+            await loop.sock_connect(probe, ("127.0.0.1", port))
+        except OSError:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            continue
+        finally:
+            probe.close()
+        with contextlib.suppress(OSError):  # xplane stopped listening: it will find out by connecting
+            os.write(sys.stdout.fileno(), b"ready\n")
+        return
 
 
 async def serve(path: str, port: int) -> None:
@@ -91,10 +111,12 @@ async def serve(path: str, port: int) -> None:
             task.add_done_callback(tasks.discard)
 
     acceptor = loop.create_task(accept())
+    announcer = loop.create_task(_announce_ready(loop, port))
     try:
         await stop
     finally:
         acceptor.cancel()
+        announcer.cancel()
         for task in list(tasks):
             task.cancel()
         listener.close()

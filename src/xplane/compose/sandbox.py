@@ -167,7 +167,7 @@ class FunctionProcess:
         ]  # fmt: skip
         try:
             self.relay = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         except OSError as e:
             raise ComposeError(
@@ -175,6 +175,30 @@ class FunctionProcess:
                 f"cannot start {nsenter}: {e.strerror or e}",
                 hint=f"install util-linux's nsenter, or set the {NETWORK_ANNOTATION}: Host annotation",
             ) from e
+
+    async def _relay_says_ready(self) -> None:
+        """Until the relay writes ``ready``: the function accepted a connection in its namespace."""
+        assert self.relay is not None and self.relay.stdout is not None
+        fd = self.relay.stdout.fileno()
+        loop = asyncio.get_running_loop()
+        said: asyncio.Future[None] = loop.create_future()
+        os.set_blocking(fd, False)
+
+        def on_readable() -> None:
+            try:
+                chunk = os.read(fd, 64)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not said.done() and (not chunk or b"ready" in chunk):
+                said.set_result(None)  # ready, or the relay closed its stdout (its exit is noticed apart)
+
+        loop.add_reader(fd, on_readable)
+        try:
+            await said
+        finally:
+            loop.remove_reader(fd)
 
     def _relay_failure(self) -> ComposeError:
         assert self.relay is not None and self.relay.stderr is not None
@@ -248,9 +272,17 @@ class FunctionProcess:
                     starting.result()  # the sandbox's or the relay's start failure
                 else:
                     starting.cancel()
+            if self.relay is not None:
+                watch(self.relay, "relay")
+                serving = asyncio.ensure_future(self._relay_says_ready())
+                try:
+                    remaining = max(0.0, deadline - loop.time())
+                    await asyncio.wait(
+                        {serving, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    serving.cancel()
             if self.relay_dir is None or self.relay is not None:
-                if self.relay is not None:
-                    watch(self.relay, "relay")
                 options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 100)]
                 channel = grpc.aio.insecure_channel(self.address, options=options)
                 ready = asyncio.ensure_future(channel.channel_ready())
@@ -308,7 +340,7 @@ class FunctionProcess:
                     proc.kill()
                 proc.wait()
         if self.relay is not None:
-            for stream in (self.relay.stdin, self.relay.stderr):
+            for stream in (self.relay.stdin, self.relay.stdout, self.relay.stderr):
                 with contextlib.suppress(OSError):
                     if stream is not None:
                         stream.close()
