@@ -49,7 +49,7 @@ def echo_port() -> Iterator[int]:
 
 def _start(path: Path, port: int) -> subprocess.Popen[bytes]:
     relay = subprocess.Popen(
-        [sys.executable, "-I", str(RELAY_SCRIPT), str(path), str(port)],
+        [sys.executable, "-I", "-S", str(RELAY_SCRIPT), str(path), str(port)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -169,6 +169,6 @@ def test_it_stops_on_sigterm(tmp_path: Path, echo_port: int) -> None:
 
 def test_bad_arguments_are_a_usage_error() -> None:
     done = subprocess.run(
-        [sys.executable, "-I", str(RELAY_SCRIPT), "only-one"], capture_output=True, timeout=30
+        [sys.executable, "-I", "-S", str(RELAY_SCRIPT), "only-one"], capture_output=True, timeout=30
     )
     assert done.returncode == 2 and b"usage: netrelay.py SOCKET_PATH PORT" in done.stderr

@@ -163,7 +163,7 @@ class FunctionProcess:
         nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
         argv = [
             nsenter, "--target", str(pid), "--user", "--net", "--preserve-credentials", "--",
-            sys.executable, "-I", str(RELAY_SCRIPT), str(self.relay_dir / "grpc.sock"), str(SANDBOX_PORT),
+            sys.executable, "-I", "-S", str(RELAY_SCRIPT), str(self.relay_dir / "grpc.sock"), str(SANDBOX_PORT),
         ]  # fmt: skip
         try:
             self.relay = subprocess.Popen(
