@@ -370,7 +370,7 @@ def test_bad_annotation_values_are_named(render_cli: Any, tmp_path: Path) -> Non
 # ---- the rootfs unpacker, on hand-made layers --------------------------------------------------
 
 
-def _layer(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
+def _layer(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]], *, zstd: bool = False) -> Path:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for e in entries:
@@ -381,7 +381,13 @@ def _layer(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> Pa
                 info.size = len(e[1])
                 info.mode = 0o644
                 tf.addfile(info, io.BytesIO(e[1]))
-    path.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    if zstd:
+        import zstandard
+
+        params = zstandard.ZstdCompressionParameters(write_checksum=True)
+        path.write_bytes(zstandard.ZstdCompressor(compression_params=params).compress(buf.getvalue()))
+    else:
+        path.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
     return path
 
 
@@ -435,3 +441,47 @@ def test_layers_apply_in_order_with_whiteouts_and_links_scoped_to_the_root(tmp_p
     ensure_rootfs([lower], tmp_path / "rootfs" / "sha256-2", label="img")
     assert not stale.exists()
     shutil.rmtree(tmp_path / "rootfs")
+
+
+def test_zstd_layers_unpack_over_gzip_ones(tmp_path: Path) -> None:
+    from xplane.compose.rootfs import ensure_rootfs
+
+    lower = _layer(tmp_path / "1.tgz", [("bin/fn", b"v1"), ("etc/old", b"old")])
+    upper = _layer(tmp_path / "2.tar.zst", [("bin/fn", b"v2"), ("etc/.wh.old", b"")], zstd=True)
+    assert upper.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    root, _ = ensure_rootfs([lower, upper], tmp_path / "rootfs" / "sha256-z", label="img")
+    assert (root / "bin/fn").read_bytes() == b"v2" and not (root / "etc/old").exists()
+
+
+def test_a_damaged_zstd_layer_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    from xplane.compose import ComposeError
+    from xplane.compose.rootfs import ensure_rootfs
+
+    blob = bytearray(
+        _layer(tmp_path / "1.tar.zst", [("bin/fn", b"function " * 4000)], zstd=True).read_bytes()
+    )
+    blob[len(blob) // 2] ^= 0xFF
+    (tmp_path / "1.tar.zst").write_bytes(bytes(blob))
+    with pytest.raises(ComposeError, match="is not a readable tar: not a valid zstd stream"):
+        ensure_rootfs([tmp_path / "1.tar.zst"], tmp_path / "rootfs" / "sha256-d", label="img")
+    assert list((tmp_path / "rootfs").iterdir()) == []
+
+
+def test_a_zstd_bomb_stops_at_the_byte_limit(tmp_path: Path) -> None:
+    import zstandard
+
+    from xplane.compose import ComposeError
+    from xplane.compose.rootfs import RootfsLimits, ensure_rootfs
+
+    info = tarfile.TarInfo("bomb")
+    info.size = 64 << 20
+    path = tmp_path / "bomb.tar.zst"
+    with path.open("wb") as f, zstandard.ZstdCompressor(level=1).stream_writer(f) as w:
+        w.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+        for _ in range(64):
+            w.write(bytes(1 << 20))
+    assert path.stat().st_size < 1 << 20
+    limits = RootfsLimits(max_bytes=16 << 20)
+    with pytest.raises(ComposeError, match="refusing a possible decompression bomb"):
+        ensure_rootfs([path], tmp_path / "rootfs" / "sha256-b", label="img", limits=limits)
+    assert list((tmp_path / "rootfs").iterdir()) == []

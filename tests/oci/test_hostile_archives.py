@@ -119,6 +119,60 @@ def test_concatenated_gzip_members_and_trailing_zeros_are_read_as_go_reads_them(
         load_archive(truncated, cache=ImageCache(tmp_path / "c"))
 
 
+def _zstd_zeros(mib: int) -> bytes:
+    """A zstd stream of ``mib`` MiB of zeros: a few hundred bytes per MiB."""
+    import io
+
+    import zstandard
+
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False) as w:
+        for _ in range(mib):
+            w.write(b"\0" * MiB)
+    return out.getvalue()
+
+
+def test_zstd_layers_have_their_diff_id_checked(tmp_path: Path) -> None:
+    import zstandard
+
+    from xplane.oci.models import OCI_LAYER_ZSTD
+
+    tar = layer_tar({"package.yaml": b"a: 1\n", "pad": b"x" * 5000})
+    blob = zstandard.ZstdCompressor().compress(tar[:2048]) + zstandard.ZstdCompressor().compress(tar[2048:])
+    good = docker_save(tmp_path / "z.tar", config=docker_config([sha256(tar)]), layers=[("l.tar.zst", blob)])
+    image = load_archive(good, cache=ImageCache(tmp_path / "c"))
+    assert image.layers[0].media_type == OCI_LAYER_ZSTD and image.layer_path(0).read_bytes() == blob
+    other = docker_save(
+        tmp_path / "o.tar", config=docker_config([sha256(tar + b"\0")]), layers=[("l.tar.zst", blob)]
+    )
+    with pytest.raises(ArchiveError, match="does not match the config's diff_id"):
+        load_archive(other, cache=ImageCache(tmp_path / "c2"))
+    damaged = docker_save(
+        tmp_path / "d.tar",
+        config=docker_config([sha256(tar)]),
+        layers=[("l.tar.zst", blob[:6] + b"\xff" * 20)],
+    )
+    with pytest.raises(ArchiveError, match="is not valid zstd|does not match the config's diff_id"):
+        load_archive(damaged, cache=ImageCache(tmp_path / "c3"))
+    assert ImageCache(tmp_path / "c3").entries() == []
+
+
+def test_zstd_bomb_stops_at_max_total_size_in_bounded_memory(tmp_path: Path) -> None:
+    bomb = _zstd_zeros(1024)
+    assert len(bomb) < MiB
+    archive = docker_save(
+        tmp_path / "bomb.tar", config=docker_config([zeros_digest(1)]), layers=[("l.tar.zst", bomb)]
+    )
+    m = measure(
+        "from xplane.oci.archive import ArchiveLimits, load_archive\nfrom xplane.oci.cache import ImageCache",
+        f"result = load_archive({str(archive)!r}, cache=ImageCache({str(tmp_path / 'cache')!r}), "
+        f"limits=ArchiveLimits(max_total_bytes={10 * MiB}))",
+        env={"PYTHONPATH": SRC},
+    )
+    assert m.outcome != "ok" and "inflate to more than 10485760 bytes" in str(m), m
+    assert m.seconds < 2.0 and m.rss_growth < 32 * MiB, m
+
+
 # -- items 4 and 9: deep JSON and wrong JSON types -------------------------------------------------
 
 

@@ -206,9 +206,55 @@ def test_garbage_that_is_not_a_tar(layers: Layers) -> None:
         layers.read()
 
 
-def test_zstd_layers_are_refused_clearly(layers: Layers) -> None:
-    layers.add_blob(b"\x28\xb5\x2f\xfd" + b"\x00" * 64, "base")
-    with pytest.raises(PackageError, match="zstd"):
+def _zstd(data: bytes, *, frames: int = 1, window_log: int | None = None) -> bytes:
+    """``data`` as zstd, split over ``frames`` frames, streamed (no content size in the header)."""
+    import zstandard
+
+    # with a content checksum, as the zstd tool and Go's encoders write by default
+    params = zstandard.ZstdCompressionParameters(window_log=window_log or 0, write_checksum=True)
+    compressor = zstandard.ZstdCompressor(compression_params=params)
+    out = io.BytesIO()
+    step = -(-len(data) // frames)
+    for i in range(frames):
+        with compressor.stream_writer(out, closefd=False) as w:
+            w.write(data[i * step : (i + 1) * step])
+    return out.getvalue()
+
+
+def test_zstd_layers_are_read_across_frames(layers: Layers) -> None:
+    doc = b"apiVersion: meta.pkg.crossplane.io/v1\nkind: Configuration\n" + b"# padding\n" * 5000
+    layers.add_blob(_zstd(tar_bytes([("package.yaml", doc)]), frames=3), "base")
+    assert layers.read() == doc
+
+
+def test_a_damaged_zstd_layer_is_a_package_error(layers: Layers) -> None:
+    blob = bytearray(_zstd(tar_bytes([("package.yaml", b"kind: Configuration\n" * 2000)])))
+    blob[len(blob) // 2] ^= 0xFF  # the checksum (or the block's own structure) no longer matches
+    layers.add_blob(bytes(blob), "base")
+    with pytest.raises(PackageError, match=r"not a readable tar \(gzip, zstd or uncompressed\)"):
+        layers.read()
+
+
+def test_a_zstd_frame_asking_for_a_huge_window_is_refused(layers: Layers) -> None:
+    layers.add_blob(_zstd(tar_bytes([("package.yaml", b"x" * 1000)]), window_log=28), "base")
+    with pytest.raises(PackageError, match="too much memory"):
+        layers.read()
+
+
+def test_a_zstd_bomb_stops_at_the_package_size_limit(layers: Layers) -> None:
+    header = tarfile.TarInfo("package.yaml")
+    header.size = MAX_PACKAGE_SIZE + 1
+    import zstandard
+
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False) as w:
+        w.write(header.tobuf(format=tarfile.USTAR_FORMAT))
+        zeros = bytes(1 << 20)
+        for _ in range((MAX_PACKAGE_SIZE >> 20) + 2):
+            w.write(zeros)
+    assert out.tell() < 1 << 20  # a few KiB that inflate past 200 MiB
+    layers.add_blob(out.getvalue(), "base")
+    with pytest.raises(PackageTooLargeError):
         layers.read()
 
 

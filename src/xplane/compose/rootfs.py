@@ -30,10 +30,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from xplane.compose.errors import ComposeError
-from xplane.oci import StreamingTar, ZstdLayerError, open_layer
+from xplane.oci import CorruptLayerError, StreamingTar, open_layer
 
 ROOTFS_DIR = "rootfs"
 TEMP_PREFIX = ".tmp-"
@@ -146,13 +145,6 @@ class _Budget:
             )
 
 
-def _open_layer(path: Path, where: str) -> IO[bytes]:
-    try:
-        return open_layer(path)
-    except ZstdLayerError:
-        raise RootfsError(f"{where} is zstd-compressed, which xplane cannot unpack yet") from None
-
-
 def _clean(name: str, where: str) -> str:
     """The entry's path relative to the root; refuses names that leave it."""
     parts = name.replace("\\", "/").split("/")
@@ -212,11 +204,11 @@ def _mkdirs(path: Path, root: Path) -> None:
 def _apply_layer(root: Path, layer: Path, where: str, budget: _Budget) -> None:
     written: set[str] = set()
     try:
-        with _open_layer(layer, where) as raw, StreamingTar.open(fileobj=raw, mode="r|") as tf:
+        with open_layer(layer) as raw, StreamingTar.open(fileobj=raw, mode="r|") as tf:
             for member in tf:
                 budget.entry()
                 _apply_entry(root, tf, member, where, written, budget)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, CorruptLayerError) as e:
         raise RootfsError(f"{where} is not a readable tar: {e}") from e
 
 

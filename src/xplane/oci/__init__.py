@@ -94,7 +94,7 @@ _EXPORTS: dict[str, str] = {
     "write_oci_archive": "layout",
     # layer blobs as tar streams (xpkg's package.yaml search, render's rootfs unpacker)
     "StreamingTar": "layertar",
-    "ZstdLayerError": "layertar",
+    "CorruptLayerError": "layertar",
     "layer_compression": "layertar",
     "open_layer": "layertar",
     # push
@@ -138,6 +138,7 @@ __all__ = [
     "CacheMissError",
     "CacheProblem",
     "ConfigError",
+    "CorruptLayerError",
     "CredentialMatch",
     "Credentials",
     "CredentialsError",
@@ -174,7 +175,6 @@ __all__ = [
     "StreamingTar",
     "TLSError",
     "TagEntry",
-    "ZstdLayerError",
     "atomic_output",
     "cached_image",
     "default_cache_root",
@@ -257,7 +257,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load on
         TLSError,
     )
     from xplane.oci.imagepull import Image, PullPolicy, PullProgress, cached_image, image_from_cache, pull
-    from xplane.oci.layertar import StreamingTar, ZstdLayerError, layer_compression, open_layer
+    from xplane.oci.layertar import CorruptLayerError, StreamingTar, layer_compression, open_layer
     from xplane.oci.layout import (
         BlobReader,
         LayoutEntry,

@@ -17,14 +17,16 @@ import hashlib
 import json
 import posixpath
 import zlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, cast
+
+import zstandard
 
 from xplane.oci.archivesource import ArchiveLimits, Source
 from xplane.oci.cache import ImageCache
 from xplane.oci.errors import ArchiveError, InvalidReferenceError, ManifestError
 from xplane.oci.jsonbound import loads_bounded
-from xplane.oci.layertar import layer_compression
+from xplane.oci.layertar import layer_compression, zstd_decompressor
 from xplane.oci.models import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_LAYER_ZSTD, Descriptor
 from xplane.oci.reference import Reference
 
@@ -89,19 +91,36 @@ class _Inflated:
             )
 
 
+class _Sink:
+    """A file-like target for zstd's stream writer: each decompressed chunk goes to ``emit``."""
+
+    def __init__(self, emit: Callable[[bytes], None]) -> None:
+        self._emit = emit
+
+    def write(self, data: bytes) -> int:
+        self._emit(data)
+        return len(data)
+
+
 class _DiffIdHasher:
-    """sha256 of a layer's uncompressed tar, fed the stored (gzip or plain) bytes chunk by chunk.
+    """sha256 of a layer's uncompressed tar, fed the stored (gzip, zstd or plain) bytes chunk by chunk.
 
     At most :data:`_CHUNK` bytes are inflated per step, whatever the compression ratio.
-    Concatenated gzip members are read one after another, as Go's gzip reader does.
+    Concatenated gzip members are read one after another, as Go's gzip reader does; zstd frames
+    likewise (its decoder hands over each :data:`_CHUNK` as it is produced).
     """
 
-    def __init__(self, name: str, gzipped: bool, budget: _Inflated) -> None:
+    def __init__(self, name: str, compression: str, budget: _Inflated) -> None:
         self.name = name
         self.hash = hashlib.sha256()
         self.size = 0
         self._budget = budget
-        self._inflater = zlib.decompressobj(_GZIP) if gzipped else None
+        self._inflater = zlib.decompressobj(_GZIP) if compression == "gzip" else None
+        self._zstd = (
+            zstd_decompressor().stream_writer(cast(IO[bytes], _Sink(self._emit)), write_size=_CHUNK)
+            if compression == "zstd"
+            else None
+        )
         self._between_members = False
         self._trailing = False
 
@@ -113,6 +132,9 @@ class _DiffIdHasher:
 
     def update(self, stored: bytes) -> None:
         """Feed the next stored bytes."""
+        if self._zstd is not None:
+            self._zstd.write(stored)
+            return
         if self._inflater is None:
             self._emit(stored)
             return
@@ -167,23 +189,24 @@ def _import_layer(src: Source, cache: ImageCache, name: str, diff_id: str, budge
     with src.open(name) as f:
         head = f.read(4)
         media_type = _layer_media_type(head)
-        diff = (
-            _DiffIdHasher(name, media_type == DOCKER_LAYER, budget) if media_type != OCI_LAYER_ZSTD else None
-        )
+        diff = _DiffIdHasher(name, layer_compression(head), budget)
         try:
             with cache.temp_blob() as w:
                 chunk = head
                 while chunk:
                     w.write(chunk)
-                    if diff is not None:
-                        diff.update(chunk)
+                    diff.update(chunk)
                     chunk = f.read(_CHUNK)
                 digest = "sha256:" + w.hash.hexdigest()
-                diff_hex = diff.hexdigest() if diff is not None else None
+                diff_hex = diff.hexdigest()
                 _check_layer(src.label, name, media_type, digest, diff_hex, diff_id)
         except zlib.error as e:
             raise ArchiveError(
                 f"{src.label}: layer {name!r} is not valid gzip ({e})", hint="the archive is damaged"
+            ) from None
+        except zstandard.ZstdError as e:
+            raise ArchiveError(
+                f"{src.label}: layer {name!r} is not valid zstd ({e})", hint="the archive is damaged"
             ) from None
     assert w.digest is not None
     return Descriptor(media_type=media_type, digest=w.digest, size=w.size)

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from xplane.oci import Descriptor, StreamingTar, ZstdLayerError, open_layer
+from xplane.oci import Descriptor, StreamingTar, open_layer
 from xplane.xpkg.errors import PackageError
 from xplane.xpkg.layers import ANNOTATION_KEY, PACKAGE_ANNOTATION, xpkg_labels
 
@@ -85,8 +85,6 @@ def _open_layer(path: Path, where: str) -> IO[bytes]:
         return open_layer(path)
     except OSError as e:
         raise _unreadable(where, e) from e
-    except ZstdLayerError:
-        raise PackageError(f"layer {path.name} is zstd-compressed, which xplane cannot read yet") from None
 
 
 _READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError)
@@ -94,7 +92,7 @@ _READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError)
 
 def _unreadable(where: str, e: BaseException) -> PackageError:
     return PackageError(
-        f"{where} is not a readable (gzip-compressed) tar: {e}",
+        f"{where} is not a readable tar (gzip, zstd or uncompressed): {e}",
         hint="the blob may be damaged; remove it from the cache (xp cache) and pull again",
     )
 
