@@ -195,3 +195,23 @@ def test_pipeline_step_timeout_carries_the_runtimes_reason() -> None:
         'cannot run pipeline step "s": function "fn" timed out after 0.2s; '
         "cannot call function fn: no answer within 0.2s; stderr: stuck on a lock"
     )
+
+
+def test_an_in_process_functions_declared_timeout_bounds_its_step_under_the_annotation(
+    tmp_path: Path, render_cli: Any, functions_dir: Path
+) -> None:
+    """function.yaml's ``timeout`` (what xfn serve honours) applies in render too, over --step-timeout."""
+    d = _case(tmp_path, functions_dir, {"function-slow": SLEEPER.format(seconds=0.6)}, {})
+    (d / "fns" / "function-slow" / "function.yaml").write_text(
+        "kind: python\nentrypoint: fn.py\ntimeout: 300ms\n"
+    )
+    got, took = _render(render_cli, d, "--step-timeout", "1m")
+    assert took < 5, took
+    assert got.code == 1, got.err
+    assert 'step "run-function-slow": function "function-slow" timed out after 0.3s' in got.err
+    # the Function's annotation wins over its function.yaml
+    text = (d / "functions.yaml").read_text()
+    (d / "functions.yaml").write_text(text + "  annotations:\n    render.xplane.io/step-timeout: 10s\n")
+    got, _ = _render(render_cli, d, "-r")
+    assert got.code == 0, got.err
+    assert "message: slept 0.6s" in got.out

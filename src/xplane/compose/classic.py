@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xplane.compose.errors import ComposeError, q
 from xplane.compose.fetch import ResourceFetcher, SchemaFetcher
 from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
-from xplane.compose.runtimes import Runtime, function_timeouts, open_runtimes
+from xplane.compose.runtimes import Runtime, declared_timeouts, function_timeouts, open_runtimes
 from xplane.compose.values import to_plain
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
 
@@ -256,8 +256,8 @@ async def render_async(
     """Pre-check, open the runtimes, run the pipeline and assemble the output.
 
     ``timeout`` bounds opening the runtimes (when they are not given) and the pipeline,
-    ``step_timeout`` each step; a Function's ``render.xplane.io/step-timeout`` annotation overrides
-    ``step_timeout`` for its steps. ``packages`` runs the Functions found neither in
+    ``step_timeout`` each step; an in-process function's ``function.yaml`` ``timeout``, and over it
+    a Function's ``render.xplane.io/step-timeout`` annotation, override ``step_timeout`` for its steps. ``packages`` runs the Functions found neither in
     ``functions_dir`` nor on a server from their packages (:func:`open_runtimes`).
     """
     deadline = time.monotonic() + timeout
@@ -272,6 +272,8 @@ async def render_async(
         )
     else:
         rts = runtimes
+    # a Function's annotation wins over its function.yaml, which wins over step_timeout
+    per_function = {**declared_timeouts(rts), **per_function}
     sources = Sources(
         extra=ResourceFetcher([*inputs.extra_resources, *inputs.required_resources]),
         required=ResourceFetcher(inputs.required_resources),

@@ -196,6 +196,15 @@ def function_timeouts(functions: Sequence[Mapping[str, Any]]) -> dict[str, float
     return out
 
 
+def declared_timeouts(runtimes: Mapping[str, Runtime]) -> dict[str, float]:
+    """Step timeouts (seconds) the in-process functions declare in their ``function.yaml`` (``timeout:``)."""
+    out: dict[str, float] = {}
+    for name, rt in runtimes.items():
+        if isinstance(rt, InProcess) and rt.function.spec.timeout:
+            out[name] = float(rt.function.spec.timeout)
+    return out
+
+
 def open_runtimes(
     functions: list[Mapping[str, Any]],
     *,
