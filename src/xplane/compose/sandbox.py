@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,16 +239,29 @@ class FunctionProcess:
             self._client = FunctionClient(self.address)
         return self._client
 
-    async def wait_ready(self, timeout: float) -> None:
-        """Wait until the server accepts an HTTP/2 connection, it exits, or ``timeout`` passes."""
+    async def _handshake(self) -> None:
+        """Until a gRPC channel to ``address`` is ready (connects, retrying on gRPC's short backoff)."""
         import grpc
 
+        options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 100)]
+        channel = grpc.aio.insecure_channel(self.address, options=options)
+        try:
+            await channel.channel_ready()
+        finally:
+            await channel.close()
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the server accepts an HTTP/2 connection, it exits, or ``timeout`` passes.
+
+        In a network namespace of its own: learn the sandbox's PID, start the relay, wait for its
+        ``ready``, then the handshake through it. Each phase races the processes' exits (pidfds).
+        """
         if self.ready:
             return
         assert self.proc is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        exited: asyncio.Future[Any] = loop.create_future()
+        exited: asyncio.Future[str] = loop.create_future()
         pidfds: list[int] = []
 
         def watch(proc: subprocess.Popen[bytes], what: str) -> None:
@@ -261,46 +274,37 @@ class FunctionProcess:
 
             loop.add_reader(pidfd, on_exit)
 
+        async def finished(step: Coroutine[Any, Any, None]) -> bool:
+            """Whether ``step`` finished (its error raised) before an exit or the deadline."""
+            task = asyncio.ensure_future(step)
+            try:
+                remaining = max(0.0, deadline - loop.time())
+                racing: set[asyncio.Future[Any]] = {task, exited}
+                await asyncio.wait(racing, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if task.cancelled():
+                return False
+            task.result()
+            return True
+
         watch(self.proc, "sandbox")
-        channel = None
-        ready: asyncio.Future[Any] | None = None
         try:
-            if self.relay is None and self.relay_dir is not None:
-                starting: asyncio.Future[Any] = asyncio.ensure_future(self._start_relay())
-                await asyncio.wait({starting, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if starting.done():
-                    starting.result()  # the sandbox's or the relay's start failure
-                else:
-                    starting.cancel()
-            if self.relay is not None:
-                watch(self.relay, "relay")
-                serving = asyncio.ensure_future(self._relay_says_ready())
-                try:
-                    remaining = max(0.0, deadline - loop.time())
-                    await asyncio.wait(
-                        {serving, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    serving.cancel()
-            if self.relay_dir is None or self.relay is not None:
-                options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 100)]
-                channel = grpc.aio.insecure_channel(self.address, options=options)
-                ready = asyncio.ensure_future(channel.channel_ready())
-            if ready is not None:
-                try:
-                    remaining = max(0.0, deadline - loop.time())
-                    await asyncio.wait(
-                        {ready, exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    ready.cancel()
+            served = True
+            if self.relay_dir is not None:
+                served = self.relay is not None or await finished(self._start_relay())
+                if served and self.relay is not None:
+                    watch(self.relay, "relay")
+                    served = await finished(self._relay_says_ready())
+            served = served and await finished(self._handshake())
         finally:
             for pidfd in pidfds:
                 loop.remove_reader(pidfd)
                 os.close(pidfd)
-            if channel is not None:
-                await channel.close()
-        if self.exit_code() is not None or (exited.done() and exited.result() == "sandbox"):
+        if self.exit_code() is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(1.0)
             raise ComposeError(
@@ -308,7 +312,7 @@ class FunctionProcess:
             )
         if self.relay is not None and self.relay.poll() is not None:
             raise self._relay_failure()
-        if ready is None or not ready.done() or ready.cancelled():
+        if not served:
             where = f"on {self.address}"
             if self.relay_dir is not None:
                 where = f"on 127.0.0.1:{SANDBOX_PORT} (the sandbox's own loopback)"
