@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from xplane.compose.sandbox import RELAY_SCRIPT
+from xplane.compose.sandbox import RELAY_SCRIPT, own_network_unavailable
 
 
 @pytest.fixture
@@ -172,3 +174,69 @@ def test_bad_arguments_are_a_usage_error() -> None:
         [sys.executable, "-I", "-S", str(RELAY_SCRIPT), "only-one"], capture_output=True, timeout=30
     )
     assert done.returncode == 2 and b"usage: netrelay.py SOCKET_PATH PORT" in done.stderr
+
+
+_SERVER = """
+import socket
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 9443))
+srv.listen()
+while True:
+    conn, _ = srv.accept()
+    with conn:
+        data = conn.recv(100)
+        conn.sendall(b"in the sandbox: " + data)
+"""
+_UNPRIVILEGED = """
+import json, os, socket, subprocess, sys, tempfile, time
+relay_script, server = sys.argv[1], sys.argv[2]
+r, w = os.pipe()
+sandbox = subprocess.Popen(
+    ["bwrap", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-user", "--unshare-net",
+     "--unshare-pid", "--die-with-parent", "--info-fd", str(w), "--", "/usr/bin/python3", "-I", "-S", "-c", server],
+    pass_fds=(w,),
+)
+os.close(w)
+pid = json.loads(os.read(r, 65536))["child-pid"]
+sock = os.path.join(tempfile.mkdtemp(), "grpc.sock")
+relay = subprocess.Popen(
+    ["nsenter", "--target", str(pid), "--user", "--net", "--preserve-credentials", "--",
+     "/usr/bin/python3", "-I", "-S", relay_script, sock, "9443"],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+)
+assert relay.stdout.readline() == b"ready\\n", relay.stderr.read()
+c = socket.socket(socket.AF_UNIX)
+c.connect(sock)
+c.sendall(b"hello")
+print(c.recv(100).decode(), os.getuid())
+relay.kill(); sandbox.kill()
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to become another user"
+)
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or not shutil.which("bwrap"), reason="no bwrap")
+def test_an_unprivileged_user_reaches_a_sandbox_of_its_own_through_the_relay() -> None:
+    """What xplane does for its users, who are not root: nsenter joins the sandbox's user and network
+    namespaces (the user owns them; no privilege needed) and the relay carries a connection in.
+
+    Debian's python3 runs both ends (this test's own interpreter may sit where nobody can read).
+    """
+    if own_network_unavailable(shutil.which("bwrap") or "/usr/bin/bwrap") is not None:
+        pytest.skip("no network namespaces here")
+    relay = Path(tempfile.mkdtemp()) / "netrelay.py"
+    shutil.copy(RELAY_SCRIPT, relay)  # readable by nobody, wherever the checkout is
+    relay.parent.chmod(0o755)
+    relay.chmod(0o644)
+    try:
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+             "/usr/bin/python3", "-I", "-c", _UNPRIVILEGED, str(relay), _SERVER],
+            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(relay.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["in", "the", "sandbox:", "hello", "65534"]
