@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian machine for xplane development and its test suite:
 #  - Debian packages the tests use as real peers: docker-registry (the registry under test), skopeo and
-#    podman (interop), apache2-utils (htpasswd), openssl, bubblewrap and util-linux's nsenter (function sandbox),
+#    podman (interop), apache2-utils (htpasswd), openssl, bubblewrap (function sandbox),
 #    gcc, clang + lld + wasi-libc + wabt (functions compiled by the tests), graphviz (xp tree --svg);
 #  - a virtualenv in .venv with xplane and its dev/test dependencies, installed from requirements-dev.lock.
 # Idempotent: re-running it only installs what is missing.
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-DEB_REQUIRED=(docker-registry skopeo apache2-utils openssl bubblewrap util-linux gcc clang lld wasi-libc wabt graphviz)
+DEB_REQUIRED=(docker-registry skopeo apache2-utils openssl bubblewrap gcc clang lld wasi-libc wabt graphviz)
 DEB_OPTIONAL=(podman)
 
 missing=()

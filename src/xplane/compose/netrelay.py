@@ -1,18 +1,24 @@
 """Carries a sandboxed function's gRPC connections from a host unix socket into its network namespace.
 
 A package function runs in a ``bwrap --unshare-net`` sandbox: its only network is a loopback of its
-own, which the host cannot reach. xplane starts this relay *inside that network namespace* (with
-``nsenter --user --net``, so it keeps the host's filesystem) and calls the function at the relay's
-unix socket; every accepted connection is carried to ``127.0.0.1:PORT`` in the sandbox, byte for byte.
+own, which the host cannot reach. xplane starts this relay with ``--pid`` (the sandbox's first
+process); before anything else it joins that process's network namespace, and the user namespace
+that owns it first (``setns``; the user owns both, so no privilege is needed), keeping the host's
+filesystem. xplane then calls the function at the relay's unix socket; every accepted connection
+is carried to ``127.0.0.1:PORT`` in the sandbox, byte for byte.
+
+The owning user namespace is asked of the network namespace itself (``NS_GET_USERNS``), not taken
+from the process: an unprivileged bwrap moves its sandbox into a second, nested user namespace,
+from which the network namespace cannot be entered.
 
 It is a standalone script (standard library only, run with ``python -I -S``) so that starting it
 costs an interpreter and a few modules (about 20 ms), not xplane, gRPC or even asyncio: a thread
-per direction of each connection, blocking, with one chunk in flight. Once its socket is bound it probes the function's
-port every few milliseconds and writes ``ready`` on stdout at the first connection the function
-accepts, so that xplane connects once instead of retrying with gRPC's backoff. It exits when its
-stdin reaches end of file (xplane closed it, or died), or on SIGTERM.
+per direction of each connection, blocking, with one chunk in flight. Once its socket is bound it
+probes the function's port every few milliseconds and writes ``ready`` on stdout at the first
+connection the function accepts, so that xplane connects once instead of retrying with gRPC's
+backoff. It exits when its stdin reaches end of file (xplane closed it, or died), or on SIGTERM.
 
-Usage: ``python -I netrelay.py SOCKET_PATH PORT``
+Usage: ``python -I -S netrelay.py [--pid PID] SOCKET_PATH PORT``
 """
 
 from __future__ import annotations
@@ -30,6 +36,34 @@ CONNECT_TIMEOUT_S = 5.0
 BACKLOG = 64
 MAX_CONNECTIONS = 64  # gRPC uses one or two; more are refused (closed at once)
 PROBE_INTERVAL_S = 0.005
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1): the user namespace that owns a namespace
+
+
+def join_network_of(pid: int) -> None:
+    """Enter ``pid``'s network namespace, after the user namespace that owns it (while single-threaded)."""
+    import ctypes
+    import fcntl
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def setns(fd: int, kind: int, what: str) -> None:
+        if libc.setns(fd, kind) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"cannot enter the sandbox's {what} namespace: {os.strerror(err)}")
+
+    net = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        owner = fcntl.ioctl(net, NS_GET_USERNS)
+        try:
+            if os.fstat(owner).st_ino != os.stat("/proc/self/ns/user").st_ino:
+                setns(owner, CLONE_NEWUSER, "user")
+        finally:
+            os.close(owner)
+        setns(net, CLONE_NEWNET, "network")
+    finally:
+        os.close(net)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:
@@ -122,11 +156,16 @@ def serve(path: str, port: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``netrelay.py SOCKET_PATH PORT``."""
+    """``netrelay.py [--pid PID] SOCKET_PATH PORT``."""
+    pid = None
+    if len(argv) == 4 and argv[0] == "--pid" and argv[1].isdigit():
+        pid, argv = int(argv[1]), argv[2:]
     if len(argv) != 2 or not argv[1].isdigit():
-        print("usage: netrelay.py SOCKET_PATH PORT", file=sys.stderr)
+        print("usage: netrelay.py [--pid PID] SOCKET_PATH PORT", file=sys.stderr)
         return 2
     try:
+        if pid is not None:
+            join_network_of(pid)
         serve(argv[0], int(argv[1]))
     except OSError as e:
         print(f"netrelay: {e}", file=sys.stderr)

@@ -10,7 +10,7 @@ user, PID, IPC, UTS and cgroup namespaces; no capabilities; killed with xplane).
 Network (the ``render.xplane.io/network`` annotation): ``Loopback``, the default where the kernel
 allows it, gives the sandbox a network namespace of its own whose only interface is its loopback;
 the function listens on ``127.0.0.1:9443`` there and xplane reaches it through
-:mod:`xplane.compose.netrelay`, started in that namespace with ``nsenter`` and listening on a unix
+:mod:`xplane.compose.netrelay`, which joins that namespace itself and listens on a unix
 socket in a private directory. ``Host`` keeps the host's network (a function that calls out to
 the world needs it); the function then listens on a free port of the host's 127.0.0.1.
 

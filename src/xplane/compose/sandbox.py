@@ -4,7 +4,7 @@
 ``/proc`` and ``/dev``; new user, PID, IPC, UTS and cgroup namespaces, and a network namespace of
 its own when asked; no capabilities; killed with xplane). :class:`FunctionProcess` runs it, keeps
 the tail of its stderr, and with a network namespace of its own starts
-:mod:`xplane.compose.netrelay` there (``nsenter --user --net``) so that xplane reaches the function
+:mod:`xplane.compose.netrelay`, which joins it (``setns``), so that xplane reaches the function
 at a unix socket. :func:`own_network_unavailable` says whether this machine allows that.
 """
 
@@ -55,6 +55,32 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def read_fd(fd: int, *, until: bytes | None = None, limit: int = INFO_LIMIT) -> bytes:
+    """What ``fd`` gives until end of file, ``until`` or ``limit`` bytes: read on the event loop."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    data = bytearray()
+    os.set_blocking(fd, False)
+
+    def on_readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        data.extend(chunk)
+        if not done.done() and (not chunk or len(data) > limit or (until is not None and until in data)):
+            done.set_result(None)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+    return bytes(data)
 
 
 class FunctionProcess:
@@ -125,30 +151,12 @@ class FunctionProcess:
         """The PID (in xplane's namespace) of the sandbox's first process, from bwrap's ``--info-fd``."""
         assert self._info_fd is not None
         fd, self._info_fd = self._info_fd, None
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        data = bytearray()
-        os.set_blocking(fd, False)
-
-        def on_readable() -> None:
-            try:
-                chunk = os.read(fd, 4096)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            data.extend(chunk)
-            if (not chunk or len(data) > INFO_LIMIT) and not done.done():
-                done.set_result(None)
-
-        loop.add_reader(fd, on_readable)
         try:
-            await done
+            data = await read_fd(fd)
         finally:
-            loop.remove_reader(fd)
             os.close(fd)
         try:
-            return int(json.loads(bytes(data))["child-pid"])
+            return int(json.loads(data)["child-pid"])
         except (ValueError, KeyError, TypeError):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 assert self.proc is not None
@@ -160,10 +168,9 @@ class FunctionProcess:
     async def _start_relay(self) -> None:
         assert self.relay_dir is not None
         pid = await self._sandbox_pid()
-        nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
         argv = [
-            nsenter, "--target", str(pid), "--user", "--net", "--preserve-credentials", "--",
-            sys.executable, "-I", "-S", str(RELAY_SCRIPT), str(self.relay_dir / "grpc.sock"), str(SANDBOX_PORT),
+            sys.executable, "-I", "-S", str(RELAY_SCRIPT),
+            "--pid", str(pid), str(self.relay_dir / "grpc.sock"), str(SANDBOX_PORT),
         ]  # fmt: skip
         try:
             self.relay = subprocess.Popen(
@@ -172,33 +179,15 @@ class FunctionProcess:
         except OSError as e:
             raise ComposeError(
                 f"cannot reach function {self.name} ({self.image}) in its network namespace: "
-                f"cannot start {nsenter}: {e.strerror or e}",
-                hint=f"install util-linux's nsenter, or set the {NETWORK_ANNOTATION}: Host annotation",
+                f"cannot start the relay: {e.strerror or e}",
+                hint=f"set the {NETWORK_ANNOTATION}: Host annotation to share the host's network",
             ) from e
 
     async def _relay_says_ready(self) -> None:
-        """Until the relay writes ``ready``: the function accepted a connection in its namespace."""
+        """Until the relay writes ``ready`` (the function accepted a connection in its namespace), or
+        closes its stdout (its exit is noticed apart)."""
         assert self.relay is not None and self.relay.stdout is not None
-        fd = self.relay.stdout.fileno()
-        loop = asyncio.get_running_loop()
-        said: asyncio.Future[None] = loop.create_future()
-        os.set_blocking(fd, False)
-
-        def on_readable() -> None:
-            try:
-                chunk = os.read(fd, 64)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not said.done() and (not chunk or b"ready" in chunk):
-                said.set_result(None)  # ready, or the relay closed its stdout (its exit is noticed apart)
-
-        loop.add_reader(fd, on_readable)
-        try:
-            await said
-        finally:
-            loop.remove_reader(fd)
+        await read_fd(self.relay.stdout.fileno(), until=b"ready")
 
     def _relay_failure(self) -> ComposeError:
         assert self.relay is not None and self.relay.stderr is not None
@@ -392,23 +381,20 @@ _probe_lock = threading.Lock()
 def own_network_unavailable(bwrap: str) -> str | None:
     """Why sandboxes cannot have a network namespace of their own here, or None when they can.
 
-    Tried once per process: ``bwrap --unshare-user --unshare-net`` running ``true``, and nsenter's
-    presence (containers may forbid new network namespaces; util-linux may be missing).
+    Tried once per process: ``bwrap --unshare-user --unshare-net`` running ``true`` (containers may
+    forbid new user or network namespaces).
     """
     with _probe_lock:
         if bwrap not in _own_network_probe:
             reason: str | None = None
-            if not (shutil.which("nsenter") or os.path.exists("/usr/bin/nsenter")):
-                reason = "nsenter (util-linux) is not installed"
-            else:
-                probe = [bwrap, "--ro-bind", "/", "/", "--unshare-user", "--unshare-net", "--", "true"]
-                try:
-                    done = subprocess.run(probe, capture_output=True, timeout=10, check=False)
-                    if done.returncode != 0:
-                        reason = (
-                            done.stderr.decode("utf-8", "replace").strip()[-300:] or f"exit {done.returncode}"
-                        )
-                except (OSError, subprocess.TimeoutExpired) as e:
-                    reason = str(e)
+            probe = [bwrap, "--ro-bind", "/", "/", "--unshare-user", "--unshare-net", "--", "true"]
+            try:
+                done = subprocess.run(probe, capture_output=True, timeout=10, check=False)
+                if done.returncode != 0:
+                    reason = (
+                        done.stderr.decode("utf-8", "replace").strip()[-300:] or f"exit {done.returncode}"
+                    )
+            except (OSError, subprocess.TimeoutExpired) as e:
+                reason = str(e)
             _own_network_probe[bwrap] = reason
         return _own_network_probe[bwrap]
