@@ -13,15 +13,13 @@ import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xplane.compose.errors import ComposeError, PipelineFatalError, q
 from xplane.compose.fetch import ResourceFetcher, SchemaFetcher, secret_data
+from xplane.compose.runtimes import Runtime
 from xplane.compose.values import struct_from, to_plain
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
-
-if TYPE_CHECKING:
-    from xplane.compose.runtimes import Runtime
 
 MAX_REQUIREMENTS_ITERATIONS = 5
 #: How long past its deadline a runtime's call may run before the pipeline stops waiting for it
@@ -271,11 +269,12 @@ async def run_pipeline(
     deadline = time.monotonic() + timeout
     # every runtime the pipeline uses starts now, together (a package function's sandbox takes a
     # few hundred ms to serve); each step then waits only for its own
+    # (a runtime with nothing to start, such as an in-process function, gets no task)
     starting: dict[str, asyncio.Future[None]] = {}
     for step in steps:
         ref = str((step.get("functionRef") or {}).get("name", ""))
         rt = runtimes.get(ref)
-        if rt is not None and ref not in starting:
+        if rt is not None and ref not in starting and type(rt).start is not Runtime.start:
             starting[ref] = asyncio.ensure_future(rt.start(timeout=deadline - time.monotonic()))
     try:
         return await _run_steps(
@@ -285,7 +284,8 @@ async def run_pipeline(
         for task in starting.values():
             task.cancel()  # a no-op for those done
         # collect every outcome: a start that failed for a step never reached fails quietly
-        await asyncio.gather(*starting.values(), return_exceptions=True)
+        if starting:
+            await asyncio.gather(*starting.values(), return_exceptions=True)
 
 
 async def _run_steps(
@@ -310,7 +310,8 @@ async def _run_steps(
             raise ComposeError(f"unknown Function {q(ref)} - does it exist in your Functions file?")
         first = functools.partial(_request, step, observed, desired, ctx, sources)
         try:
-            await starting[ref]
+            if ref in starting:
+                await starting[ref]
         except ComposeError as e:
             raise ComposeError(f"cannot run pipeline step {q(name)}: {e.message}", hint=e.hint) from None
         budget = _Budget.of(per_function.get(ref, step_timeout), deadline)
