@@ -22,9 +22,12 @@ def to_plain(msg: struct_pb2.Struct | struct_pb2.ListValue) -> Any:
     return [_plain(v) for v in msg.values]
 
 
+_which = struct_pb2.Value.WhichOneof  # unbound: no attribute lookup per value
+
+
 def _plain(v: struct_pb2.Value) -> Any:
     # The hot path of every render: one WhichOneof per value, the commonest kinds first.
-    kind = v.WhichOneof("kind")
+    kind = _which(v, "kind")
     if kind == "string_value":
         return v.string_value
     if kind == "struct_value":
