@@ -189,7 +189,11 @@ class PackageRunner:
             if warm is not None and warm.exit_code() is None:
                 return warm
             proc = self._new_process(spec, prepared)
-            proc.start()
+            try:
+                proc.start()
+            except BaseException:
+                proc.stop()  # removes its relay directory
+                raise
             if self.keep_warm or spec.cleanup == "Orphan":
                 self._warm[key] = proc
             return proc
