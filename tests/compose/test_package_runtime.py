@@ -338,6 +338,52 @@ def test_the_host_network_annotation_shares_the_hosts_network(
     assert _relays() == []
 
 
+def test_where_network_namespaces_are_forbidden_functions_share_the_hosts_network_with_a_warning(
+    function_package: dict[str, Any], tmp_path: Path, host_listener: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As in a container that forbids them: the real bwrap behind a shim that refuses --unshare-net."""
+    import asyncio
+
+    import yaml
+
+    from xplane.compose import ComposeError, PackageRunner, RenderInputs, render_async
+    from xplane.oci import RegistryClient, RegistryConfig, RegistryOverrides, default_keychain
+
+    shim = tmp_path / "bwrap"
+    shim.write_text(
+        '#!/bin/sh\nfor a in "$@"; do\n  if [ "$a" = --unshare-net ]; then\n'
+        "    echo 'bwrap: loopback: Failed RTM_NEWADDR: Operation not permitted' >&2; exit 1\n  fi\ndone\n"
+        'exec /usr/bin/bwrap "$@"\n'
+    )
+    shim.chmod(0o755)
+    env = {"DOCKER_CONFIG": str(function_package["login"])}
+
+    def client() -> RegistryClient:
+        config = RegistryConfig.load(env=env, overrides=RegistryOverrides(plain_http=True))
+        return RegistryClient(keychain=default_keychain(env=env), config=config)
+
+    def render(network: str | None) -> Any:
+        ann = {"render.crossplane.io/runtime-docker-env": f"FN_PROBE={host_listener}"}
+        if network:
+            ann["render.xplane.io/network"] = network
+        d = _inputs(tmp_path / f"in-{network}", function_package["ref"], ann)
+        fn = yaml.safe_load((d / "functions.yaml").read_text())
+        inputs = RenderInputs(xr=yaml.safe_load(XR), composition=yaml.safe_load(COMPOSITION), functions=[fn])
+        with PackageRunner(cache_root=function_package["cache"], client_factory=client, bwrap=str(shim)) as r:
+            return asyncio.run(render_async(inputs, packages=r, timeout=30))
+
+    with caplog.at_level("WARNING", logger="xplane.compose.packagerun"):
+        out = render(None)
+    assert [r["message"].rsplit(" ", 1)[-1] for r in out.results] == ["probe=connected"]
+    assert "function function-pkg shares the host's network" in caplog.text
+    assert "RTM_NEWADDR: Operation not permitted" in caplog.text
+    with pytest.raises(
+        ComposeError, match="cannot give a sandbox a network namespace of its own: bwrap: loopback"
+    ):
+        render("Loopback")
+    assert _relays() == []
+
+
 def test_pull_policy_never_with_nothing_cached_is_a_clear_error(
     render_cli: Any, tmp_path: Path, registry_basic: RegistryServer
 ) -> None:
