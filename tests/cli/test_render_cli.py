@@ -351,3 +351,43 @@ def test_watch_renders_again_and_prints_a_diff(tmp_path: Path, functions_dir: Pa
             proc.kill()
             proc.wait()
     assert proc.returncode == 130
+
+
+CHATTY = """\
+from crossplane.function import logging, response
+
+log = logging.get_logger()
+
+
+async def run_function(req):
+    print("a print from the function")
+    log.info("a log line from the function", step="s")
+    rsp = response.to(req)
+    response.normal(rsp, "done")
+    return rsp
+"""
+
+
+def test_what_functions_print_goes_to_stderr_and_stdout_is_the_documents(tmp_path: Path) -> None:
+    """The SDK's logger writes to stdout; a render's stdout must stay a YAML stream (for | xp validate -)."""
+    import yaml
+
+    fns = tmp_path / "fns" / "function-chatty"
+    fns.mkdir(parents=True)
+    (fns / "fn.py").write_text(CHATTY)
+    d = _inputs(
+        tmp_path / "in",
+        comp=COMP.split("  pipeline:")[0]
+        + "  pipeline:\n  - step: s\n    functionRef:\n      name: function-chatty\n",
+        fns="apiVersion: pkg.crossplane.io/v1\nkind: Function\nmetadata:\n  name: function-chatty\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "xplane.cli.main", "render", "xr.yaml", "composition.yaml", "functions.yaml",
+         "--functions-dir", str(tmp_path / "fns"), "-r"],
+        cwd=d, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("---\n")
+    docs = list(yaml.safe_load_all(done.stdout))
+    assert [doc["kind"] for doc in docs] == ["XBucket", "Result"] and docs[1]["message"] == "done"
+    assert "a print from the function" in done.stderr and "a log line from the function" in done.stderr

@@ -240,9 +240,19 @@ def render_text(a: _Args, runner: PackageRunner | None = None) -> str:
     """Load the inputs, check them in upstream's order, render, and return the YAML stream.
 
     ``runner`` runs the Functions that are found neither in --functions-dir nor on a server.
+    Whatever in-process functions print meanwhile (the Python SDK logs to stdout; ``print``) goes
+    to stderr: stdout carries the documents alone, so ``xp render ... | xp validate ... -`` works.
 
     Raises ComposeError (exit 1) or PipelineFatalError (exit 6) with upstream's wording.
     """
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return _render_text(a, runner)
+
+
+def _render_text(a: _Args, runner: PackageRunner | None) -> str:
     import asyncio
     import time
 
