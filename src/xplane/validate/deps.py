@@ -38,6 +38,8 @@ class PackageSource(Protocol):
         ...
 
 
+# xplane.pkg.names has the same two, but importing it loads the store: validate keeps to the pure
+# resolver of xplane.pkg (tests/validate/test_deps.py checks which modules load).
 def source_of(ref: str) -> str:
     """A reference without its tag or digest, as written (``reg/repo:v1`` -> ``reg/repo``)."""
     return package_source(Reference.parse(ref))

@@ -180,18 +180,25 @@ _LEAF_TYPES: dict[str, tuple[type, ...]] = {
 _LEAF: dict[int, tuple[Schema, tuple[type, ...] | None]] = {}
 
 
-def _leaf_types(s: Schema) -> tuple[type, ...] | None:
+def _bare_scalar_types(s: Any) -> tuple[type, ...] | None:
     """For a bare scalar schema (a type and prose only), the Python types that pass it unchecked.
 
     A value whose ``type()`` is one of them has nothing to report, default, prune or evaluate, so
     the walk skips the call; anything else (a float for ``integer``, None, another type) goes
     through :func:`_validate` for its exact error text.
     """
+    if not isinstance(s, Mapping):
+        return None
+    t = s.get("type")
+    return _LEAF_TYPES.get(t) if isinstance(t, str) and s.keys() <= _LEAF_KEYS else None
+
+
+def _leaf_types(s: Schema) -> tuple[type, ...] | None:
+    """:func:`_bare_scalar_types`, remembered per schema node."""
     hit = _LEAF.get(id(s))
     if hit is not None and hit[0] is s:
         return hit[1]
-    t = s.get("type")
-    types = _LEAF_TYPES.get(t) if isinstance(t, str) and s.keys() <= _LEAF_KEYS else None
+    types = _bare_scalar_types(s)
     _LEAF[id(s)] = (s, types)
     return types
 
@@ -345,9 +352,9 @@ class _ObjectPlan:
         # bare scalar properties: the Python types that pass them with nothing to report or collect
         self.leaves: dict[str, tuple[type, ...]] = {}
         for k, ps in self.props.items():
-            t = ps.get("type") if isinstance(ps, Mapping) else None
-            if isinstance(t, str) and t in _LEAF_TYPES and ps.keys() <= _LEAF_KEYS:
-                self.leaves[k] = _LEAF_TYPES[t]
+            types = _bare_scalar_types(ps)
+            if types is not None:
+                self.leaves[k] = types
 
 
 _OBJECT_PLANS: dict[int, _ObjectPlan] = {}
