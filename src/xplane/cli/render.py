@@ -263,7 +263,6 @@ def _render_text(a: _Args, runner: PackageRunner | None) -> str:
         apply_xrd_defaults,
         build_context,
         dump_render,
-        function_timeouts,
         load_composition,
         load_functions,
         load_schemas,
@@ -281,7 +280,6 @@ def _render_text(a: _Args, runner: PackageRunner | None) -> str:
     overrides = parse_pairs(a.function_annotations, "function annotation")
     for f in fns:
         f.setdefault("metadata", {}).setdefault("annotations", {}).update(overrides)
-    function_timeouts(fns)  # a bad step-timeout annotation fails before anything is pulled or started
     if a.xrd is not None:
         docs = _stream(a.xrd, "XRD")
         apply_xrd_defaults(xr, docs[0] if docs else {})

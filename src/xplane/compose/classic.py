@@ -257,16 +257,16 @@ async def render_async(
 
     ``timeout`` bounds opening the runtimes (when they are not given) and the pipeline,
     ``step_timeout`` each step; an in-process function's ``function.yaml`` ``timeout``, and over it
-    a Function's ``render.xplane.io/step-timeout`` annotation, override ``step_timeout`` for its steps. ``packages`` runs the Functions found neither in
-    ``functions_dir`` nor on a server from their packages (:func:`open_runtimes`).
+    a Function's ``render.xplane.io/step-timeout`` annotation, override ``step_timeout`` for its
+    steps. ``packages`` runs the Functions found neither in ``functions_dir`` nor on a server from
+    their packages (:func:`open_runtimes`).
     """
     deadline = time.monotonic() + timeout
     precheck(inputs.xr, inputs.composition)
     per_function = function_timeouts(inputs.functions)
     owned = runtimes is None
-    if (
-        runtimes is None
-    ):  # loading may block (imports, compiles, pulls): a worker thread, as xfn's loader does
+    if runtimes is None:
+        # loading may block (imports, compiles, pulls): a worker thread, as xfn's loader does
         rts: Mapping[str, Runtime] = await asyncio.to_thread(
             open_runtimes, list(inputs.functions), functions_dir=functions_dir, packages=packages
         )
