@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from tests.validate.test_validator import crd
 from xplane.validate import Resource, SchemaSet, validate_resources
 
 SCALARS = ("string", "integer", "number", "boolean")
@@ -97,38 +98,18 @@ def provider_crd(rng: random.Random, i: int) -> dict[str, Any]:
             },
         },
     }
-    group = f"svc{i % 40}.aws.example.io"
-    kind = f"Thing{i}"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"thing{i}s.{group}"},
-        "spec": {
-            "group": group,
-            "names": {"kind": kind, "plural": f"thing{i}s"},
-            "scope": "Cluster",
-            "versions": [
-                {
-                    "name": "v1beta1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                            "required": ["spec"],
-                        }
-                    },
-                }
-            ],
+    openapi = {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
         },
+        "required": ["spec"],
     }
+    return crd(f"Thing{i}", f"svc{i % 40}.aws.example.io", "v1beta1", openapi=openapi)
 
 
 def value_for(schema: dict[str, Any], i: int) -> Any:

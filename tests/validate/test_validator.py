@@ -12,7 +12,9 @@ def crd(
     group: str = "s3.example.org",
     version: str = "v1",
     spec_schema: dict[str, Any] | None = None,
+    openapi: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A cluster-scoped CRD of one served version; ``openapi`` replaces its whole schema."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -27,7 +29,8 @@ def crd(
                     "served": True,
                     "storage": True,
                     "schema": {
-                        "openAPIV3Schema": {
+                        "openAPIV3Schema": openapi
+                        or {
                             "type": "object",
                             "properties": {
                                 "spec": spec_schema
