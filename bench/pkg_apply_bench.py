@@ -32,7 +32,7 @@ from tests.pkg.support import composition, push, write_package, xrd  # noqa: E40
 from tests.support.registry import RegistryServer  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from pkgbench import PY, XP, fmt, healthy, manifest, timed  # noqa: E402
+from pkgbench import PY, XP, fmt, healthy, manifest, print_table, timed  # noqa: E402
 
 
 def main() -> int:
@@ -109,10 +109,7 @@ def main() -> int:
         (f"{n} separate `xp apply` runs (total)", fmt(separate), "-", "-"),
         ("one apply / separate applies", f"{ratio:.2f}x (paired {paired:.2f}x)", "<= 0.5x", ratio <= 0.5),
     ]
-    print(f"{'CASE':48} {'RESULT':34} {'TARGET':10} OK")
-    for case, result, target, ok in rows:
-        print(f"{case:48} {result:34} {target:10} {ok if ok == '-' else ('yes' if ok else 'NO')}")
-    print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print_table(rows, load)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"pkg-apply-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(

@@ -40,7 +40,7 @@ from tests.support.registry import RegistryServer  # noqa: E402
 from xplane.oci import to_dns_label  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from pkgbench import XP, fmt, healthy, manifest, timed  # noqa: E402
+from pkgbench import XP, fmt, healthy, manifest, print_table, timed  # noqa: E402
 
 TARGET = 0.4
 
@@ -139,10 +139,7 @@ def main() -> int:
         (f"{n + 1} separate `xp apply` runs (total)", fmt(sequential), "-", "-"),
         ("graph / sequential", f"{ratio:.2f}x (paired {paired:.2f}x)", f"<= {TARGET}x", ratio <= TARGET),
     ]
-    print(f"{'CASE':48} {'RESULT':34} {'TARGET':10} OK")
-    for case, result, target, ok in rows:
-        print(f"{case:48} {result:34} {target:10} {ok if ok == '-' else ('yes' if ok else 'NO')}")
-    print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print_table(rows, load)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"pkg-deps-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(

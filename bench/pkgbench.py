@@ -51,6 +51,15 @@ def healthy(env: dict[str, str], want: dict[str, int]) -> None:
             raise SystemExit(f"expected {n} healthy {kind}, found {len(ok)}:\n{r.stdout[:3000]}\n{r.stderr}")
 
 
+def print_table(rows: list[tuple[str, str, str, Any]], load: tuple[float, float, float]) -> None:
+    """The CASE / RESULT / TARGET / OK table (OK: a bool, or "-" for a row without a target), then
+    the load average taken at the end."""
+    print(f"{'CASE':48} {'RESULT':34} {'TARGET':10} OK")
+    for case, result, target, ok in rows:
+        print(f"{case:48} {result:34} {target:10} {ok if ok == '-' else ('yes' if ok else 'NO')}")
+    print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
 def fmt(samples: list[float]) -> str:
     """``median ms [min-max]``."""
     return f"{statistics.median(samples) * 1000:.0f} ms [{min(samples) * 1000:.0f}-{max(samples) * 1000:.0f}]"
