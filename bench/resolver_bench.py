@@ -29,7 +29,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -68,6 +68,22 @@ def window(rng: random.Random, center: int, versions: int, contains: int | None 
     return f">=v1.{lo}.0 <v1.{lo + width}.0"
 
 
+def _roots(rng: random.Random, names: list[str], constraint: Callable[[int], str]) -> list[Installed]:
+    """Ten root Configurations, each asking for three of the first twenty packages."""
+    return [
+        Installed(
+            f"{REG}configuration-{r}",
+            "v1.0.0",
+            f"configuration-{r}",
+            tuple(
+                Need(names[t], constraint(t))
+                for t in rng.sample(range(min(20, len(names))), min(3, len(names)))
+            ),
+        )
+        for r in range(10)
+    ]
+
+
 def build_planted(packages: int, versions: int, seed: int) -> tuple[list[Installed], Data]:
     """The graph: roots and the candidate data.
 
@@ -93,19 +109,7 @@ def build_planted(packages: int, versions: int, seed: int) -> tuple[list[Install
                 Need(names[t], window(rng, v + skews[t], versions, solution[t] if v <= solution[i] else None))
                 for t in targets
             )
-    roots = [
-        Installed(
-            f"{REG}configuration-{r}",
-            "v1.0.0",
-            f"configuration-{r}",
-            tuple(
-                Need(names[t], window(rng, 0, versions, solution[t]))
-                for t in rng.sample(range(min(20, packages)), min(3, packages))
-            ),
-        )
-        for r in range(10)
-    ]
-    return roots, Data(tags, needs)
+    return _roots(rng, names, lambda t: window(rng, 0, versions, solution[t])), Data(tags, needs)
 
 
 def build_timeline(packages: int, versions: int, seed: int) -> tuple[list[Installed], Data]:
@@ -149,19 +153,7 @@ def build_timeline(packages: int, versions: int, seed: int) -> tuple[list[Instal
         floor = f">=v1.{max(0, current[t] - rng.randint(0, 6))}.0"
         return floor if rng.random() < 2 / 3 else f"{floor} <v1.{current[t] + rng.randint(1, 4)}.0"
 
-    roots = [
-        Installed(
-            f"{REG}configuration-{r}",
-            "v1.0.0",
-            f"configuration-{r}",
-            tuple(
-                Need(names[t], root_constraint(t))
-                for t in rng.sample(range(min(20, packages)), min(3, packages))
-            ),
-        )
-        for r in range(10)
-    ]
-    return roots, Data(tags, needs)
+    return _roots(rng, names, root_constraint), Data(tags, needs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
