@@ -170,6 +170,16 @@ def package(kind: str, name: str, ref: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def image_config(name: str, match_images: Sequence[Mapping[str, str]], **spec: Any) -> dict[str, Any]:
+    """An ImageConfig matching ``match_images`` (``rewriteImage=...``, ``registry=...`` as spec)."""
+    return {
+        "apiVersion": "pkg.crossplane.io/v1beta1",
+        "kind": "ImageConfig",
+        "metadata": {"name": name},
+        "spec": {"matchImages": list(match_images), **spec},
+    }
+
+
 def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any]:
     for c in (obj.get("status") or {}).get("conditions") or ():
         if c["type"] == type_:

@@ -12,6 +12,7 @@ from tests.pkg.support import (
     condition,
     control_plane,
     docker_secret,
+    image_config,
     package,
     push,
     revisions,
@@ -111,37 +112,25 @@ def test_imageconfig_rewrite_to_mirror_and_pull_secret_by_prefix(
     store, cp = control_plane(tmp_path)
     store.create(docker_secret("mirror-creds", mirror.host, mirror.username, mirror.password))
     store.create(
-        {
-            "apiVersion": "pkg.crossplane.io/v1beta1",
-            "kind": "ImageConfig",
-            "metadata": {"name": "to-mirror"},
-            "spec": {
-                "matchImages": [{"type": "Prefix", "prefix": registry_plain.host}],
-                "rewriteImage": {"prefix": mirror.host},
-            },
-        }
+        image_config(
+            "to-mirror",
+            [{"type": "Prefix", "prefix": registry_plain.host}],
+            rewriteImage={"prefix": mirror.host},
+        )
     )
     store.create(
-        {
-            "apiVersion": "pkg.crossplane.io/v1beta1",
-            "kind": "ImageConfig",
-            "metadata": {"name": "mirror-auth-short"},
-            "spec": {
-                "matchImages": [{"prefix": mirror.host}],
-                "registry": {"authentication": {"pullSecretRef": {"name": "nope"}}},
-            },
-        }
+        image_config(
+            "mirror-auth-short",
+            [{"prefix": mirror.host}],
+            registry={"authentication": {"pullSecretRef": {"name": "nope"}}},
+        )
     )
     store.create(
-        {
-            "apiVersion": "pkg.crossplane.io/v1beta1",
-            "kind": "ImageConfig",
-            "metadata": {"name": "mirror-auth"},
-            "spec": {
-                "matchImages": [{"prefix": f"{mirror.host}/{unique_repo}"}],
-                "registry": {"authentication": {"pullSecretRef": {"name": "mirror-creds"}}},
-            },
-        }
+        image_config(
+            "mirror-auth",
+            [{"prefix": f"{mirror.host}/{unique_repo}"}],
+            registry={"authentication": {"pullSecretRef": {"name": "mirror-creds"}}},
+        )
     )
     store.create(package("Configuration", "p", original, skipDependencyResolution=True))
     assert cp.reconcile().settled

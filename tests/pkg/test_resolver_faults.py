@@ -34,6 +34,7 @@ from tests.pkg.support import (
     condition,
     control_plane,
     docker_secret,
+    image_config,
     package,
     push,
     write_package,
@@ -525,15 +526,11 @@ def test_e2e_imageconfig_rewrites_a_dependency(
     ref = config_needing(tmp_path, f"{registry_plain.host}/{unique_repo}", source, ">=v0.2.0")
     store, cp = control_plane(tmp_path)
     store.create(
-        {
-            "apiVersion": "pkg.crossplane.io/v1beta1",
-            "kind": "ImageConfig",
-            "metadata": {"name": "to-mirror"},
-            "spec": {
-                "matchImages": [{"type": "Prefix", "prefix": upstream}],
-                "rewriteImage": {"prefix": registry_plain.host},
-            },
-        }
+        image_config(
+            "to-mirror",
+            [{"type": "Prefix", "prefix": upstream}],
+            rewriteImage={"prefix": registry_plain.host},
+        )
     )
     store.create(package("Configuration", "configuration-a", ref))
     summary = cp.reconcile()
@@ -570,15 +567,11 @@ def test_e2e_imageconfig_pull_secret_reaches_a_private_dependency(
     assert store.list("providers") == []
     store.create(docker_secret("private-creds", reg.host, reg.username, reg.password))
     store.create(
-        {
-            "apiVersion": "pkg.crossplane.io/v1beta1",
-            "kind": "ImageConfig",
-            "metadata": {"name": "private-auth"},
-            "spec": {
-                "matchImages": [{"type": "Prefix", "prefix": base}],
-                "registry": {"authentication": {"pullSecretRef": {"name": "private-creds"}}},
-            },
-        }
+        image_config(
+            "private-auth",
+            [{"type": "Prefix", "prefix": base}],
+            registry={"authentication": {"pullSecretRef": {"name": "private-creds"}}},
+        )
     )
     summary = cp.reconcile()
     assert summary.settled and not summary.failing, summary.failing
