@@ -4,7 +4,6 @@ against packages built by xplane and served by Debian's docker-registry on 127.0
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from tests.pkg.support import composition, push, write_package, xrd
+from tests.support.procs import fresh_user_env
 from tests.support.registry import RegistryServer
 from xplane.oci import friendly_id
 
@@ -24,15 +24,7 @@ def env(tmp_path: Path, registry_plain: RegistryServer) -> dict[str, str]:
     """A user with nothing of their own: a fresh home, state, cache, and the test registry as plain HTTP."""
     config = tmp_path / "xplane-config.yaml"
     config.write_text(json.dumps({"registries": {registry_plain.host: {"plainHTTP": True}}}))
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR")}
-    return {
-        **keep,
-        "HOME": str(tmp_path / "home"),
-        "XPLANE_HOME": str(tmp_path / "state"),
-        "XPLANE_CACHE_DIR": str(tmp_path / "cache"),
-        "XPLANE_CONFIG": str(config),
-        "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
-    }
+    return fresh_user_env(tmp_path, config)
 
 
 def xp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

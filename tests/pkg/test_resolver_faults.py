@@ -43,6 +43,7 @@ from tests.pkg.support import (
 from tests.pkg.test_resolver import dep, installed_version, lock_condition, publish
 from tests.support.faultproxy import FaultProxy
 from tests.support.hostile import Answer, Behavior, HostileRegistry, Served
+from tests.support.procs import fresh_user_env
 from tests.support.registry import RegistryServer
 from xplane.oci import Credentials, to_dns_label
 from xplane.store import Store
@@ -330,16 +331,9 @@ def graph(
 
 
 def xp_env(tmp: Path, config: Path) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR")}
-    return {
-        **keep,
-        "HOME": str(tmp / "home"),
-        "XPLANE_HOME": str(tmp / "state"),
-        "XPLANE_CACHE_DIR": str(tmp / "cache"),
-        "XPLANE_CONFIG": str(config),
-        "XDG_CONFIG_HOME": str(tmp / "home" / ".config"),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), keep.get("PYTHONPATH", "")) if p),
-    }
+    env = fresh_user_env(tmp, config)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def xp_apply(env: dict[str, str], manifest: Path) -> subprocess.CompletedProcess[str]:

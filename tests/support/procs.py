@@ -92,6 +92,20 @@ def clean_env(extra: Mapping[str, str] | None = None, *, drop_prefixes: Sequence
     return env
 
 
+def fresh_user_env(root: Path, config: Path) -> dict[str, str]:
+    """A user with nothing of their own under ``root`` (home, control-plane state, image cache) and
+    ``config`` as xplane's config file; of this environment only PATH, locale, PYTHONPATH and TMPDIR."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR")}
+    return {
+        **keep,
+        "HOME": str(root / "home"),
+        "XPLANE_HOME": str(root / "state"),
+        "XPLANE_CACHE_DIR": str(root / "cache"),
+        "XPLANE_CONFIG": str(config),
+        "XDG_CONFIG_HOME": str(root / "home" / ".config"),
+    }
+
+
 def spawn(
     argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
