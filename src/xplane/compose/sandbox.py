@@ -57,7 +57,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def read_fd(fd: int, *, until: bytes | None = None, limit: int = INFO_LIMIT) -> bytes:
+async def _read_fd(fd: int, *, until: bytes | None = None, limit: int = INFO_LIMIT) -> bytes:
     """What ``fd`` gives until end of file, ``until`` or ``limit`` bytes: read on the event loop."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
@@ -152,7 +152,7 @@ class FunctionProcess:
         assert self._info_fd is not None
         fd, self._info_fd = self._info_fd, None
         try:
-            data = await read_fd(fd)
+            data = await _read_fd(fd)
         finally:
             os.close(fd)
         try:
@@ -187,7 +187,7 @@ class FunctionProcess:
         """Until the relay writes ``ready`` (the function accepted a connection in its namespace), or
         closes its stdout (its exit is noticed apart)."""
         assert self.relay is not None and self.relay.stdout is not None
-        await read_fd(self.relay.stdout.fileno(), until=b"ready")
+        await _read_fd(self.relay.stdout.fileno(), until=b"ready")
 
     def _relay_failure(self) -> ComposeError:
         assert self.relay is not None and self.relay.stderr is not None
