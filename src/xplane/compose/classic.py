@@ -226,10 +226,9 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
     for o in inputs.observed:
         key = ((o.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, "")
         observed[str(key)] = o
-    composed = [
-        compose_metadata(to_plain(r.resource), k, xr, observed) for k, r in out.desired.resources.items()
-    ]
-    composed.sort(key=lambda o: str(o["metadata"]["annotations"][RESOURCE_NAME_ANNOTATION]))
+    # upstream's order: by composition-resource-name, which is the key (set as that annotation)
+    resources = out.desired.resources
+    composed = [compose_metadata(to_plain(resources[k].resource), k, xr, observed) for k in sorted(resources)]
     results = [
         {
             "apiVersion": "render.crossplane.io/v1beta1",

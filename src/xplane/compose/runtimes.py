@@ -176,14 +176,14 @@ def function_timeouts(functions: Sequence[Mapping[str, Any]]) -> dict[str, float
     A value is a duration (``30s``, ``1m30s``, ``500ms``) or seconds (``2.5``); one that does not
     parse, or is not positive, is an error naming the Function.
     """
-    from xplane.errors import XplaneError
-    from xplane.fn import parse_duration
-
     out: dict[str, float] = {}
     for obj in functions:
         raw = function_annotations(obj).get(STEP_TIMEOUT_ANNOTATION)
         if raw is None:
             continue
+        from xplane.errors import XplaneError  # here: most renders have no such annotation
+        from xplane.fn import parse_duration
+
         name = str((obj.get("metadata") or {}).get("name", ""))
         where = f"Function {q(name)}: annotation {q(STEP_TIMEOUT_ANNOTATION)}"
         try:
