@@ -279,7 +279,8 @@ def _render_text(a: _Args, runner: PackageRunner | None) -> str:
     fns = load_functions(a.functions)
     overrides = parse_pairs(a.function_annotations, "function annotation")
     for f in fns:
-        f.setdefault("metadata", {}).setdefault("annotations", {}).update(overrides)
+        meta = f["metadata"] = f.get("metadata") or {}  # load_functions checked: an object or null
+        meta["annotations"] = {**(meta.get("annotations") or {}), **overrides}
     if a.xrd is not None:
         docs = _stream(a.xrd, "XRD")
         apply_xrd_defaults(xr, docs[0] if docs else {})

@@ -15,6 +15,7 @@ from xplane.compose.errors import ComposeError, q
 from xplane.compose.fetch import ResourceFetcher, SchemaFetcher
 from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
 from xplane.compose.runtimes import Runtime, declared_timeouts, function_timeouts, open_runtimes
+from xplane.compose.shapes import ShapeError, check_inputs, mapping, object_list, string_map
 from xplane.compose.values import to_plain
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
 
@@ -124,8 +125,14 @@ def stable_n_and_some_more(n: int, names: Sequence[str]) -> str:
 def compose_metadata(
     obj: dict[str, Any], key: str, xr: Mapping[str, Any], observed: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """``obj`` with render's metadata (§3.6 item 2): names kept, generateName, label, annotation, owner."""
-    meta = obj.setdefault("metadata", {})
+    """``obj`` with render's metadata (§3.6 item 2): names kept, generateName, label, annotation, owner.
+
+    A metadata field of the wrong type (labels that are a list, ...) raises :class:`ShapeError`.
+    """
+    meta = mapping(obj, "metadata", "metadata")
+    for f in ("name", "generateName", "namespace"):
+        if meta.get(f) is not None and not isinstance(meta[f], str):
+            raise ShapeError(f"metadata.{f}", meta[f], "a string")
     xmeta = xr.get("metadata") or {}
     xlabels = xmeta.get("labels") or {}
     seen = observed.get(key)
@@ -139,18 +146,18 @@ def compose_metadata(
         meta["generateName"] = prefix + "-"
     if xmeta.get("namespace"):
         meta["namespace"] = xmeta["namespace"]
-    meta.setdefault("annotations", {})[RESOURCE_NAME_ANNOTATION] = key
-    labels = meta.setdefault("labels", {})
+    string_map(meta, "annotations", "metadata.annotations")[RESOURCE_NAME_ANNOTATION] = key
+    labels = string_map(meta, "labels", "metadata.labels")
     labels[COMPOSITE_LABEL] = prefix
     if "crossplane.io/claim-name" in xlabels and "crossplane.io/claim-namespace" in xlabels:
         labels["crossplane.io/claim-name"] = xlabels["crossplane.io/claim-name"]
         labels["crossplane.io/claim-namespace"] = xlabels["crossplane.io/claim-namespace"]
-    owners = meta.setdefault("ownerReferences", [])
+    owners = object_list(meta, "ownerReferences", "metadata.ownerReferences")
     owner = {
         "apiVersion": xr.get("apiVersion", ""),
         "kind": xr.get("kind", ""),
-        "name": xmeta.get("name", ""),
-        "uid": xmeta.get("uid", ""),
+        "name": xmeta.get("name") or "",
+        "uid": xmeta.get("uid") or "",
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -205,6 +212,13 @@ def xr_conditions(out: PipelineOutput) -> list[dict[str, Any]]:
     return conds
 
 
+def _returned_by(out: PipelineOutput) -> str:
+    """`` (from pipeline step "s", Function "f")``: the step whose answer is the desired state."""
+    if not out.last_step:
+        return ""
+    return f" (from pipeline step {q(out.last_step)}, Function {q(out.last_function)})"
+
+
 def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool = False) -> RenderOutput:
     """The render documents from a finished pipeline."""
     xr = inputs.xr
@@ -212,7 +226,11 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
     xmeta = xr.get("metadata") or {}
     dxr["apiVersion"] = xr.get("apiVersion")
     dxr["kind"] = xr.get("kind")
-    meta = dxr.setdefault("metadata", {})
+    try:
+        meta = mapping(dxr, "metadata", "metadata")
+        status = mapping(dxr, "status", "status")
+    except ShapeError as e:
+        raise ComposeError(f"the desired composite resource{_returned_by(out)}: {e.problem}") from None
     meta["name"] = xmeta.get("name", "")
     if xmeta.get("namespace"):
         meta["namespace"] = xmeta["namespace"]
@@ -221,14 +239,21 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
             raise ComposeError("cannot render composite resource: the input XR has no spec to include (-x)")
         dxr["spec"] = copy.deepcopy(xr["spec"])
         dxr["metadata"] = copy.deepcopy(xmeta)
-    dxr.setdefault("status", {})["conditions"] = xr_conditions(out)
+    status["conditions"] = xr_conditions(out)
     observed = {}
     for o in inputs.observed:
         key = ((o.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, "")
         observed[str(key)] = o
     # upstream's order: by composition-resource-name, which is the key (set as that annotation)
     resources = out.desired.resources
-    composed = [compose_metadata(to_plain(resources[k].resource), k, xr, observed) for k in sorted(resources)]
+    composed = []
+    for k in sorted(resources):
+        try:
+            composed.append(compose_metadata(to_plain(resources[k].resource), k, xr, observed))
+        except ShapeError as e:
+            raise ComposeError(
+                f"cannot render composed resource {q(k)}{_returned_by(out)}: {e.problem}"
+            ) from None
     results = [
         {
             "apiVersion": "render.crossplane.io/v1beta1",
@@ -261,6 +286,18 @@ async def render_async(
     their packages (:func:`open_runtimes`).
     """
     deadline = time.monotonic() + timeout
+    check_inputs(
+        inputs.xr,
+        inputs.composition,
+        inputs.functions,
+        {
+            "observed resource": inputs.observed,
+            "extra resource": inputs.extra_resources,
+            "required resource": inputs.required_resources,
+        },
+        inputs.credentials,
+        inputs.required_schemas,
+    )
     precheck(inputs.xr, inputs.composition)
     per_function = function_timeouts(inputs.functions)
     owned = runtimes is None

@@ -6,7 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from xplane.compose.errors import ComposeError
+from xplane.compose.errors import ComposeError, q
+from xplane.compose.shapes import (
+    ShapeError,
+    check_composition,
+    check_object,
+    check_openapi,
+    check_xr,
+    check_xrd,
+    object_name,
+)
 
 
 def _docs(path: Path) -> list[Any]:
@@ -42,6 +51,10 @@ def load_xr(path: Path) -> dict[str, Any]:
         raise ComposeError(
             f'cannot load composite resource from "{path}": cannot unmarshal composite resource YAML'
         )
+    try:
+        check_xr(docs[0])
+    except ShapeError as e:
+        raise ComposeError(f'cannot load composite resource from "{path}": {e.problem}') from None
     return docs[0]
 
 
@@ -53,10 +66,13 @@ def load_composition(path: Path) -> dict[str, Any]:
         raise ComposeError(f'cannot load Composition from "{path}": {e}') from None
     c = docs[0] if docs and isinstance(docs[0], dict) else {}
     if c.get("apiVersion") != "apiextensions.crossplane.io/v1" or c.get("kind") != "Composition":
-        name = (c.get("metadata") or {}).get("name", "")
         raise ComposeError(
-            f'cannot load Composition from "{path}": not a composition: {c.get("kind", "")}/{name}'
+            f'cannot load Composition from "{path}": not a composition: {c.get("kind", "")}/{object_name(c)}'
         )
+    try:
+        check_composition(c)
+    except ShapeError as e:
+        raise ComposeError(f'cannot load Composition from "{path}": {e.problem}') from None
     return c
 
 
@@ -68,13 +84,20 @@ def load_functions(path: Path) -> list[dict[str, Any]]:
         raise ComposeError(f'cannot load functions from "{path}": {e}') from None
     for f in fns:
         if (
-            f.get("apiVersion") not in ("pkg.crossplane.io/v1", "pkg.crossplane.io/v1beta1")
+            not isinstance(f, dict)
+            or f.get("apiVersion") not in ("pkg.crossplane.io/v1", "pkg.crossplane.io/v1beta1")
             or f.get("kind") != "Function"
         ):
-            name = (f.get("metadata") or {}).get("name", "")
+            kind = f.get("kind", "") if isinstance(f, dict) else ""
             raise ComposeError(
-                f'cannot load functions from "{path}": not a function: {f.get("kind", "")}/{name}'
+                f'cannot load functions from "{path}": not a function: {kind}/{object_name(f)}'
             )
+        try:
+            check_object(f)
+        except ShapeError as e:
+            raise ComposeError(
+                f'cannot load functions from "{path}": Function {q(object_name(f))}: {e.problem}'
+            ) from None
     return fns
 
 
@@ -86,9 +109,13 @@ def load_schemas(path: Path) -> list[dict[str, Any]]:
     out = []
     for f in files:
         try:
-            out.append(json.loads(f.read_text()))
+            doc = json.loads(f.read_text())
+            check_openapi(doc)
+        except ShapeError as e:
+            raise ComposeError(f'cannot parse OpenAPI JSON from "{f}": {e.problem}') from None
         except (ValueError, OSError) as e:
             raise ComposeError(f'cannot parse OpenAPI JSON from "{f}": {e}') from None
+        out.append(doc)
     return out
 
 
@@ -123,6 +150,10 @@ def build_context(files: dict[str, str], values: dict[str, str]) -> dict[str, An
 
 def apply_xrd_defaults(xr: dict[str, Any], xrd: dict[str, Any]) -> dict[str, Any]:
     """Structural defaults of the XRD version matching the XR's apiVersion, applied to ``xr``."""
+    try:
+        check_xrd(xrd)
+    except ShapeError as e:
+        raise ComposeError(f"invalid XRD: {e.problem}") from None
     spec = xrd.get("spec") or {}
     for v in spec.get("versions") or ():
         if f"{spec.get('group', '')}/{v.get('name', '')}" == xr.get("apiVersion"):
@@ -132,10 +163,15 @@ def apply_xrd_defaults(xr: dict[str, Any], xrd: dict[str, Any]) -> dict[str, Any
     raise ComposeError(f"the specified API version '{xr.get('apiVersion', '')}' does not exist in the XRD")
 
 
-def _default(obj: Any, schema: dict[str, Any]) -> None:
+def _default(obj: Any, schema: Any) -> None:
+    if not isinstance(schema, dict):  # not a schema (a malformed XRD): nothing to default from
+        return
     if isinstance(obj, dict):
-        props = schema.get("properties") or {}
+        props = schema.get("properties")
+        props = props if isinstance(props, dict) else {}
         for k, sub in props.items():
+            if not isinstance(sub, dict):
+                continue
             if k not in obj and "default" in sub:
                 obj[k] = json.loads(json.dumps(sub["default"]))
             if k in obj:

@@ -76,6 +76,9 @@ class PipelineOutput:
     ttl: float = 0.0
     requirements: dict[str, fnv1.Requirements] = field(default_factory=dict)
     calls: int = 0
+    #: the step whose answer is ``desired`` (the last one run) and the Function it called
+    last_step: str = ""
+    last_function: str = ""
 
 
 @dataclass
@@ -327,6 +330,7 @@ async def _run_steps(
             out.ttl = ttl
         desired = rsp.desired
         ctx = rsp.context
+        out.last_step, out.last_function = name, ref
         for c in rsp.conditions:
             out.conditions.append((name, c))
         for r in rsp.results:
