@@ -74,13 +74,13 @@ def _thing(metadata: Any) -> dict[str, Any]:
     ("metadata", "problem"),
     [
         ("oops", "metadata is a string; want an object"),
-        ({"labels": ["a"]}, "metadata.labels is a list; want an object"),
-        ({"labels": {"tier": 3}}, "metadata.labels.tier is a number; want a string"),
+        ({"labels": ["a"]}, "metadata.labels is an array; want an object"),
+        ({"labels": {"tier": 3}}, "metadata.labels.tier is an integer; want a string"),
         ({"annotations": "x"}, "metadata.annotations is a string; want an object"),
-        ({"ownerReferences": "x"}, "metadata.ownerReferences is a string; want a list"),
-        ({"ownerReferences": [{"kind": "A"}, 7]}, "metadata.ownerReferences[1] is a number; want an object"),
-        ({"name": 5}, "metadata.name is a number; want a string"),
-        ({"generateName": ["x"]}, "metadata.generateName is a list; want a string"),
+        ({"ownerReferences": "x"}, "metadata.ownerReferences is a string; want an array"),
+        ({"ownerReferences": [{"kind": "A"}, 7]}, "metadata.ownerReferences[1] is an integer; want an object"),
+        ({"name": 5}, "metadata.name is an integer; want a string"),
+        ({"generateName": ["x"]}, "metadata.generateName is an array; want a string"),
     ],
 )
 def test_a_composed_resource_of_the_wrong_shape_names_the_field_and_the_step(
@@ -98,7 +98,7 @@ def test_a_composed_resource_of_the_wrong_shape_names_the_field_and_the_step(
     ("fields", "problem"),
     [
         ({"status": "ready"}, "status is a string; want an object"),
-        ({"metadata": [1]}, "metadata is a list; want an object"),
+        ({"metadata": [1]}, "metadata is an array; want an object"),
     ],
 )
 def test_a_desired_xr_of_the_wrong_shape_names_the_field_and_the_step(
@@ -136,7 +136,7 @@ def _step(**fields: Any) -> dict[str, Any]:
     [
         (
             lambda i: i.xr.update(metadata=[1]),
-            "invalid composite resource: metadata is a list; want an object",
+            "invalid composite resource: metadata is an array; want an object",
         ),
         (lambda i: i.xr.update(spec="x"), "invalid composite resource: spec is a string; want an object"),
         (
@@ -145,11 +145,11 @@ def _step(**fields: Any) -> dict[str, Any]:
         ),
         (
             lambda i: i.xr["spec"].update(compositionSelector={"matchLabels": ["x"]}),
-            "invalid composite resource: spec.compositionSelector.matchLabels is a list; want an object",
+            "invalid composite resource: spec.compositionSelector.matchLabels is an array; want an object",
         ),
         (
             lambda i: i.composition["spec"].update(pipeline={"s": 1}),
-            "invalid Composition: spec.pipeline is an object; want a list",
+            "invalid Composition: spec.pipeline is an object; want an array",
         ),
         (
             lambda i: i.composition["spec"].update(pipeline=["s"]),
@@ -161,7 +161,7 @@ def _step(**fields: Any) -> dict[str, Any]:
         ),
         (
             lambda i: i.composition["spec"].update(pipeline=[_step(input=[1])]),
-            "invalid Composition: spec.pipeline[0].input is a list; want an object",
+            "invalid Composition: spec.pipeline[0].input is an array; want an object",
         ),
         (
             lambda i: i.composition["spec"].update(pipeline=[_step(credentials=[{"secretRef": "x"}])]),
@@ -169,11 +169,11 @@ def _step(**fields: Any) -> dict[str, Any]:
         ),
         (
             lambda i: i.composition["spec"].update(pipeline=[_step(requirements={"requiredResources": [3]})]),
-            "invalid Composition: spec.pipeline[0].requirements.requiredResources[0] is a number; want an object",
+            "invalid Composition: spec.pipeline[0].requirements.requiredResources[0] is an integer; want an object",
         ),
         (
             lambda i: i.functions[0]["metadata"].update(annotations=["x"]),
-            'invalid Function "function-script": metadata.annotations is a list; want an object',
+            'invalid Function "function-script": metadata.annotations is an array; want an object',
         ),
         (
             lambda i: i.observed.append({"metadata": {"annotations": "x"}}),
@@ -181,11 +181,11 @@ def _step(**fields: Any) -> dict[str, Any]:
         ),
         (
             lambda i: i.required_resources.append([1]),
-            "invalid required resource 1: the document is a list; want an object",
+            "invalid required resource 1: the document is an array; want an object",
         ),
         (
             lambda i: i.credentials.append({"metadata": {"name": "s"}, "data": {"k": 1}}),
-            "invalid Secret 1 of the function credentials: data.k is a number; want a string",
+            "invalid Secret 1 of the function credentials: data.k is an integer; want a string",
         ),
     ],
 )
@@ -222,7 +222,7 @@ def test_loaders_name_the_file_and_the_field(tmp_path: Path) -> None:
         load_xr(xr)
     assert (
         e.value.message
-        == f'cannot load composite resource from "{xr}": metadata.labels is a list; want an object'
+        == f'cannot load composite resource from "{xr}": metadata.labels is an array; want an object'
     )
     comp = tmp_path / "composition.yaml"
     bad = _composition({})
@@ -232,14 +232,14 @@ def test_loaders_name_the_file_and_the_field(tmp_path: Path) -> None:
         load_composition(comp)
     assert (
         e.value.message
-        == f'cannot load Composition from "{comp}": spec.pipeline[0].step is a list; want a string'
+        == f'cannot load Composition from "{comp}": spec.pipeline[0].step is an array; want a string'
     )
     fns = tmp_path / "functions.yaml"
     fns.write_text(yaml.safe_dump({**FUNCTION, "metadata": {"name": "f", "annotations": {"a": 1}}}))
     with pytest.raises(ComposeError) as e:
         load_functions(fns)
     assert e.value.message == (
-        f'cannot load functions from "{fns}": Function "f": metadata.annotations.a is a number; want a string'
+        f'cannot load functions from "{fns}": Function "f": metadata.annotations.a is an integer; want a string'
     )
     fns.write_text("- 1\n")  # a document that is not an object
     with pytest.raises(ComposeError) as e:
@@ -259,14 +259,14 @@ def test_the_cli_reports_a_bad_xr_without_a_traceback(tmp_path: Path, render_cli
     )
     got = render_cli(["xr.yaml", "composition.yaml", "functions.yaml"], cwd=tmp_path)
     assert got.code == 1
-    assert 'cannot load composite resource from "xr.yaml": spec is a list; want an object' in got.err
+    assert 'cannot load composite resource from "xr.yaml": spec is an array; want an object' in got.err
     assert "Traceback" not in got.err
 
 
 def test_an_xrd_of_the_wrong_shape_is_refused_and_a_bad_sub_schema_defaults_nothing() -> None:
     with pytest.raises(ComposeError) as e:
         apply_xrd_defaults(copy.deepcopy(XR), [1])  # type: ignore[arg-type]
-    assert e.value.message == "invalid XRD: the document is a list; want an object"
+    assert e.value.message == "invalid XRD: the document is an array; want an object"
     xrd: dict[str, Any] = {
         "apiVersion": "apiextensions.crossplane.io/v1",
         "kind": "CompositeResourceDefinition",
@@ -274,7 +274,7 @@ def test_an_xrd_of_the_wrong_shape_is_refused_and_a_bad_sub_schema_defaults_noth
     }
     with pytest.raises(ComposeError) as e:
         apply_xrd_defaults(copy.deepcopy(XR), xrd)
-    assert e.value.message == "invalid XRD: spec.versions[0].schema.openAPIV3Schema is a list; want an object"
+    assert e.value.message == "invalid XRD: spec.versions[0].schema.openAPIV3Schema is an array; want an object"
     props = {"spec": {"properties": {"region": "not a schema", "size": {"default": 3}}}}
     xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = {"properties": props}
     assert apply_xrd_defaults(copy.deepcopy(XR), xrd)["spec"] == {"region": "eu", "size": 3}
@@ -285,11 +285,11 @@ def test_openapi_documents_of_the_wrong_shape_are_refused(
 ) -> None:
     doc = tmp_path / "a.json"
     for text, problem in [
-        ("[1]", "the document is a list; want an object"),
-        ('{"components": {"schemas": []}}', "components.schemas is a list; want an object"),
+        ("[1]", "the document is an array; want an object"),
+        ('{"components": {"schemas": []}}', "components.schemas is an array; want an object"),
         (
             '{"components": {"schemas": {"A": {"x-kubernetes-group-version-kind": {}}}}}',
-            "components.schemas.A.x-kubernetes-group-version-kind is an object; want a list",
+            "components.schemas.A.x-kubernetes-group-version-kind is an object; want an array",
         ),
     ]:
         doc.write_text(text)

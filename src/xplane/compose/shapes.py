@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xplane.compose.errors import ComposeError, q
+from xplane.errors import json_type
 
 
 class ShapeError(ComposeError):
@@ -23,20 +24,9 @@ class ShapeError(ComposeError):
 
 
 def kind_of(value: Any) -> str:
-    """``a string``, ``a list``, ... : a value's JSON type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, Sequence):
-        return "a list"
-    return f"a {type(value).__name__}"
+    """``an array``, ``a string``, ``null``: a value's JSON type with its article, for messages."""
+    name = json_type(value)
+    return name if name == "null" else f"{'an' if name[0] in 'aio' else 'a'} {name}"
 
 
 def mapping(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
@@ -64,7 +54,7 @@ def object_list(parent: dict[str, Any], key: str, path: str) -> list[Any]:
     if value is None:
         value = parent[key] = []
     elif not isinstance(value, list):
-        raise ShapeError(path, value, "a list")
+        raise ShapeError(path, value, "an array")
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise ShapeError(f"{path}[{i}]", item, "an object")
@@ -123,7 +113,7 @@ def check_object(obj: Any) -> None:
     owners = meta.get("ownerReferences")
     if owners is not None:
         if not isinstance(owners, list):
-            raise ShapeError("metadata.ownerReferences", owners, "a list")
+            raise ShapeError("metadata.ownerReferences", owners, "an array")
         for i, o in enumerate(owners):
             if not isinstance(o, dict):
                 raise ShapeError(f"metadata.ownerReferences[{i}]", o, "an object")
@@ -145,7 +135,7 @@ def check_composition(comp: Any) -> None:
     check_object(comp)
     spec = _optional(comp, "spec", "spec", dict, "an object") or {}
     _optional(spec, "compositeTypeRef", "spec.compositeTypeRef", dict, "an object")
-    steps = _optional(spec, "pipeline", "spec.pipeline", list, "a list") or []
+    steps = _optional(spec, "pipeline", "spec.pipeline", list, "an array") or []
     for i, step in enumerate(steps):
         where = f"spec.pipeline[{i}]"
         if not isinstance(step, dict):
@@ -154,14 +144,14 @@ def check_composition(comp: Any) -> None:
         ref = _optional(step, "functionRef", f"{where}.functionRef", dict, "an object") or {}
         _optional(ref, "name", f"{where}.functionRef.name", str, "a string")
         _optional(step, "input", f"{where}.input", dict, "an object")
-        creds = _optional(step, "credentials", f"{where}.credentials", list, "a list") or []
+        creds = _optional(step, "credentials", f"{where}.credentials", list, "an array") or []
         for j, cred in enumerate(creds):
             if not isinstance(cred, dict):
                 raise ShapeError(f"{where}.credentials[{j}]", cred, "an object")
             _optional(cred, "secretRef", f"{where}.credentials[{j}].secretRef", dict, "an object")
         boot = _optional(step, "requirements", f"{where}.requirements", dict, "an object") or {}
         for field in ("requiredResources", "requiredSchemas"):
-            items = _optional(boot, field, f"{where}.requirements.{field}", list, "a list") or []
+            items = _optional(boot, field, f"{where}.requirements.{field}", list, "an array") or []
             for j, item in enumerate(items):
                 at = f"{where}.requirements.{field}[{j}]"
                 if not isinstance(item, dict):
@@ -174,7 +164,7 @@ def check_xrd(xrd: Any) -> None:
     check_object(xrd)
     spec = _optional(xrd, "spec", "spec", dict, "an object") or {}
     _optional(spec, "group", "spec.group", str, "a string")
-    versions = _optional(spec, "versions", "spec.versions", list, "a list") or []
+    versions = _optional(spec, "versions", "spec.versions", list, "an array") or []
     for i, v in enumerate(versions):
         where = f"spec.versions[{i}]"
         if not isinstance(v, dict):
@@ -200,7 +190,7 @@ def check_openapi(doc: Any) -> None:
                 "x-kubernetes-group-version-kind",
                 f"{where}.x-kubernetes-group-version-kind",
                 list,
-                "a list",
+                "an array",
             )
             or []
         )

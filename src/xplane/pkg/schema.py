@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from xplane.errors import json_type
 from xplane.pkg.names import CEL_MESSAGE, PACKAGE_RULE, PKG_GROUP
 
 if TYPE_CHECKING:
@@ -143,24 +144,8 @@ def schema_for(kind: Kind) -> KindSchema | None:
     return SCHEMAS.get(kind.kind) if kind.group == PKG_GROUP else None
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _wrong_type(path: str, value: Any, want: str) -> str:
-    got = _type_name(value)
+    got = json_type(value)
     return f'{path}: Invalid value: "{got}": {path} in body must be of type {want}: "{got}"'
 
 
@@ -189,7 +174,7 @@ def _walk(value: Any, schema: Schema, path: str, out: Problems) -> None:
             for key, sub in value.items():
                 if not isinstance(sub, str):
                     out.invalid.append(_wrong_type(f"{path}.{key}", sub, "string"))
-    elif _type_name(value) != schema:
+    elif json_type(value) != schema:
         out.invalid.append(_wrong_type(path, value, schema))
 
 

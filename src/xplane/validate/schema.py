@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from xplane.errors import json_type
 from xplane.validate.errors import (
     DUPLICATE,
     TOO_LONG,
@@ -29,23 +30,6 @@ from xplane.validate.formats import check_format
 
 Schema = Mapping[str, Any]
 _META_KEYS = ("apiVersion", "kind", "metadata")
-
-
-def type_name(v: Any) -> str:
-    """The OpenAPI type of a decoded JSON value (what kube-openapi reports as the bad value)."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def child(path: str, name: str) -> str:
@@ -218,13 +202,13 @@ def _validate(
         return
     if s.get("x-kubernetes-int-or-string"):
         if not (_type_ok("integer", v) or isinstance(v, str)):
-            tn = type_name(v)
+            tn = json_type(v)
             out.append(invalid(path, tn, f"{name} in body must be of type integer,string: {go_quote(tn)}"))
             return
     else:
         t = s.get("type")
         if t and not _type_ok(t, v):
-            tn = type_name(v)
+            tn = json_type(v)
             out.append(invalid(path, tn, f"{name} in body must be of type {t}: {go_quote(tn)}"))
             return
     if unk is not None and "x-kubernetes-validations" in s:
