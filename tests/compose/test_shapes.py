@@ -78,7 +78,10 @@ def _thing(metadata: Any) -> dict[str, Any]:
         ({"labels": {"tier": 3}}, "metadata.labels.tier is an integer; want a string"),
         ({"annotations": "x"}, "metadata.annotations is a string; want an object"),
         ({"ownerReferences": "x"}, "metadata.ownerReferences is a string; want an array"),
-        ({"ownerReferences": [{"kind": "A"}, 7]}, "metadata.ownerReferences[1] is an integer; want an object"),
+        (
+            {"ownerReferences": [{"kind": "A"}, 7]},
+            "metadata.ownerReferences[1] is an integer; want an object",
+        ),
         ({"name": 5}, "metadata.name is an integer; want a string"),
         ({"generateName": ["x"]}, "metadata.generateName is an array; want a string"),
     ],
@@ -274,7 +277,9 @@ def test_an_xrd_of_the_wrong_shape_is_refused_and_a_bad_sub_schema_defaults_noth
     }
     with pytest.raises(ComposeError) as e:
         apply_xrd_defaults(copy.deepcopy(XR), xrd)
-    assert e.value.message == "invalid XRD: spec.versions[0].schema.openAPIV3Schema is an array; want an object"
+    assert (
+        e.value.message == "invalid XRD: spec.versions[0].schema.openAPIV3Schema is an array; want an object"
+    )
     props = {"spec": {"properties": {"region": "not a schema", "size": {"default": 3}}}}
     xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = {"properties": props}
     assert apply_xrd_defaults(copy.deepcopy(XR), xrd)["spec"] == {"region": "eu", "size": 3}
