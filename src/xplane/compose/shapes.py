@@ -68,6 +68,26 @@ def _optional(obj: Mapping[str, Any], key: str, path: str, types: type | tuple[t
     return value
 
 
+def _obj(parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
+    """``parent[key]``, which must be an object when present; ``{}`` when absent or null."""
+    value: dict[str, Any] = _optional(parent, key, path, dict, "an object") or {}
+    return value
+
+
+def _str(parent: Mapping[str, Any], key: str, path: str) -> None:
+    _optional(parent, key, path, str, "a string")
+
+
+def _items(parent: Mapping[str, Any], key: str, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """The objects of the array ``parent[key]`` (absent or null: none), each with its path."""
+    out = []
+    for i, item in enumerate(_optional(parent, key, path, list, "an array") or ()):
+        if not isinstance(item, dict):
+            raise ShapeError(f"{path}[{i}]", item, "an object")
+        out.append((f"{path}[{i}]", item))
+    return out
+
+
 def _check_string_map(obj: Mapping[str, Any], key: str, path: str) -> None:
     value = _optional(obj, key, path, dict, "an object")
     for k, v in (value or {}).items():
@@ -122,81 +142,51 @@ def check_object(obj: Any) -> None:
 def check_xr(xr: Any) -> None:
     """The composite resource: an object, with the spec fields render's pre-checks read."""
     check_object(xr)
-    spec = _optional(xr, "spec", "spec", dict, "an object") or {}
-    cp = _optional(spec, "crossplane", "spec.crossplane", dict, "an object") or {}
-    for where, parent in (("spec.crossplane", cp), ("spec", spec)):
-        sel = _optional(parent, "compositionSelector", f"{where}.compositionSelector", dict, "an object")
-        if sel:
-            _optional(sel, "matchLabels", f"{where}.compositionSelector.matchLabels", dict, "an object")
+    spec = _obj(xr, "spec", "spec")
+    for where, parent in (("spec.crossplane", _obj(spec, "crossplane", "spec.crossplane")), ("spec", spec)):
+        selector = _obj(parent, "compositionSelector", f"{where}.compositionSelector")
+        _obj(selector, "matchLabels", f"{where}.compositionSelector.matchLabels")
 
 
 def check_composition(comp: Any) -> None:
     """The Composition: ``spec``, ``compositeTypeRef`` and every pipeline step's fields render reads."""
     check_object(comp)
-    spec = _optional(comp, "spec", "spec", dict, "an object") or {}
-    _optional(spec, "compositeTypeRef", "spec.compositeTypeRef", dict, "an object")
-    steps = _optional(spec, "pipeline", "spec.pipeline", list, "an array") or []
-    for i, step in enumerate(steps):
-        where = f"spec.pipeline[{i}]"
-        if not isinstance(step, dict):
-            raise ShapeError(where, step, "an object")
-        _optional(step, "step", f"{where}.step", str, "a string")
-        ref = _optional(step, "functionRef", f"{where}.functionRef", dict, "an object") or {}
-        _optional(ref, "name", f"{where}.functionRef.name", str, "a string")
-        _optional(step, "input", f"{where}.input", dict, "an object")
-        creds = _optional(step, "credentials", f"{where}.credentials", list, "an array") or []
-        for j, cred in enumerate(creds):
-            if not isinstance(cred, dict):
-                raise ShapeError(f"{where}.credentials[{j}]", cred, "an object")
-            _optional(cred, "secretRef", f"{where}.credentials[{j}].secretRef", dict, "an object")
-        boot = _optional(step, "requirements", f"{where}.requirements", dict, "an object") or {}
+    spec = _obj(comp, "spec", "spec")
+    _obj(spec, "compositeTypeRef", "spec.compositeTypeRef")
+    for where, step in _items(spec, "pipeline", "spec.pipeline"):
+        _str(step, "step", f"{where}.step")
+        _str(_obj(step, "functionRef", f"{where}.functionRef"), "name", f"{where}.functionRef.name")
+        _obj(step, "input", f"{where}.input")
+        for at, cred in _items(step, "credentials", f"{where}.credentials"):
+            _obj(cred, "secretRef", f"{at}.secretRef")
+        boot = _obj(step, "requirements", f"{where}.requirements")
         for field in ("requiredResources", "requiredSchemas"):
-            items = _optional(boot, field, f"{where}.requirements.{field}", list, "an array") or []
-            for j, item in enumerate(items):
-                at = f"{where}.requirements.{field}[{j}]"
-                if not isinstance(item, dict):
-                    raise ShapeError(at, item, "an object")
-                _optional(item, "matchLabels", f"{at}.matchLabels", dict, "an object")
+            for at, item in _items(boot, field, f"{where}.requirements.{field}"):
+                _obj(item, "matchLabels", f"{at}.matchLabels")
 
 
 def check_xrd(xrd: Any) -> None:
     """An XRD as ``--xrd`` reads it: ``spec.group`` and the versions' ``schema.openAPIV3Schema``."""
     check_object(xrd)
-    spec = _optional(xrd, "spec", "spec", dict, "an object") or {}
-    _optional(spec, "group", "spec.group", str, "a string")
-    versions = _optional(spec, "versions", "spec.versions", list, "an array") or []
-    for i, v in enumerate(versions):
-        where = f"spec.versions[{i}]"
-        if not isinstance(v, dict):
-            raise ShapeError(where, v, "an object")
-        _optional(v, "name", f"{where}.name", str, "a string")
-        schema = _optional(v, "schema", f"{where}.schema", dict, "an object") or {}
-        _optional(schema, "openAPIV3Schema", f"{where}.schema.openAPIV3Schema", dict, "an object")
+    spec = _obj(xrd, "spec", "spec")
+    _str(spec, "group", "spec.group")
+    for where, version in _items(spec, "versions", "spec.versions"):
+        _str(version, "name", f"{where}.name")
+        _obj(_obj(version, "schema", f"{where}.schema"), "openAPIV3Schema", f"{where}.schema.openAPIV3Schema")
+
+
+_GVK = "x-kubernetes-group-version-kind"
 
 
 def check_openapi(doc: Any) -> None:
     """An OpenAPI v3 document of ``--required-schemas``: ``components.schemas``, each with its GVKs."""
     if not isinstance(doc, dict):
         raise ShapeError("the document", doc, "an object")
-    components = _optional(doc, "components", "components", dict, "an object") or {}
-    schemas = _optional(components, "schemas", "components.schemas", dict, "an object") or {}
+    schemas = _obj(_obj(doc, "components", "components"), "schemas", "components.schemas")
     for name, schema in schemas.items():
-        where = f"components.schemas.{name}"
         if not isinstance(schema, dict):
-            raise ShapeError(where, schema, "an object")
-        gvks = (
-            _optional(
-                schema,
-                "x-kubernetes-group-version-kind",
-                f"{where}.x-kubernetes-group-version-kind",
-                list,
-                "an array",
-            )
-            or []
-        )
-        for i, g in enumerate(gvks):
-            if not isinstance(g, dict):
-                raise ShapeError(f"{where}.x-kubernetes-group-version-kind[{i}]", g, "an object")
+            raise ShapeError(f"components.schemas.{name}", schema, "an object")
+        _items(schema, _GVK, f"components.schemas.{name}.{_GVK}")
 
 
 def check_secret(secret: Any) -> None:
