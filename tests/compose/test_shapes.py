@@ -4,6 +4,7 @@ answered), never a traceback; null fields read as absent, as Kubernetes reads th
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,69 @@ def test_openapi_documents_of_the_wrong_shape_are_refused(
         e.value.message
         == "invalid OpenAPI document 1 of the required schemas: components is a string; want an object"
     )
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.extend(_paths(v, (*path, k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_paths(v, (*path, i)))
+    return out
+
+
+_ODD_VALUES: list[Any] = [None, 0, 7, 2.5, True, "", "x", [], [1, "a"], {}, {"a": 1}, [{"b": None}]]
+
+
+@pytest.mark.parametrize("case", ["multistep", "requirements", "credentials", "conditions"])
+def test_random_wrong_types_anywhere_in_the_inputs_end_in_a_render_or_a_compose_error(
+    case: str, functions_dir: Path
+) -> None:
+    """Any field of any input replaced by a value of another type (or removed): never a traceback."""
+    import random
+
+    from tests.compose.conftest import CASES
+    from xplane.compose import load_stream
+
+    d = CASES / case
+    args = (d / "args").read_text().split()
+    extra = {flag: d / arg for flag, arg in itertools.pairwise(args) if (d / arg).is_file()}
+    base = RenderInputs(
+        xr=load_xr(d / "xr.yaml"),
+        composition=load_composition(d / "composition.yaml"),
+        functions=load_functions(d / "functions.yaml"),
+        required_resources=load_stream(extra["-e"]) if "-e" in extra else [],
+        credentials=load_stream(extra["--function-credentials"]) if "--function-credentials" in extra else [],
+    )
+    rng = random.Random(case)
+    outcomes = {"rendered": 0, "refused": 0}
+    for _ in range(60):
+        inputs = copy.deepcopy(base)
+        doc = rng.choice(
+            [
+                inputs.xr,
+                inputs.composition,
+                *inputs.functions,
+                *inputs.required_resources,
+                *inputs.credentials,
+            ]
+        )
+        path = rng.choice(_paths(doc)[1:])
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        if isinstance(parent, dict) and rng.random() < 0.2:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(rng.choice(_ODD_VALUES))
+        try:
+            dump_render(
+                render(inputs, functions_dir=functions_dir, timeout=20).documents(include_results=True)
+            )
+            outcomes["rendered"] += 1
+        except ComposeError as e:  # what every failure must be: a message, no traceback
+            assert e.message
+            outcomes["refused"] += 1
+    assert outcomes["rendered"] and outcomes["refused"], outcomes  # both kinds of outcome were exercised
