@@ -46,3 +46,9 @@ def json_type(value: object) -> str:
     if isinstance(value, list | tuple):
         return "array"
     return "object"
+
+
+def a_json_type(value: object) -> str:
+    """:func:`json_type` with its article, for ``x is an array; want an object``: ``null`` has none."""
+    name = json_type(value)
+    return name if name == "null" else f"{'an' if name[0] in 'aio' else 'a'} {name}"

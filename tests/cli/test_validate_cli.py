@@ -171,6 +171,24 @@ def test_malformed_file_is_located_and_the_others_still_validate(xp: Run, tmp_pa
     assert good.exists()
 
 
+def test_a_crd_with_a_field_of_the_wrong_type_is_named_and_the_others_still_validate(
+    xp: Run, tmp_path: Path
+) -> None:
+    bad_crd = bucket_crd("other.example.org")
+    schema = bad_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"]["required"] = "forProvider"  # not an array
+    ext = dump(tmp_path / "ext.yaml", bucket_crd(), bad_crd)
+    res = dump(tmp_path / "res.yaml", bucket("a"))
+    r = xp("validate", str(ext), str(res))
+    assert r.code == 1
+    assert f"[✓] {GVK}, a validated successfully" in r.out
+    assert (
+        "[x] extensions: CRD buckets.other.example.org: spec.versions[0].schema.openAPIV3Schema.properties[spec]."
+        "required is a string; want an array of strings"
+    ) in r.err
+    assert "Traceback" not in r.err
+
+
 def test_json_and_yaml_output(xp: Run, tmp_path: Path) -> None:
     ext = dump(tmp_path / "ext.yaml", bucket_crd())
     res = dump(tmp_path / "res.yaml", bucket("a"), bucket("b", "x"), SECRET)

@@ -11,22 +11,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xplane.compose.errors import ComposeError, q
-from xplane.errors import json_type
+from xplane.errors import a_json_type
 
 
 class ShapeError(ComposeError):
     """A field of an object has the wrong type; ``path`` names it (``metadata.labels``)."""
 
     def __init__(self, path: str, value: Any, want: str) -> None:
-        super().__init__(f"{path} is {kind_of(value)}; want {want}")
+        super().__init__(f"{path} is {a_json_type(value)}; want {want}")
         self.path = path
         self.problem = self.message
-
-
-def kind_of(value: Any) -> str:
-    """``an array``, ``a string``, ``null``: a value's JSON type with its article, for messages."""
-    name = json_type(value)
-    return name if name == "null" else f"{'an' if name[0] in 'aio' else 'a'} {name}"
 
 
 def mapping(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:

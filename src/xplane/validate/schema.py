@@ -477,33 +477,6 @@ def default(schema: Schema, obj: Any) -> Any:
     return obj
 
 
-def structural_errors(schema: Schema, path: str = "openAPIV3Schema") -> list[str]:
-    """Why a schema is not structural (a short list of the API server's reasons; empty if it is)."""
-    errs: list[str] = []
-    _structural(schema, path, errs, top=True)
-    return errs
-
-
-def _structural(s: Schema, path: str, errs: list[str], *, top: bool = False) -> None:
-    if not isinstance(s, Mapping):
-        errs.append(f"{path}: Invalid value: must be an object")
-        return
-    if (
-        not s.get("type")
-        and not s.get("x-kubernetes-int-or-string")
-        and not s.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        errs.append(f"{path}.type: Required value: must not be empty for specified object fields")
-    if top and s.get("type") not in (None, "object"):
-        errs.append(f"{path}.type: Invalid value: {go_quote(str(s.get('type')))}: must be object at the root")
-    for k, ps in (s.get("properties") or {}).items():
-        _structural(ps, f"{path}.properties[{k}]", errs)
-    if isinstance(s.get("items"), Mapping):
-        _structural(s["items"], f"{path}.items", errs)
-    if isinstance(s.get("additionalProperties"), Mapping):
-        _structural(s["additionalProperties"], f"{path}.additionalProperties", errs)
-
-
 # The names the package exports (``validate``/``prune``/``default`` are too generic outside it).
 validate_schema = validate
 prune_paths = prune

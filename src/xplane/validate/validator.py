@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xplane.validate.cel import CelValidator
-from xplane.validate.errors import INVALID, FieldError, ValidateError
-from xplane.validate.schema import check, copy_json, structural_errors
+from xplane.validate.docshape import check_crd, check_xrd
+from xplane.validate.errors import INVALID, FieldError, SchemaShapeError, ValidateError
+from xplane.validate.schema import check, copy_json
+from xplane.validate.structural import structural_errors
 from xplane.validate.xrd import XRD_GROUP, crds_for_xrd
 
 CRD_KIND = ("apiextensions.k8s.io", "CustomResourceDefinition")
@@ -67,36 +69,44 @@ class SchemaSet:
         return len(self._by_gvk)
 
     def add(self, doc: Mapping[str, Any]) -> bool:
-        """Add a CRD or an XRD (as its CRDs); False for any other kind of document."""
+        """Add a CRD or an XRD (as its CRDs); False for any other kind of document.
+
+        A CRD or XRD with a field of the wrong type (a schema that is a list, ``required`` holding
+        a number, ...) raises :class:`ValidateError` naming the field, and nothing of it is added.
+        """
         gk = (group_of(str(doc.get("apiVersion", ""))), doc.get("kind"))
         if gk == CRD_KIND:
+            check_crd(doc)
             self.add_crd(doc)
             return True
         if gk == XRD_KIND:
+            check_xrd(doc)
             for crd in crds_for_xrd(dict(doc)):
                 self.add_crd(crd)
             return True
         return False
 
     def add_crd(self, crd: Mapping[str, Any]) -> None:
-        """Index every version of a CRD (``spec.validation`` wins over the per-version schema)."""
+        """Index every version of a CRD (``spec.validation`` wins over the per-version schema).
+
+        A schema field of the wrong type raises :class:`ValidateError` and no version is indexed.
+        """
         spec = crd.get("spec")
         name = str((crd.get("metadata") or {}).get("name", ""))
         if not isinstance(spec, Mapping) or not isinstance(spec.get("names"), Mapping):
             raise ValidateError(f"CRD {name or '<unnamed>'}: spec.names is required")
         group, kind = str(spec.get("group", "")), str(spec["names"].get("kind", ""))
         top = (spec.get("validation") or {}).get("openAPIV3Schema")
+        found: dict[tuple[str, str, str], CompiledSchema] = {}
         for i, v in enumerate(spec.get("versions") or ()):
             schema = top or ((v.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"}
-            problems = tuple(
-                structural_errors(
-                    schema,
-                    "spec.validation.openAPIV3Schema"
-                    if top
-                    else f"spec.versions[{i}].schema.openAPIV3Schema",
-                )
-            )
-            self._by_gvk[(group, str(v.get("name", "")), kind)] = CompiledSchema(name, schema, problems)
+            where = "spec.validation.openAPIV3Schema" if top else f"spec.versions[{i}].schema.openAPIV3Schema"
+            try:
+                problems = tuple(structural_errors(schema, where))
+            except SchemaShapeError as e:
+                raise ValidateError(f"CRD {name or '<unnamed>'}: {e.message}") from None
+            found[(group, str(v.get("name", "")), kind)] = CompiledSchema(name, schema, problems)
+        self._by_gvk.update(found)
         self.crd_names.append(name)
 
     def lookup(self, api_version: str, kind: str) -> CompiledSchema | None:
