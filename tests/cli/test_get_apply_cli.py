@@ -237,6 +237,26 @@ def test_apply_unknown_and_invalid_fields_are_refused(xp: Run, home: Path, tmp_p
     assert r.code == 1 and "spec.package: Required value" in r.err
 
 
+def test_apply_metadata_that_is_not_an_object_refuses_the_file(xp: Run, home: Path, tmp_path: Path) -> None:
+    for kind, doc in [
+        (
+            "Provider",
+            PROVIDER.replace("metadata: {name: provider-nop, labels: {tier: infra}}", "metadata: [x]"),
+        ),
+        ("Secret", "apiVersion: v1\nkind: Secret\nmetadata: 7\n"),
+    ]:
+        f = write(tmp_path / "f.yaml", doc + "---\n" + FUNCTION)
+        r = xp("apply", "-f", str(f))
+        got = "array" if kind == "Provider" else "integer"
+        assert r.code == 1, r.err
+        assert (
+            f'error validating "{f}" ({f}:1): error validating data: ValidationError({kind}.metadata): invalid type '
+            f'for io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta: got "{got}", expected "map"'
+        ) in r.err
+        assert f"nothing from {f} was applied" in r.err and "Traceback" not in r.err
+        assert stored(home, "function", "function-patch-and-transform") is None
+
+
 def test_apply_from_stdin_and_empty_input(xp: Run, home: Path) -> None:
     r = xp("apply", "-f", "-", stdin=PROVIDER)
     assert r.code == 0 and r.out == "provider.pkg.crossplane.io/provider-nop created\n"

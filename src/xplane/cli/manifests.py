@@ -96,6 +96,15 @@ def _check(
         )
         return
     meta = doc.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        from xplane.errors import json_type
+
+        out.problems.append(
+            f'error validating "{label}" ({where}): error validating data: ValidationError({doc["kind"]}.metadata): '
+            f'invalid type for io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta: got "{json_type(meta)}", '
+            'expected "map"'
+        )
+        return
     name = meta.get("name", "") if isinstance(meta, dict) else ""
     try:
         kind = store.kind_of(doc)
