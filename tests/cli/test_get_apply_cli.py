@@ -257,6 +257,50 @@ def test_apply_metadata_that_is_not_an_object_refuses_the_file(xp: Run, home: Pa
         assert stored(home, "function", "function-patch-and-transform") is None
 
 
+def test_apply_random_wrong_types_end_in_an_apply_or_a_refusal(xp: Run, home: Path, tmp_path: Path) -> None:
+    """Any field of the package kinds (or a Secret) replaced by a value of another type, or removed:
+    exit 0 or 1 with a message, never an exception out of the command."""
+    import copy
+    import random
+
+    base = [
+        d for text in (ISSUE_EXAMPLE, PROVIDER, FUNCTION, IMAGE_CONFIG) for d in yaml.safe_load_all(text) if d
+    ]
+    base.append(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "data": {}}
+    )
+    odd: list[Any] = [None, 0, 7, 2.5, True, "", "x", [], [1, "a"], {}, {"a": 1}, [{"b": None}]]
+
+    def paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [path]
+        items = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
+        for k, v in items:
+            out.extend(paths(v, (*path, k)))
+        return out
+
+    rng = random.Random(10)
+    codes = set()
+    for i in range(150):
+        docs = copy.deepcopy(base)
+        doc = rng.choice(docs)
+        path = rng.choice(paths(doc)[1:])
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        if isinstance(parent, dict) and rng.random() < 0.2:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(rng.choice(odd))
+        f = write(tmp_path / "m.yaml", yaml.safe_dump_all(docs))
+        r = xp("apply", "-f", str(f), "--dry-run", "server" if i % 2 else "client")
+        assert r.code in (0, 1), (path, r.err)
+        assert r.code == 0 or r.err
+        codes.add(r.code)
+    assert codes == {0, 1}
+
+
 def test_apply_from_stdin_and_empty_input(xp: Run, home: Path) -> None:
     r = xp("apply", "-f", "-", stdin=PROVIDER)
     assert r.code == 0 and r.out == "provider.pkg.crossplane.io/provider-nop created\n"
