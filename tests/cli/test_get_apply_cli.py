@@ -263,36 +263,19 @@ def test_apply_random_wrong_types_end_in_an_apply_or_a_refusal(xp: Run, home: Pa
     import copy
     import random
 
+    from tests.support.mutate import mutate
+
     base = [
         d for text in (ISSUE_EXAMPLE, PROVIDER, FUNCTION, IMAGE_CONFIG) for d in yaml.safe_load_all(text) if d
     ]
     base.append(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "data": {}}
     )
-    odd: list[Any] = [None, 0, 7, 2.5, True, "", "x", [], [1, "a"], {}, {"a": 1}, [{"b": None}]]
-
-    def paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        out = [path]
-        items = (
-            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        )
-        for k, v in items:
-            out.extend(paths(v, (*path, k)))
-        return out
-
     rng = random.Random(10)
     codes = set()
     for i in range(150):
         docs = copy.deepcopy(base)
-        doc = rng.choice(docs)
-        path = rng.choice(paths(doc)[1:])
-        parent = doc
-        for p in path[:-1]:
-            parent = parent[p]
-        if isinstance(parent, dict) and rng.random() < 0.2:
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = copy.deepcopy(rng.choice(odd))
+        path = mutate(rng, docs)
         f = write(tmp_path / "m.yaml", yaml.safe_dump_all(docs))
         r = xp("apply", "-f", str(f), "--dry-run", "server" if i % 2 else "client")
         assert r.code in (0, 1), (path, r.err)

@@ -310,20 +310,6 @@ def test_openapi_documents_of_the_wrong_shape_are_refused(
     )
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.extend(_paths(v, (*path, k)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.extend(_paths(v, (*path, i)))
-    return out
-
-
-_ODD_VALUES: list[Any] = [None, 0, 7, 2.5, True, "", "x", [], [1, "a"], {}, {"a": 1}, [{"b": None}]]
-
-
 @pytest.mark.parametrize("case", ["multistep", "requirements", "credentials", "conditions"])
 def test_random_wrong_types_anywhere_in_the_inputs_end_in_a_render_or_a_compose_error(
     case: str, functions_dir: Path
@@ -332,6 +318,7 @@ def test_random_wrong_types_anywhere_in_the_inputs_end_in_a_render_or_a_compose_
     import random
 
     from tests.compose.conftest import CASES
+    from tests.support.mutate import mutate
     from xplane.compose import load_stream
 
     d = CASES / case
@@ -348,23 +335,14 @@ def test_random_wrong_types_anywhere_in_the_inputs_end_in_a_render_or_a_compose_
     outcomes = {"rendered": 0, "refused": 0}
     for _ in range(60):
         inputs = copy.deepcopy(base)
-        doc = rng.choice(
-            [
-                inputs.xr,
-                inputs.composition,
-                *inputs.functions,
-                *inputs.required_resources,
-                *inputs.credentials,
-            ]
-        )
-        path = rng.choice(_paths(doc)[1:])
-        parent = doc
-        for p in path[:-1]:
-            parent = parent[p]
-        if isinstance(parent, dict) and rng.random() < 0.2:
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = copy.deepcopy(rng.choice(_ODD_VALUES))
+        docs = [
+            inputs.xr,
+            inputs.composition,
+            *inputs.functions,
+            *inputs.required_resources,
+            *inputs.credentials,
+        ]
+        mutate(rng, docs)
         try:
             dump_render(
                 render(inputs, functions_dir=functions_dir, timeout=20).documents(include_results=True)
