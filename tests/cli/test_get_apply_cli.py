@@ -258,7 +258,7 @@ def test_apply_metadata_that_is_not_an_object_refuses_the_file(xp: Run, home: Pa
 
 
 def test_apply_random_wrong_types_end_in_an_apply_or_a_refusal(xp: Run, home: Path, tmp_path: Path) -> None:
-    """Any field of the package kinds (or a Secret) replaced by a value of another type, or removed:
+    """Any field of the package kinds (or a Secret, a CRD) replaced by a value of another type, or removed:
     exit 0 or 1 with a message, never an exception out of the command."""
     import copy
     import random
@@ -271,9 +271,29 @@ def test_apply_random_wrong_types_end_in_an_apply_or_a_refusal(xp: Run, home: Pa
     base.append(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}, "data": {}}
     )
+    base.append(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "buckets.s3.example.org"},
+            "spec": {
+                "group": "s3.example.org",
+                "scope": "Namespaced",
+                "names": {"kind": "Bucket", "plural": "buckets", "shortNames": ["bk"], "categories": ["all"]},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "additionalPrinterColumns": [{"name": "R", "jsonPath": ".spec.r", "type": "string"}],
+                    }
+                ],
+            },
+        }
+    )
     rng = random.Random(10)
     codes = set()
-    for i in range(150):
+    for i in range(200):
         docs = copy.deepcopy(base)
         path = mutate(rng, docs)
         f = write(tmp_path / "m.yaml", yaml.safe_dump_all(docs))

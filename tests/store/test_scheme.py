@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from xplane.store import BUILTIN_KINDS, BadRequestError, Kind, Scheme, Store, UnknownKindError
+from xplane.store import BUILTIN_KINDS, BadRequestError, InvalidError, Kind, Scheme, Store, UnknownKindError
 from xplane.store.scheme import version_priority
 
 # name as typed -> resource it resolves to (kubectl: case-insensitive kind, plural, singular, short,
@@ -172,6 +172,51 @@ def test_a_crd_without_names_is_invalid() -> None:
     del bad["spec"]["names"]["plural"]
     with pytest.raises(Exception, match=r"spec.names.plural: Required value"):
         Kind.from_crd(bad)
+
+
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        (lambda c: c.update(spec=[1]), 'spec: Invalid value: "array": must be an object'),
+        (
+            lambda c: c["spec"]["names"].update(shortNames=True),
+            'spec.names.shortNames: Invalid value: "boolean": must be an array of strings',
+        ),
+        (
+            lambda c: c["spec"]["names"].update(categories=["a", 1]),
+            'spec.names.categories[1]: Invalid value: "integer": must be a string',
+        ),
+        (
+            lambda c: c["spec"].update(versions={"v1": {}}),
+            'spec.versions: Invalid value: "object": must be an array',
+        ),
+        (lambda c: c["spec"]["versions"][0].pop("name"), "spec.versions[0].name: Required value"),
+        (
+            lambda c: c["spec"]["versions"][1].update(served="yes"),
+            'spec.versions[1].served: Invalid value: "string": must be a boolean',
+        ),
+        (
+            lambda c: c["spec"]["versions"][1]["additionalPrinterColumns"][0].update(priority="high"),
+            'spec.versions[1].additionalPrinterColumns[0].priority: Invalid value: "string": must be an integer',
+        ),
+        (
+            lambda c: c["spec"]["versions"][0].update(subresources=["status"]),
+            'spec.versions[0].subresources: Invalid value: "array": must be an object',
+        ),
+    ],
+)
+def test_a_crd_with_fields_of_the_wrong_type_is_invalid(store: Store, change: Any, cause: str) -> None:
+    """What Kubernetes refuses to decode defines no kind, with the field named (it was a TypeError or
+    KeyError out of every later command); the store keeps the object, as for a CRD without names."""
+    bad = crd()
+    change(bad)
+    with pytest.raises(InvalidError) as e:
+        Kind.from_crd(bad)
+    assert cause in e.value.causes
+    if isinstance(bad.get("spec"), dict):
+        store.create(bad)
+        with pytest.raises(UnknownKindError):
+            store.resolve("bkt")
 
 
 def test_kinds_of_stored_crds_work_here_and_in_every_other_opening(store: Store, db_path: Path) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from xplane.errors import json_type
 from xplane.store.errors import BadRequestError, InvalidError, UnknownKindError
 
 CROSSPLANE_NAMESPACE = "crossplane-system"
@@ -89,6 +90,11 @@ class Kind:
 
         Raises :class:`InvalidError` when the CRD lacks a group, kind, plural or served version.
         """
+        causes = crd_shape_causes(crd)
+        if causes:  # fields of the wrong type: what Kubernetes refuses to decode
+            meta = crd.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
+            raise InvalidError("CustomResourceDefinition.apiextensions.k8s.io", str(name or ""), causes)
         name = str((crd.get("metadata") or {}).get("name") or "")
         spec = crd.get("spec") or {}
         names = spec.get("names") or {}
@@ -128,6 +134,65 @@ class Kind:
             status_subresource="status" in (preferred.get("subresources") or {}),
             columns=columns,
         )
+
+
+def crd_shape_causes(crd: Mapping[str, Any]) -> list[str]:
+    """The fields :meth:`Kind.from_crd` reads that have the wrong type (``spec.names.shortNames:
+    Invalid value: "boolean": must be an array of strings``); empty when every one is right."""
+    causes: list[str] = []
+
+    def want(path: str, value: Any, ok: bool, what: str) -> bool:
+        if value is not None and not ok:
+            causes.append(f'{path}: Invalid value: "{json_type(value)}": must be {what}')
+            return False
+        return value is not None
+
+    def strings(path: str, value: Any) -> None:
+        if want(path, value, isinstance(value, list), "an array of strings"):
+            for i, x in enumerate(value):
+                want(f"{path}[{i}]", x, isinstance(x, str), "a string")
+
+    meta, spec = crd.get("metadata"), crd.get("spec")
+    want("metadata", meta, isinstance(meta, dict), "an object")
+    if not want("spec", spec, isinstance(spec, dict), "an object") or not isinstance(spec, dict):
+        return causes
+    for f in ("group", "scope"):
+        want(f"spec.{f}", spec.get(f), isinstance(spec.get(f), str), "a string")
+    names = spec.get("names")
+    if want("spec.names", names, isinstance(names, dict), "an object") and isinstance(names, dict):
+        for f in ("kind", "plural", "singular", "listKind"):
+            want(f"spec.names.{f}", names.get(f), isinstance(names.get(f), str), "a string")
+        for f in ("shortNames", "categories"):
+            strings(f"spec.names.{f}", names.get(f))
+    versions = spec.get("versions")
+    if not want("spec.versions", versions, isinstance(versions, list), "an array") or not isinstance(
+        versions, list
+    ):
+        return causes
+    for i, v in enumerate(versions):
+        at = f"spec.versions[{i}]"
+        if not want(at, v, isinstance(v, dict), "an object") or not isinstance(v, dict):
+            continue
+        if not v.get("name"):
+            causes.append(f"{at}.name: Required value")
+        want(f"{at}.name", v.get("name"), isinstance(v.get("name"), str), "a string")
+        for f in ("served", "storage"):
+            want(f"{at}.{f}", v.get(f), isinstance(v.get(f), bool), "a boolean")
+        want(
+            f"{at}.subresources", v.get("subresources"), isinstance(v.get("subresources"), dict), "an object"
+        )
+        columns = v.get("additionalPrinterColumns")
+        if want(
+            f"{at}.additionalPrinterColumns", columns, isinstance(columns, list), "an array"
+        ) and isinstance(columns, list):
+            for j, c in enumerate(columns):
+                col = f"{at}.additionalPrinterColumns[{j}]"
+                if want(col, c, isinstance(c, dict), "an object") and isinstance(c, dict):
+                    for f in ("name", "jsonPath", "type"):
+                        want(f"{col}.{f}", c.get(f), isinstance(c.get(f), str), "a string")
+                    p = c.get("priority")
+                    want(f"{col}.priority", p, isinstance(p, int) and not isinstance(p, bool), "an integer")
+    return causes
 
 
 _KUBE_VERSION = re.compile(r"v([1-9][0-9]*)(?:(alpha|beta)([1-9][0-9]*))?\Z")
