@@ -230,7 +230,7 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
         meta = mapping(dxr, "metadata", "metadata")
         status = mapping(dxr, "status", "status")
     except ShapeError as e:
-        raise ComposeError(f"the desired composite resource{_returned_by(out)}: {e.problem}") from None
+        raise ComposeError(f"the desired composite resource{_returned_by(out)}: {e.message}") from None
     meta["name"] = xmeta.get("name", "")
     if xmeta.get("namespace"):
         meta["namespace"] = xmeta["namespace"]
@@ -252,7 +252,7 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
             composed.append(compose_metadata(to_plain(resources[k].resource), k, xr, observed))
         except ShapeError as e:
             raise ComposeError(
-                f"cannot render composed resource {q(k)}{_returned_by(out)}: {e.problem}"
+                f"cannot render composed resource {q(k)}{_returned_by(out)}: {e.message}"
             ) from None
     results = [
         {

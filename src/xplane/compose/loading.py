@@ -54,7 +54,7 @@ def load_xr(path: Path) -> dict[str, Any]:
     try:
         check_xr(docs[0])
     except ShapeError as e:
-        raise ComposeError(f'cannot load composite resource from "{path}": {e.problem}') from None
+        raise ComposeError(f'cannot load composite resource from "{path}": {e.message}') from None
     return docs[0]
 
 
@@ -72,7 +72,7 @@ def load_composition(path: Path) -> dict[str, Any]:
     try:
         check_composition(c)
     except ShapeError as e:
-        raise ComposeError(f'cannot load Composition from "{path}": {e.problem}') from None
+        raise ComposeError(f'cannot load Composition from "{path}": {e.message}') from None
     return c
 
 
@@ -96,7 +96,7 @@ def load_functions(path: Path) -> list[dict[str, Any]]:
             check_object(f)
         except ShapeError as e:
             raise ComposeError(
-                f'cannot load functions from "{path}": Function {q(object_name(f))}: {e.problem}'
+                f'cannot load functions from "{path}": Function {q(object_name(f))}: {e.message}'
             ) from None
     return fns
 
@@ -112,7 +112,7 @@ def load_schemas(path: Path) -> list[dict[str, Any]]:
             doc = json.loads(f.read_text())
             check_openapi(doc)
         except ShapeError as e:
-            raise ComposeError(f'cannot parse OpenAPI JSON from "{f}": {e.problem}') from None
+            raise ComposeError(f'cannot parse OpenAPI JSON from "{f}": {e.message}') from None
         except (ValueError, OSError) as e:
             raise ComposeError(f'cannot parse OpenAPI JSON from "{f}": {e}') from None
         out.append(doc)
@@ -153,7 +153,7 @@ def apply_xrd_defaults(xr: dict[str, Any], xrd: dict[str, Any]) -> dict[str, Any
     try:
         check_xrd(xrd)
     except ShapeError as e:
-        raise ComposeError(f"invalid XRD: {e.problem}") from None
+        raise ComposeError(f"invalid XRD: {e.message}") from None
     spec = xrd.get("spec") or {}
     for v in spec.get("versions") or ():
         if f"{spec.get('group', '')}/{v.get('name', '')}" == xr.get("apiVersion"):

@@ -20,7 +20,6 @@ class ShapeError(ComposeError):
     def __init__(self, path: str, value: Any, want: str) -> None:
         super().__init__(f"{path} is {a_json_type(value)}; want {want}")
         self.path = path
-        self.problem = self.message
 
 
 def mapping(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
@@ -203,7 +202,7 @@ def check_inputs(
         try:
             check(value)
         except ShapeError as e:
-            raise ComposeError(f"invalid {what}: {e.problem}") from None
+            raise ComposeError(f"invalid {what}: {e.message}") from None
 
     each("composite resource", check_xr, xr)
     each("Composition", check_composition, composition)
@@ -212,7 +211,7 @@ def check_inputs(
             check_object(f)
         except ShapeError as e:
             name = object_name(f)
-            raise ComposeError(f"invalid Function {q(name) if name else i + 1}: {e.problem}") from None
+            raise ComposeError(f"invalid Function {q(name) if name else i + 1}: {e.message}") from None
     for what, objs in resources.items():
         for i, o in enumerate(objs):
             each(f"{what} {i + 1}", check_object, o)
