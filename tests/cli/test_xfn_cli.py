@@ -149,6 +149,14 @@ def test_run_errors(functions: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text('{"observed": 7}')
     assert main(["run", "hello", "-r", str(bad), "--functions-dir", str(functions)]) == 2
     assert "is not a RunFunctionRequest" in capsys.readouterr().err
+    for text, why in [
+        ("- 1\n", "it is an array, not an object"),
+        ("observed: {composite: {resource: {a: .nan}}}\n", "JSON cannot hold"),  # not a FATAL from the SDK
+        ("observed: [1\n", f"{bad}:2:1: invalid YAML"),
+    ]:
+        bad.write_text(text)
+        assert main(["run", "hello", "-r", str(bad), "--functions-dir", str(functions)]) == 2
+        assert why in capsys.readouterr().err
     good = tmp_path / "req.json"
     good.write_text(json.dumps(REQUEST))
     assert main(["run", "nope", "-r", str(good), "--functions-dir", str(functions)]) == 3

@@ -298,20 +298,29 @@ async def _call(
 
 def _load_request(request_file: str) -> Any:
     """The ``RunFunctionRequest`` in a YAML or protobuf-JSON file (``-``: stdin)."""
-    import yaml
     from google.protobuf import json_format
 
+    from xplane.errors import a_json_type
     from xplane.fn import RunnerConfigError, fnv1
+    from xplane.xpkg import YAMLError, loads
 
     text = sys.stdin.read() if request_file == "-" else _read(request_file)
+    hint = "write the request as protobuf JSON or YAML (fields like observed, desired)"
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return json_format.ParseDict(data or {}, fnv1.RunFunctionRequest())
-    except (yaml.YAMLError, json_format.ParseError, TypeError) as e:
+        # xplane's loader: located errors, bounded depth, and only what JSON can hold (no NaN)
+        data = loads(text, file=None if request_file == "-" else request_file)
+    except YAMLError as e:
         raise RunnerConfigError(
-            f"{request_file} is not a RunFunctionRequest: {e}",
-            hint="write the request as protobuf JSON or YAML (fields like observed, desired)",
+            f"{request_file} is not a RunFunctionRequest: {e.message}", hint=hint
         ) from None
+    if data is not None and not isinstance(data, dict):
+        raise RunnerConfigError(
+            f"{request_file} is not a RunFunctionRequest: it is {a_json_type(data)}, not an object", hint=hint
+        )
+    try:
+        return json_format.ParseDict(data or {}, fnv1.RunFunctionRequest())
+    except (json_format.ParseError, TypeError) as e:
+        raise RunnerConfigError(f"{request_file} is not a RunFunctionRequest: {e}", hint=hint) from None
 
 
 def _check_fatal(name: str, rsp: Any) -> None:
