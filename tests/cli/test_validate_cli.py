@@ -183,7 +183,7 @@ def test_a_crd_with_a_field_of_the_wrong_type_is_named_and_the_others_still_vali
     assert r.code == 1
     assert f"[✓] {GVK}, a validated successfully" in r.out
     assert (
-        "[x] extensions: CRD buckets.other.example.org: spec.versions[0].schema.openAPIV3Schema.properties[spec]."
+        f"[x] {ext}:33:1: CRD buckets.other.example.org: spec.versions[0].schema.openAPIV3Schema.properties[spec]."
         "required is a string; want an array of strings"
     ) in r.err
     assert "Traceback" not in r.err

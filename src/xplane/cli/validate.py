@@ -131,7 +131,7 @@ def validate(
         client_factory=lambda: make_registry_client(**registry),
     )
     ext = load_extensions(
-        [*from_store, *(r.obj for r in ext_docs.resources)],
+        [*from_store, *ext_docs.resources],
         fetch=fetch,
         on_download=lambda image: click.echo(f"reading package {image}", err=True),
         update=update_cache,

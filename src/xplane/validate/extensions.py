@@ -192,7 +192,7 @@ class Extensions:
 
 
 def load_extensions(
-    docs: Iterable[Mapping[str, Any]],
+    docs: Iterable[Mapping[str, Any] | Resource],
     *,
     fetch: PackageSource | None = None,
     on_download: Callable[[str], None] | None = None,
@@ -201,12 +201,15 @@ def load_extensions(
     """Schemas from extension documents, the packages they name and their ``dependsOn`` graph.
 
     The graph is resolved as the package manager does (:mod:`.deps`); ``update`` lists the
-    registry's tags at once instead of trying the cached ones first (``--update-cache``).
+    registry's tags at once instead of trying the cached ones first (``--update-cache``). A
+    document given as a :class:`Resource` (from :func:`read_sources`) is named by where it was
+    read (``file:line``) when it cannot be used; a plain one as ``extensions``.
     """
-    docs = list(docs)
+    given = [(d.obj, d.where or "extensions") if isinstance(d, Resource) else (d, "extensions") for d in docs]
     ext = Extensions(SchemaSet())
-    _add_all(ext, docs, "extensions")
-    refs, roots, notes = package_refs(docs)
+    for doc, where in given:
+        _add_all(ext, (doc,), where)
+    refs, roots, notes = package_refs([doc for doc, _ in given])
     ext.notes += notes
     if fetch is None:
         ext.notes += [f"{r.image} ({r.why}): package not read (no fetcher)" for r in refs]
