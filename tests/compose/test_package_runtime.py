@@ -126,7 +126,12 @@ def function_package(
     assert built.returncode == 0, built.stderr
     ref = registry_basic.ref(f"t/{FUNCTION_NAME}", "v0.1.0")
     pushed = _xp("xpkg", "push", ref, "-f", str(xpkg), "--plain-http", env=env)
-    assert pushed.returncode == 0, pushed.stderr
+    # (a push once failed here in a full run, 401 "no credentials found" with this login file in
+    # place, and never again in isolation: say what the login file and the environment held)
+    assert pushed.returncode == 0, (
+        f"{pushed.stderr}\nconfig.json: {(login / 'config.json').read_text()!r}\n"
+        f"auth env: { {k: v for k, v in env.items() if 'DOCKER' in k or 'REGISTRY' in k or 'XDG' in k or k == 'HOME'} }"
+    )
     yield {"ref": ref, "login": login, "cache": work / "render-cache"}
 
 
