@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import os
 import shutil
 import socket
@@ -129,7 +130,7 @@ def function_package(
     # (a push once failed here in a full run, 401 "no credentials found" with this login file in
     # place, and never again in isolation: say what the login file and the environment held)
     assert pushed.returncode == 0, (
-        f"{pushed.stderr}\nconfig.json: {(login / 'config.json').read_text()!r}\n"
+        f"{pushed.stderr}\nconfig.json logins: {sorted(json.loads((login / 'config.json').read_text())['auths'])}\n"
         f"auth env: { {k: v for k, v in env.items() if 'DOCKER' in k or 'REGISTRY' in k or 'XDG' in k or k == 'HOME'} }"
     )
     yield {"ref": ref, "login": login, "cache": work / "render-cache"}
