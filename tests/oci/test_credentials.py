@@ -532,3 +532,49 @@ def test_podman_login_file_is_read(
     assert m.source == f"{authfile} (key {registry_basic.host})"
     src = AuthFileSource(authfile, env)
     assert src.find(registry_basic.host, "") == m
+
+
+def test_a_login_file_read_by_threads_at_once_gives_every_thread_its_credentials(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push uploads blobs from several threads, which look credentials up together. The file was
+    marked read before it was parsed, so a second thread could see it read and empty, go
+    anonymous, and the push fail with 401 "no credentials found" (seen once in a full CI run)."""
+    import threading
+    import time
+
+    path = write_json(tmp_path / "config.json", auths(**{REG: login("alice")}))
+    source = AuthFileSource(path, env)
+    real_read = Path.read_text
+
+    def slow_read(self: Path, *a: Any, **kw: Any) -> str:
+        time.sleep(0.2)  # the first reader is still reading when the others arrive
+        return real_read(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", slow_read)
+    got: list[str | None] = []
+    start = threading.Barrier(4)
+
+    def look() -> None:
+        start.wait()
+        match = source.find(REG, "org/app")
+        got.append(match.credentials.username if match else None)
+
+    threads = [threading.Thread(target=look) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == ["alice"] * 4
+
+
+def test_a_malformed_login_file_fails_every_lookup_not_only_the_first(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """(It used to be marked read before parsing: after the first error, lookups went anonymous.)"""
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    source = AuthFileSource(path, env)
+    for _ in range(2):
+        with pytest.raises(CredentialsError, match="invalid JSON"):
+            source.find(REG, "org/app")

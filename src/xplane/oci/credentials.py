@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,6 +279,8 @@ class AuthFileSource:
         self._env = env
         self._doc: _AuthDoc | None = None
         self._loaded = False
+        # a push looks credentials up from several threads at once: one reads, the others wait
+        self._lock = threading.Lock()
         self.helpers_used: list[str] = []
 
     def describe(self) -> str:
@@ -286,9 +289,15 @@ class AuthFileSource:
         return f"{self.path}{extra}" + ("" if self.path.is_file() else " [not found]")
 
     def _load(self) -> _AuthDoc | None:
-        if self._loaded:
+        """The parsed file (None: absent, unreadable or empty), read once; a malformed file raises
+        on every lookup, not just the first."""
+        with self._lock:
+            if not self._loaded:
+                self._doc = self._read()
+                self._loaded = True
             return self._doc
-        self._loaded = True
+
+    def _read(self) -> _AuthDoc | None:
         try:
             text = self.path.read_text()
         except FileNotFoundError:
@@ -308,8 +317,7 @@ class AuthFileSource:
                 f"{self.path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
                 hint="fix or remove the file (podman/docker login rewrite it)",
             ) from None
-        self._doc = _parse_doc(doc, str(self.path))
-        return self._doc
+        return _parse_doc(doc, str(self.path))
 
     def _helper(self, name: str, host: str, how: str) -> CredentialMatch | None:
         label = f"docker-credential-{name} ({how} in {self.path})"
