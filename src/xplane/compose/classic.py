@@ -15,7 +15,7 @@ from xplane.compose.errors import ComposeError, q
 from xplane.compose.fetch import ResourceFetcher, SchemaFetcher
 from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
 from xplane.compose.runtimes import Runtime, declared_timeouts, function_timeouts, open_runtimes
-from xplane.compose.shapes import ShapeError, check_inputs, mapping, object_list, string_map
+from xplane.compose.shapes import ShapeError, check_inputs, mapping, object_list, string_map_to_change
 from xplane.compose.values import to_plain
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
 
@@ -146,8 +146,8 @@ def compose_metadata(
         meta["generateName"] = prefix + "-"
     if xmeta.get("namespace"):
         meta["namespace"] = xmeta["namespace"]
-    string_map(meta, "annotations", "metadata.annotations")[RESOURCE_NAME_ANNOTATION] = key
-    labels = string_map(meta, "labels", "metadata.labels")
+    string_map_to_change(meta, "annotations", "metadata.annotations")[RESOURCE_NAME_ANNOTATION] = key
+    labels = string_map_to_change(meta, "labels", "metadata.labels")
     labels[COMPOSITE_LABEL] = prefix
     if "crossplane.io/claim-name" in xlabels and "crossplane.io/claim-namespace" in xlabels:
         labels["crossplane.io/claim-name"] = xlabels["crossplane.io/claim-name"]

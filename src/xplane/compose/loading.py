@@ -14,8 +14,8 @@ from xplane.compose.shapes import (
     check_openapi,
     check_xr,
     check_xrd,
-    object_name,
 )
+from xplane.fieldtypes import object_name
 
 
 def _docs(path: Path) -> list[Any]:

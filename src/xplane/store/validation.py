@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from xplane.fieldtypes import object_name
 from xplane.store.errors import InvalidError
 from xplane.store.names import dns1123_subdomain, label_value, qualified_name
 from xplane.store.scheme import Kind
@@ -71,13 +72,6 @@ class Incoming:
     uid: str | None = None  # precondition when given
     resource_version: int | None = None  # precondition when given
     given: frozenset[str] = field(default_factory=frozenset)  # metadata keys the caller wrote
-
-
-def object_name(obj: Any) -> str:
-    """The object's ``metadata.name`` for a message, or ``""``."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    name = meta.get("name") if isinstance(meta, Mapping) else None
-    return name if isinstance(name, str) else ""
 
 
 def generate_name(prefix: str) -> str:

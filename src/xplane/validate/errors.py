@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from xplane.errors import XplaneError, a_json_type
+from xplane.errors import XplaneError
 
 REQUIRED = "Required value"
 INVALID = "Invalid value"
@@ -25,13 +25,6 @@ _OMIT = object()
 
 class ValidateError(XplaneError):
     """A schema that cannot be used, or an extension source that cannot be read."""
-
-
-class SchemaShapeError(ValidateError):
-    """A field of a CRD or XRD has the wrong type: ``PATH is an array; want an object``."""
-
-    def __init__(self, path: str, value: Any, want: str) -> None:
-        super().__init__(f"{path} is {a_json_type(value)}; want {want}")
 
 
 @dataclass(frozen=True)

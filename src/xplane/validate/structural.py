@@ -4,14 +4,15 @@ Kubernetes decodes ``openAPIV3Schema`` into typed ``JSONSchemaProps``, so a list
 goes, a string where ``maxLength`` goes or a number in ``required`` is refused with the CRD. The
 walks that validate, default and prune resources read the same fields; :func:`structural_errors`
 checks them in the same pass that finds the structural problems, and raises
-:class:`SchemaShapeError` naming the field instead of letting a walk fail later.
+:class:`FieldTypeError` naming the field instead of letting a walk fail later.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from xplane.validate.errors import SchemaShapeError, go_quote
+from xplane.fieldtypes import FieldTypeError, strings
+from xplane.validate.errors import go_quote
 
 # what each schema keyword must hold (keywords not listed, e.g. default and example, hold anything)
 (
@@ -81,7 +82,7 @@ _RULE_STRINGS = ("rule", "message", "messageExpression", "reason", "fieldPath")
 def structural_errors(schema: Any, path: str = "openAPIV3Schema") -> list[str]:
     """Why a schema is not structural (a short list of the API server's reasons; empty if it is).
 
-    A field of the wrong type raises :class:`SchemaShapeError` (the schema cannot be used at all).
+    A field of the wrong type raises :class:`FieldTypeError` (the schema cannot be used at all).
     """
     errs: list[str] = []
     _walk(schema, path, errs, top=True)
@@ -89,7 +90,7 @@ def structural_errors(schema: Any, path: str = "openAPIV3Schema") -> list[str]:
 
 
 def check_schema_shape(schema: Any, path: str = "openAPIV3Schema") -> None:
-    """Only the types of a schema's fields (an XRD's, before it becomes a CRD): SchemaShapeError."""
+    """Only the types of a schema's fields (an XRD's, before it becomes a CRD): FieldTypeError."""
     _walk(schema, path, None)
 
 
@@ -101,7 +102,7 @@ def _walk(s: Any, path: str, errs: list[str] | None, *, top: bool = False) -> No
     The path is spelled out only for a node's children and for an error.
     """
     if not isinstance(s, dict):
-        raise SchemaShapeError(path, s, "an object (a schema)")
+        raise FieldTypeError(path, s, "an object (a schema)")
     if errs is not None:
         if (
             not s.get("type")
@@ -121,16 +122,16 @@ def _walk(s: Any, path: str, errs: list[str] | None, *, top: bool = False) -> No
         if simple is not None:
             types, want = simple
             if not isinstance(v, types) or (isinstance(v, bool) and kind != _BOOL):
-                raise SchemaShapeError(f"{path}.{key}", v, want)
+                raise FieldTypeError(f"{path}.{key}", v, want)
         elif kind == _SCHEMAS_BY_NAME:
             if not isinstance(v, dict):
-                raise SchemaShapeError(f"{path}.{key}", v, "an object")
+                raise FieldTypeError(f"{path}.{key}", v, "an object")
             sub_errs = errs if key == "properties" else None
             for name, sub in v.items():
                 _walk(sub, f"{path}.{key}[{name}]", sub_errs)
         elif kind == _ITEMS:
             if isinstance(v, list):  # JSONSchemaPropsOrArray's array form: not structural
-                raise SchemaShapeError(f"{path}.items", v, "an object (a schema, not an array of them)")
+                raise FieldTypeError(f"{path}.items", v, "an object (a schema, not an array of them)")
             _walk(v, f"{path}.items", errs)
         elif kind == _SCHEMA_OR_BOOL:
             if not isinstance(v, bool):
@@ -139,33 +140,24 @@ def _walk(s: Any, path: str, errs: list[str] | None, *, top: bool = False) -> No
             _walk(v, f"{path}.{key}", None)
         elif kind == _SCHEMA_LIST:
             if not isinstance(v, list):
-                raise SchemaShapeError(f"{path}.{key}", v, "an array of schemas")
+                raise FieldTypeError(f"{path}.{key}", v, "an array of schemas")
             for i, sub in enumerate(v):
                 _walk(sub, f"{path}.{key}[{i}]", None)
         elif kind == _STR_ARRAY:
-            string_array(v, f"{path}.{key}")
+            strings(v, f"{path}.{key}")
         else:
             _rules(v, f"{path}.{key}")
 
 
-def string_array(v: Any, path: str) -> None:
-    """``v`` must be an array of strings (``required``, ``shortNames``): SchemaShapeError."""
-    if not isinstance(v, list):
-        raise SchemaShapeError(path, v, "an array of strings")
-    for i, x in enumerate(v):
-        if not isinstance(x, str):
-            raise SchemaShapeError(f"{path}[{i}]", x, "a string")
-
-
 def _rules(v: Any, path: str) -> None:
     if not isinstance(v, list):
-        raise SchemaShapeError(path, v, "an array")
+        raise FieldTypeError(path, v, "an array")
     for i, rule in enumerate(v):
         at = f"{path}[{i}]"
         if not isinstance(rule, dict):
-            raise SchemaShapeError(at, rule, "an object")
+            raise FieldTypeError(at, rule, "an object")
         for key in _RULE_STRINGS:
             if rule.get(key) is not None and not isinstance(rule[key], str):
-                raise SchemaShapeError(f"{at}.{key}", rule[key], "a string")
+                raise FieldTypeError(f"{at}.{key}", rule[key], "a string")
         if rule.get("optionalOldSelf") is not None and not isinstance(rule["optionalOldSelf"], bool):
-            raise SchemaShapeError(f"{at}.optionalOldSelf", rule["optionalOldSelf"], "a boolean")
+            raise FieldTypeError(f"{at}.optionalOldSelf", rule["optionalOldSelf"], "a boolean")

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from xplane.fieldtypes import FieldTypeError
 from xplane.validate.cel import CelValidator
 from xplane.validate.docshape import check_crd, check_xrd
-from xplane.validate.errors import INVALID, FieldError, SchemaShapeError, ValidateError
+from xplane.validate.errors import INVALID, FieldError, ValidateError
 from xplane.validate.schema import check, copy_json
 from xplane.validate.structural import structural_errors
 from xplane.validate.xrd import XRD_GROUP, crds_for_xrd
@@ -103,7 +104,7 @@ class SchemaSet:
             where = "spec.validation.openAPIV3Schema" if top else f"spec.versions[{i}].schema.openAPIV3Schema"
             try:
                 problems = tuple(structural_errors(schema, where))
-            except SchemaShapeError as e:
+            except FieldTypeError as e:
                 raise ValidateError(f"CRD {name or '<unnamed>'}: {e.message}") from None
             found[(group, str(v.get("name", "")), kind)] = CompiledSchema(name, schema, problems)
         self._by_gvk.update(found)
