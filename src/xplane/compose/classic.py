@@ -122,54 +122,71 @@ def stable_n_and_some_more(n: int, names: Sequence[str]) -> str:
     return ", ".join(s[:n]) + f", and {len(s) - n} more"
 
 
-def compose_metadata(
-    obj: dict[str, Any], key: str, xr: Mapping[str, Any], observed: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """``obj`` with render's metadata (§3.6 item 2): names kept, generateName, label, annotation, owner.
+class ComposedMetadata:
+    """Render's metadata for composed resources (§3.6 item 2), from one XR and its observed resources.
 
-    A metadata field of the wrong type (labels that are a list, ...) raises :class:`ShapeError`.
+    What comes from the XR (the name prefix, the controller reference, claim labels) is worked out
+    once per render; :meth:`apply` then sets it on each composed resource.
     """
-    meta = mapping(obj, "metadata", "metadata")
-    for f in ("name", "generateName", "namespace"):
-        if meta.get(f) is not None and not isinstance(meta[f], str):
-            raise ShapeError(f"metadata.{f}", meta[f], "a string")
-    xmeta = xr.get("metadata") or {}
-    xlabels = xmeta.get("labels") or {}
-    seen = observed.get(key)
-    if seen is not None:
-        smeta = seen.get("metadata") or {}
-        for f in ("namespace", "name", "generateName"):
-            if smeta.get(f):
-                meta[f] = smeta[f]
-    prefix = str(xlabels.get(COMPOSITE_LABEL) or xmeta.get("name", ""))
-    if not meta.get("name") and not meta.get("generateName"):
-        meta["generateName"] = prefix + "-"
-    if xmeta.get("namespace"):
-        meta["namespace"] = xmeta["namespace"]
-    string_map_to_change(meta, "annotations", "metadata.annotations")[RESOURCE_NAME_ANNOTATION] = key
-    labels = string_map_to_change(meta, "labels", "metadata.labels")
-    labels[COMPOSITE_LABEL] = prefix
-    if "crossplane.io/claim-name" in xlabels and "crossplane.io/claim-namespace" in xlabels:
-        labels["crossplane.io/claim-name"] = xlabels["crossplane.io/claim-name"]
-        labels["crossplane.io/claim-namespace"] = xlabels["crossplane.io/claim-namespace"]
-    owners = object_list(meta, "ownerReferences", "metadata.ownerReferences")
-    owner = {
-        "apiVersion": xr.get("apiVersion", ""),
-        "kind": xr.get("kind", ""),
-        "name": xmeta.get("name") or "",
-        "uid": xmeta.get("uid") or "",
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    for o in owners:
-        if o.get("controller") and o.get("uid") != owner["uid"]:
-            raise ComposeError(
-                f"cannot render composed resource {q(key)}: it is already controlled by "
-                f"{o.get('kind', '')} {q(str(o.get('name', '')))}"
-            )
-    if not any(o.get("controller") and o.get("uid") == owner["uid"] for o in owners):
-        owners.append(owner)
-    return obj
+
+    def __init__(self, xr: Mapping[str, Any], observed: Mapping[str, Mapping[str, Any]]) -> None:
+        xmeta = xr.get("metadata") or {}
+        xlabels = xmeta.get("labels") or {}
+        self.observed = observed
+        self.prefix = str(xlabels.get(COMPOSITE_LABEL) or xmeta.get("name", ""))
+        self.namespace = xmeta.get("namespace")
+        self.claim: dict[str, Any] = {}
+        if "crossplane.io/claim-name" in xlabels and "crossplane.io/claim-namespace" in xlabels:
+            self.claim = {
+                k: xlabels[k] for k in ("crossplane.io/claim-name", "crossplane.io/claim-namespace")
+            }
+        self.owner = {
+            "apiVersion": xr.get("apiVersion", ""),
+            "kind": xr.get("kind", ""),
+            "name": xmeta.get("name") or "",
+            "uid": xmeta.get("uid") or "",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def apply(self, obj: dict[str, Any], key: str) -> dict[str, Any]:
+        """``obj`` with names kept, generateName, the composite label, the annotation and the owner.
+
+        A metadata field of the wrong type (labels that are a list, ...) raises :class:`ShapeError`.
+        """
+        meta = mapping(obj, "metadata", "metadata")
+        for f in ("name", "generateName", "namespace"):
+            v = meta.get(f)
+            if v is not None and not isinstance(v, str):
+                raise ShapeError(f"metadata.{f}", v, "a string")
+        seen = self.observed.get(key)
+        if seen is not None:
+            smeta = seen.get("metadata") or {}
+            for f in ("namespace", "name", "generateName"):
+                if smeta.get(f):
+                    meta[f] = smeta[f]
+        if not meta.get("name") and not meta.get("generateName"):
+            meta["generateName"] = self.prefix + "-"
+        if self.namespace:
+            meta["namespace"] = self.namespace
+        string_map_to_change(meta, "annotations", "metadata.annotations")[RESOURCE_NAME_ANNOTATION] = key
+        labels = string_map_to_change(meta, "labels", "metadata.labels")
+        labels[COMPOSITE_LABEL] = self.prefix
+        if self.claim:
+            labels.update(self.claim)
+        owners = object_list(meta, "ownerReferences", "metadata.ownerReferences")
+        uid, controlled = self.owner["uid"], False
+        for o in owners:
+            if o.get("controller"):
+                if o.get("uid") != uid:
+                    raise ComposeError(
+                        f"cannot render composed resource {q(key)}: it is already controlled by "
+                        f"{o.get('kind', '')} {q(str(o.get('name', '')))}"
+                    )
+                controlled = True
+        if not controlled:
+            owners.append(dict(self.owner))
+        return obj
 
 
 def xr_conditions(out: PipelineOutput) -> list[dict[str, Any]]:
@@ -247,9 +264,10 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
     # upstream's order: by composition-resource-name, which is the key (set as that annotation)
     resources = out.desired.resources
     composed = []
+    metadata = ComposedMetadata(xr, observed)
     for k in sorted(resources):
         try:
-            composed.append(compose_metadata(to_plain(resources[k].resource), k, xr, observed))
+            composed.append(metadata.apply(to_plain(resources[k].resource), k))
         except ShapeError as e:
             raise ComposeError(
                 f"cannot render composed resource {q(k)}{_returned_by(out)}: {e.message}"

@@ -18,25 +18,36 @@ from xplane.fieldtypes import FieldTypeError, obj, object_name, objects, string,
 ShapeError = FieldTypeError
 
 
+# The helpers below run for every composed resource of every render, on values converted from
+# protobuf (exact dicts, lists and strs): each first tries that common case with exact type tests,
+# and only otherwise takes the checked path, which accepts subclasses and words the error.
+
+
 def mapping(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
     """``parent[key]`` as an object to change: created when absent or null, ShapeError when not an object."""
-    value = parent[key] = obj(parent, key, path)
+    value = parent.get(key)
+    if type(value) is not dict:
+        value = parent[key] = obj(parent, key, path)
     return value
 
 
 def string_map_to_change(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
     """Like :func:`mapping`, for labels and annotations: every value must be a string."""
-    value = mapping(parent, key, path)
+    value = parent.get(key)
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return value
+    value = parent[key] = obj(parent, key, path)
     string_values(value, path)
     return value
 
 
 def object_list(parent: dict[str, Any], key: str, path: str) -> list[Any]:
     """``parent[key]`` as a list of objects to change (ownerReferences): created when absent or null."""
-    objects(parent, key, path)  # an array of objects, or absent or null
-    if parent.get(key) is None:
-        parent[key] = []
-    value: list[Any] = parent[key]
+    value = parent.get(key)
+    if value is None:
+        value = parent[key] = []
+    elif type(value) is not list or any(type(o) is not dict for o in value):
+        objects(parent, key, path)  # raises unless an array of objects (of subclasses)
     return value
 
 
