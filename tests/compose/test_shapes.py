@@ -352,3 +352,41 @@ def test_random_wrong_types_anywhere_in_the_inputs_end_in_a_render_or_a_compose_
             assert e.message
             outcomes["refused"] += 1
     assert outcomes["rendered"] and outcomes["refused"], outcomes  # both kinds of outcome were exercised
+
+
+def test_the_fast_object_check_accepts_nothing_the_checked_path_refuses() -> None:
+    """``check_object`` first tries exact types; over random mutations it agrees with the full check."""
+    import random
+
+    from tests.support.mutate import mutate
+    from xplane.compose.shapes import ShapeError, _check_object_fields, _plainly_an_object
+
+    base = {
+        "apiVersion": "v1",
+        "kind": "Thing",
+        "metadata": {
+            "name": "a",
+            "namespace": "b",
+            "generateName": "c-",
+            "uid": "u",
+            "labels": {"x": "y"},
+            "annotations": {"p": "q"},
+            "ownerReferences": [{"kind": "K", "name": "n"}],
+        },
+        "spec": {"k": [1, 2]},
+    }
+    assert _plainly_an_object(base)
+    rng = random.Random(7)
+    fast = refused = 0
+    for _ in range(3000):
+        doc = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            mutate(rng, [doc])
+        try:
+            _check_object_fields(doc)
+        except ShapeError:
+            refused += 1
+            assert not _plainly_an_object(doc), doc
+            continue
+        fast += _plainly_an_object(doc)
+    assert fast and refused, (fast, refused)

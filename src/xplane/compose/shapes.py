@@ -26,7 +26,9 @@ ShapeError = FieldTypeError
 def mapping(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
     """``parent[key]`` as an object to change: created when absent or null, ShapeError when not an object."""
     value = parent.get(key)
-    if type(value) is not dict:
+    if value is None:
+        value = parent[key] = {}
+    elif type(value) is not dict:
         value = parent[key] = obj(parent, key, path)
     return value
 
@@ -34,6 +36,9 @@ def mapping(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
 def string_map_to_change(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
     """Like :func:`mapping`, for labels and annotations: every value must be a string."""
     value = parent.get(key)
+    if value is None:
+        value = parent[key] = {}
+        return value
     if type(value) is dict and all(type(v) is str for v in value.values()):
         return value
     value = parent[key] = obj(parent, key, path)
@@ -51,8 +56,33 @@ def object_list(parent: dict[str, Any], key: str, path: str) -> list[Any]:
     return value
 
 
+_META_STRINGS = ("name", "namespace", "generateName", "uid")
+
+
+def _plainly_an_object(doc: Any) -> bool:
+    """True when :func:`check_object` would pass, told by exact types (the common case, fast)."""
+    if type(doc) is not dict or type(doc.get("apiVersion")) is not str or type(doc.get("kind")) is not str:
+        return False
+    meta = doc.get("metadata")
+    if type(meta) is not dict:
+        return False
+    for f in _META_STRINGS:
+        if f in meta and type(meta[f]) is not str:
+            return False
+    for f in ("labels", "annotations"):
+        if f in meta and not (type(meta[f]) is dict and all(type(v) is str for v in meta[f].values())):
+            return False
+    refs = meta.get("ownerReferences", [])
+    return type(refs) is list and all(type(r) is dict for r in refs)
+
+
 def check_object(doc: Any) -> None:
     """A Kubernetes object as render reads it: an object whose ``metadata`` fields have their types."""
+    if not _plainly_an_object(doc):
+        _check_object_fields(doc)
+
+
+def _check_object_fields(doc: Any) -> None:
     if not isinstance(doc, Mapping):
         raise ShapeError("the document", doc, "an object")
     string(doc, "apiVersion", "apiVersion")
