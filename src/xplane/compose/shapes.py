@@ -56,40 +56,19 @@ def object_list(parent: dict[str, Any], key: str, path: str) -> list[Any]:
     return value
 
 
-_META_STRINGS = ("name", "namespace", "generateName", "uid")
-
-
-def _plainly_an_object(doc: Any) -> bool:
-    """True when :func:`check_object` would pass, told by exact types (the common case, fast)."""
-    if type(doc) is not dict or type(doc.get("apiVersion")) is not str or type(doc.get("kind")) is not str:
-        return False
-    meta = doc.get("metadata")
-    if type(meta) is not dict:
-        return False
-    for f in _META_STRINGS:
-        if f in meta and type(meta[f]) is not str:
-            return False
-    for f in ("labels", "annotations"):
-        if f in meta and not (type(meta[f]) is dict and all(type(v) is str for v in meta[f].values())):
-            return False
-    refs = meta.get("ownerReferences", [])
-    return type(refs) is list and all(type(r) is dict for r in refs)
+#: the metadata fields that must be strings, with their paths (built once, not per check)
+_META_STRINGS = tuple((f, f"metadata.{f}") for f in ("name", "namespace", "generateName", "uid"))
 
 
 def check_object(doc: Any) -> None:
     """A Kubernetes object as render reads it: an object whose ``metadata`` fields have their types."""
-    if not _plainly_an_object(doc):
-        _check_object_fields(doc)
-
-
-def _check_object_fields(doc: Any) -> None:
     if not isinstance(doc, Mapping):
         raise ShapeError("the document", doc, "an object")
     string(doc, "apiVersion", "apiVersion")
     string(doc, "kind", "kind")
     meta = obj(doc, "metadata", "metadata")
-    for f in ("name", "namespace", "generateName", "uid"):
-        string(meta, f, f"metadata.{f}")
+    for f, path in _META_STRINGS:
+        string(meta, f, path)
     string_map(meta, "labels", "metadata.labels")
     string_map(meta, "annotations", "metadata.annotations")
     objects(meta, "ownerReferences", "metadata.ownerReferences")
