@@ -17,6 +17,7 @@ from xplane.compose.pipeline import PipelineOutput, Sources, run_pipeline
 from xplane.compose.runtimes import Runtime, declared_timeouts, function_timeouts, open_runtimes
 from xplane.compose.shapes import ShapeError, check_inputs, mapping, object_list, string_map_to_change
 from xplane.compose.values import to_plain
+from xplane.fieldtypes import string
 from xplane.fn import fnv1  # the protocol's messages: every function of this module uses them
 
 if TYPE_CHECKING:
@@ -107,8 +108,7 @@ def observed_state(xr: Mapping[str, Any], observed: Sequence[Mapping[str, Any]])
     st = fnv1.State()
     st.composite.resource.update(xr)
     for obj in observed:
-        key = ((obj.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, "")
-        st.resources[str(key)].resource.update(obj)
+        st.resources[resource_name(obj)].resource.update(obj)
     return st
 
 
@@ -120,6 +120,15 @@ def stable_n_and_some_more(n: int, names: Sequence[str]) -> str:
     if len(s) == n:
         return ", ".join(s[:-1]) + ", and " + s[-1]
     return ", ".join(s[:n]) + f", and {len(s) - n} more"
+
+
+#: the metadata fields render keeps or sets, with their paths for errors (built once)
+_NAME_FIELDS = tuple((f, f"metadata.{f}") for f in ("name", "generateName", "namespace"))
+
+
+def resource_name(obj: Mapping[str, Any]) -> str:
+    """A composed resource's ``crossplane.io/composition-resource-name`` annotation (its key), or ``""``."""
+    return str(((obj.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, ""))
 
 
 class ComposedMetadata:
@@ -155,10 +164,8 @@ class ComposedMetadata:
         A metadata field of the wrong type (labels that are a list, ...) raises :class:`ShapeError`.
         """
         meta = mapping(obj, "metadata", "metadata")
-        for f in ("name", "generateName", "namespace"):
-            v = meta.get(f)
-            if v is not None and not isinstance(v, str):
-                raise ShapeError(f"metadata.{f}", v, "a string")
+        for f, path in _NAME_FIELDS:
+            string(meta, f, path)
         seen = self.observed.get(key)
         if seen is not None:
             smeta = seen.get("metadata") or {}
@@ -257,10 +264,7 @@ def assemble(inputs: RenderInputs, out: PipelineOutput, *, include_full_xr: bool
         dxr["spec"] = copy.deepcopy(xr["spec"])
         dxr["metadata"] = copy.deepcopy(xmeta)
     status["conditions"] = xr_conditions(out)
-    observed = {}
-    for o in inputs.observed:
-        key = ((o.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_NAME_ANNOTATION, "")
-        observed[str(key)] = o
+    observed = {resource_name(o): o for o in inputs.observed}
     # upstream's order: by composition-resource-name, which is the key (set as that annotation)
     resources = out.desired.resources
     composed = []

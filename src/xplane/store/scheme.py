@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xplane.errors import json_type
+from xplane.fieldtypes import object_name
 from xplane.store.errors import BadRequestError, InvalidError, UnknownKindError
 
 CROSSPLANE_NAMESPACE = "crossplane-system"
@@ -92,9 +93,7 @@ class Kind:
         """
         causes = crd_shape_causes(crd)
         if causes:  # fields of the wrong type: what Kubernetes refuses to decode
-            meta = crd.get("metadata")
-            name = meta.get("name") if isinstance(meta, dict) else None
-            raise InvalidError("CustomResourceDefinition.apiextensions.k8s.io", str(name or ""), causes)
+            raise InvalidError("CustomResourceDefinition.apiextensions.k8s.io", object_name(crd), causes)
         name = str((crd.get("metadata") or {}).get("name") or "")
         spec = crd.get("spec") or {}
         names = spec.get("names") or {}
